@@ -1,0 +1,2 @@
+"""kybernetes: Kubernetes, reimplemented in Python."""
+__version__ = "0.1.0"
