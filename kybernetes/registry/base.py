@@ -65,7 +65,11 @@ class Strategy:
     )
     # subresources served besides the main resource: "status", "scale", "binding", ...
     subresources: ClassVar[tuple[str, ...]] = ()
-    # names: "dns1123-subdomain" (most), "dns1123-label" (namespaces, services), "path-segment" (rbac)
+    # subresources upstream serves for this resource that kybernetes does not serve yet
+    # (listed so discovery and docs can say what is missing; never routed)
+    future_subresources: ClassVar[tuple[str, ...]] = ()
+    # names: "dns1123-subdomain" (most), "dns1123-label" (namespaces, services), "path-segment"
+    # (rbac, certificatesigningrequests), "ip-address" (networking.k8s.io IPAddress)
     name_format: ClassVar[str] = "dns1123-subdomain"
     # True when the spec/status split exists: status is dropped on create and on
     # main-resource updates, and the status subresource changes only status.

@@ -1,0 +1,1 @@
+"""Registry modules of certificates.k8s.io."""

@@ -1,0 +1,1 @@
+"""Registry modules of the legacy core group (/api/v1)."""

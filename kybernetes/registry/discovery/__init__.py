@@ -1,0 +1,1 @@
+"""Registry modules of discovery.k8s.io."""

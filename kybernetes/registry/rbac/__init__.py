@@ -1,0 +1,1 @@
+"""Registry modules of rbac.authorization.k8s.io."""

@@ -1,0 +1,1 @@
+"""Registry modules of storage.k8s.io."""
