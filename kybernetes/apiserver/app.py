@@ -1,0 +1,217 @@
+"""The API server's aiohttp application: the filter chain and the dispatcher.
+
+Filter order (outermost first) is written down here and nowhere else:
+recover panics -> request info -> authentication -> authorization -> handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional
+
+import orjson
+from aiohttp import web
+
+from kybernetes import __version__
+from kybernetes.api.catalog import Catalog
+from kybernetes.apiserver import discovery, errors, negotiation
+from kybernetes.apiserver.filters import authentication, authorization, panics, requestinfo
+from kybernetes.apiserver.objects import ObjectStore
+from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
+
+KUBE_VERSION = "v1.37.1"
+
+FILTERS = [panics.recover, requestinfo.with_request_info, authentication.authenticate, authorization.authorize]
+
+_READ_SUBRESOURCES = {"status", "scale"}
+_WRITE_SUBRESOURCES = {"status", "scale"}
+
+
+@dataclass
+class APIServer:
+    """Everything the HTTP layer needs; built by the server command."""
+
+    catalog: Catalog
+    objects: ObjectStore
+    server_address: str = "127.0.0.1:6443"
+    ready_checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+    handlers: ResourceHandlers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handlers = ResourceHandlers(self.objects, Validator())
+
+
+def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, content_type=content_type.split(";")[0],
+                        headers={"Content-Type": content_type} if ";" in content_type else None)
+
+
+def version_info() -> dict[str, str]:
+    major, minor = KUBE_VERSION.lstrip("v").split(".")[:2]
+    return {
+        "major": major,
+        "minor": minor,
+        "emulationMajor": major,
+        "emulationMinor": minor,
+        "minCompatibilityMajor": major,
+        "minCompatibilityMinor": str(int(minor) - 1),
+        "gitVersion": f"{KUBE_VERSION}+kyb{__version__}",
+        "gitCommit": "kybernetes",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-28T00:00:00Z",
+        "goVersion": f"python{sys.version_info.major}.{sys.version_info.minor}",
+        "compiler": "cpython",
+        "platform": f"linux/{'amd64' if platform.machine() == 'x86_64' else platform.machine()}",
+    }
+
+
+def build_app(api: APIServer) -> web.Application:
+    app = web.Application(middlewares=FILTERS, client_max_size=8 * 1024 * 1024)
+    app["api"] = api
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    api: APIServer = request.app["api"]
+    path = request.path.rstrip("/") or "/"
+    info = request["info"]
+    if info.is_resource_request:
+        return await _resource(api, request)
+    if request.method not in ("GET", "HEAD"):
+        raise errors.method_not_allowed()
+    if path in ("/healthz", "/livez"):
+        return web.Response(text="ok")
+    if path == "/readyz" or path.startswith("/readyz/"):
+        return await _readyz(api, request)
+    if path == "/version":
+        return _json(version_info())
+    if path in ("/api", "/apis"):
+        return _discovery_root(api, request, legacy=(path == "/api"))
+    if path.startswith("/apis/"):
+        parts = path.split("/")[2:]
+        if len(parts) == 1:
+            doc = discovery.api_group(api.catalog, parts[0])
+        else:
+            doc = discovery.api_resource_list(api.catalog, parts[0], parts[1])
+        if doc is None:
+            raise _not_found_path()
+        return _json(doc)
+    if path.startswith("/api/"):
+        parts = path.split("/")[2:]
+        doc = discovery.api_resource_list(api.catalog, "", parts[0])
+        if doc is None:
+            raise _not_found_path()
+        return _json(doc)
+    if path.startswith("/openapi/"):
+        from kybernetes.apiserver import openapi_handlers
+
+        return await openapi_handlers.serve(api, request)
+    if path == "/":
+        return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version",
+                                       "/openapi/v2", "/openapi/v3"] +
+                                      [f"/apis/{g}" for g in api.catalog.groups if g] +
+                                      [f"/apis/{g}/{v}" for g, vs in api.catalog.groups.items() if g for v in vs])})
+    raise _not_found_path()
+
+
+def _not_found_path() -> errors.APIError:
+    return errors.APIError(404, "NotFound", "the server could not find the requested resource",
+                           details={"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+
+
+def _discovery_root(api: APIServer, request: web.Request, *, legacy: bool) -> web.Response:
+    accept = request.headers.get("Accept", "")
+    for mt in negotiation.parse_media_types(accept):
+        if mt.params.get("as") == "APIGroupDiscoveryList" and mt.params.get("g") == "apidiscovery.k8s.io":
+            v = mt.params.get("v")
+            if v in ("v2", "v2beta1"):
+                doc = discovery.aggregated(api.catalog, legacy=legacy, api_version=f"apidiscovery.k8s.io/{v}")
+                ctype = f"application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+                resp = web.Response(body=orjson.dumps(doc))
+                resp.headers["Content-Type"] = ctype
+                return resp
+        if mt.type == "application/json" and not mt.params.get("as"):
+            break
+    if legacy:
+        return _json(discovery.api_versions(api.server_address))
+    return _json(discovery.api_group_list(api.catalog))
+
+
+async def _readyz(api: APIServer, request: web.Request) -> web.Response:
+    verbose = "verbose" in request.query
+    lines, ok = [], True
+    for name, check in api.ready_checks.items():
+        try:
+            good = await asyncio.wait_for(check(), 5)
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            good = False
+        ok = ok and good
+        lines.append(f"[{'+' if good else '-'}]{name} {'ok' if good else 'failed'}")
+    if verbose:
+        body = "\n".join(lines + [f"readyz check {'passed' if ok else 'failed'}"]) + "\n"
+    else:
+        body = "ok" if ok else "\n".join(lines) + "\nreadyz check failed\n"
+    return web.Response(text=body, status=200 if ok else 500)
+
+
+async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
+    info = request["info"]
+    s = api.catalog.lookup(info.api_group, info.api_version, info.resource)
+    if s is None:
+        raise _not_found_path()
+    if info.namespace and not s.namespaced:
+        raise _not_found_path()
+    sub = info.subresource
+    if sub and sub not in s.subresources:
+        raise _not_found_path()
+    if sub and not info.name:
+        raise _not_found_path()
+    query = dict(request.query)
+    output = negotiation.choose_output(request.headers.get("Accept", ""), allow_protobuf=True)
+    if "pretty" in query and query["pretty"].lower() in ("1", "true"):
+        output.pretty = True
+    r = Request(request, info, s, query, output)
+    h = api.handlers
+    verb = info.verb
+    if verb not in s.verbs and not sub:
+        raise errors.method_not_allowed()
+
+    if sub == "binding":
+        if verb != "create":
+            raise errors.method_not_allowed()
+        return await h.bind(r, await _body(request))
+    if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
+        raise _not_found_path()
+
+    if verb == "get":
+        return await h.get(r)
+    if verb == "list":
+        return await h.list(r)
+    if verb == "watch":
+        return await h.watch(r)
+    if verb == "create":
+        if info.name:
+            raise errors.method_not_allowed()
+        return await h.create(r, await _body(request))
+    if verb == "update":
+        return await h.update(r, await _body(request))
+    if verb == "patch":
+        return await h.patch(r, await request.read(), request.headers.get("Content-Type", ""))
+    if verb == "delete":
+        raw = await request.read()
+        return await h.delete(r, negotiation.decode_body(raw, request.headers.get("Content-Type", "")) if raw else None)
+    if verb == "deletecollection":
+        raw = await request.read()
+        return await h.delete_collection(r, negotiation.decode_body(raw, request.headers.get("Content-Type", "")) if raw else None)
+    raise errors.method_not_allowed()
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise errors.bad_request("the request body is empty")
+    return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))

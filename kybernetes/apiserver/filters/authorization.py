@@ -1,0 +1,30 @@
+"""Authorization.  Until RBAC lands, authenticated users may do everything and
+anonymous users only read the public health and version endpoints (upstream's
+system:public-info-viewer)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kybernetes.apiserver import errors
+
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
+
+
+@web.middleware
+async def authorize(request: web.Request, handler):
+    user = request["user"]
+    if "system:authenticated" in user.groups:
+        return await handler(request)
+    path = request.path
+    if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+        return await handler(request)
+    info = request["info"]
+    if info.is_resource_request:
+        target = f"{info.resource}.{info.api_group}" if info.api_group else info.resource
+        scope = f' in the namespace "{info.namespace}"' if info.namespace else (
+            f' in API group "{info.api_group}"' + ("" if info.namespace else " at the cluster scope"))
+        raise errors.APIError(403, "Forbidden",
+                              f'{target} is forbidden: User "{user.name}" cannot {info.verb} resource "{info.resource}"{scope}',
+                              details={"kind": info.resource, **({"group": info.api_group} if info.api_group else {})})
+    raise errors.APIError(403, "Forbidden", f'forbidden: User "{user.name}" cannot get path "{path}"')

@@ -1,0 +1,33 @@
+"""Turn any unhandled exception into a 500 Status instead of a dropped connection."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from kybernetes.apiserver import errors
+
+log = logging.getLogger("kybernetes.apiserver")
+
+
+def status_response(err: errors.APIError) -> web.Response:
+    import orjson
+
+    resp = web.Response(body=orjson.dumps(err.status()), status=err.code, content_type="application/json")
+    for k, v in err.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+@web.middleware
+async def recover(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except errors.APIError as e:
+        return status_response(e)
+    except web.HTTPException:
+        raise
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        log.exception("panic serving %s %s", request.method, request.path)
+        return status_response(errors.internal(f"{type(e).__name__}: {e}"))

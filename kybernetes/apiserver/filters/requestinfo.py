@@ -1,0 +1,13 @@
+"""Attach the parsed RequestInfo to every request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kybernetes.apiserver import requestinfo
+
+
+@web.middleware
+async def with_request_info(request: web.Request, handler):
+    request["info"] = requestinfo.parse(request.method, request.path, dict(request.query))
+    return await handler(request)

@@ -1,0 +1,89 @@
+"""Objects in the datastore: key layout, encoding, resourceVersion, per-resource watch caches.
+
+Values are stored as JSON without `metadata.resourceVersion`; the resourceVersion a
+client sees is the key's mod revision, set on the way out (as upstream's etcd3 store does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Callable, Optional
+
+import orjson
+
+from kybernetes.registry.base import Strategy
+from kybernetes.storage.interface import Event, KeyValue, ListResult, Store
+from kybernetes.storage.watchcache import WatchCache
+
+Obj = dict[str, Any]
+
+# Hook for encryption at rest: (resource-prefix, plaintext) -> stored bytes and back.
+Transformer = tuple[Callable[[str, bytes], bytes], Callable[[str, bytes], bytes]]
+
+
+def resource_prefix(s: Strategy) -> str:
+    """The key prefix of a resource: /registry/<resource>/ (core) or /registry/<group>/<resource>/."""
+    return f"/registry/{s.group}/{s.resource}/" if s.group else f"/registry/{s.resource}/"
+
+
+def object_key(s: Strategy, namespace: str, name: str) -> str:
+    prefix = resource_prefix(s)
+    return f"{prefix}{namespace}/{name}" if s.namespaced else f"{prefix}{name}"
+
+
+def collection_prefix(s: Strategy, namespace: str) -> str:
+    prefix = resource_prefix(s)
+    return f"{prefix}{namespace}/" if (s.namespaced and namespace) else prefix
+
+
+class ObjectStore:
+    """Encodes objects for the Store and keeps one watch cache per resource (lazily)."""
+
+    def __init__(self, store: Store, transformer: Optional[Transformer] = None) -> None:
+        self.store = store
+        self._caches: dict[str, WatchCache] = {}
+        self._cache_locks: dict[str, asyncio.Lock] = {}
+        self._transformer = transformer
+
+    # ----- encoding -----
+    def encode(self, key: str, obj: Obj) -> bytes:
+        meta = obj.get("metadata")
+        rv = None
+        if meta is not None and "resourceVersion" in meta:
+            rv = meta.pop("resourceVersion")
+        try:
+            data = orjson.dumps(obj)
+        finally:
+            if rv is not None:
+                meta["resourceVersion"] = rv
+        if self._transformer:
+            data = self._transformer[0](key, data)
+        return data
+
+    def decode(self, kv: KeyValue) -> Obj:
+        data = kv.value
+        if self._transformer:
+            data = self._transformer[1](kv.key, data)
+        obj = orjson.loads(data)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    # ----- caches -----
+    async def cache(self, s: Strategy) -> WatchCache:
+        prefix = resource_prefix(s)
+        c = self._caches.get(prefix)
+        if c is not None:
+            return c
+        lock = self._cache_locks.setdefault(prefix, asyncio.Lock())
+        async with lock:
+            c = self._caches.get(prefix)
+            if c is None:
+                c = WatchCache(self.store, prefix)
+                await c.start()
+                self._caches[prefix] = c
+        return c
+
+    async def close(self) -> None:
+        for c in self._caches.values():
+            await c.stop()
+        self._caches.clear()

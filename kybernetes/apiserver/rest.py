@@ -1,0 +1,567 @@
+"""REST handlers for resources: create, get, list, watch, update, patch, delete,
+deletecollection, and the status / scale / binding subresources.
+
+The rules of each resource come from its registry strategy; this module holds only
+the verb mechanics shared by all of them (as upstream's generic registry store does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional
+
+import orjson
+from aiohttp import web
+
+from kybernetes.api import meta as apimeta
+from kybernetes.apiserver import errors, negotiation, tables
+from kybernetes.apiserver.negotiation import Output
+from kybernetes.apiserver.objects import ObjectStore, collection_prefix, object_key
+from kybernetes.apiserver.requestinfo import RequestInfo
+from kybernetes.apiserver import listing
+from kybernetes.registry.base import Cause, Strategy
+from kybernetes.storage.interface import ConflictError, KeyExistsError, KeyNotFoundError
+
+Obj = dict[str, Any]
+
+# kinds whose DELETE answers with the object (others answer a Status), as upstream
+_RETURN_DELETED_OBJECT = {("", "pods"), ("", "namespaces")}
+_IMMORTAL_NAMESPACES = {"default", "kube-system", "kube-public"}
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_PATCH_RETRIES = 5
+
+
+@dataclass
+class Request:
+    """What a handler needs to know about one API request."""
+
+    http: web.Request
+    info: RequestInfo
+    strategy: Strategy
+    query: dict[str, str]
+    output: Output
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def dry_run(self) -> bool:
+        return "All" in self.http.query.getall("dryRun", [])
+
+
+# An admission plugin: (operation, request, new object, old object) -> None; may mutate
+# `new` (mutating phase) or raise APIError (either phase).
+AdmissionFn = Callable[[str, Request, Optional[Obj], Optional[Obj]], Awaitable[None]]
+
+
+class ResourceHandlers:
+    """Verb implementations over the object store."""
+
+    def __init__(self, objects: ObjectStore, validator: "Validator") -> None:
+        self.objects = objects
+        self.validator = validator
+        self.mutating: list[AdmissionFn] = []
+        self.validating: list[AdmissionFn] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _key(self, r: Request, name: Optional[str] = None) -> str:
+        return object_key(r.strategy, r.info.namespace, name if name is not None else r.info.name)
+
+    async def _get_current(self, r: Request, name: Optional[str] = None):
+        kv = await self.objects.store.get(self._key(r, name))
+        if kv is None:
+            raise errors.not_found(r.strategy.resource, r.strategy.group, name or r.info.name)
+        return kv
+
+    def respond(self, r: Request, obj: Any, status: int = 200) -> web.Response:
+        body, ctype = negotiation.encode(obj, r.output)
+        resp = web.Response(body=body, status=status, content_type=ctype)
+        for w in r.warnings:
+            resp.headers.add("Warning", f'299 - "{w}"')
+        return resp
+
+    def _present(self, r: Request, obj: Obj) -> Any:
+        """Shape one object for the response (Table / PartialObjectMetadata / as is)."""
+        if r.output.as_kind == "Table":
+            return tables.table(r.strategy, [obj], r.query.get("includeObject", "Metadata"))
+        if r.output.as_kind in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+            return tables.partial(obj, r.output.as_version)
+        return obj
+
+    async def _admit(self, phase: list[AdmissionFn], op: str, r: Request, new: Optional[Obj], old: Optional[Obj]) -> None:
+        for fn in phase:
+            await fn(op, r, new, old)
+
+    def _check_type(self, r: Request, obj: Any) -> Obj:
+        s = r.strategy
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if kind and kind != s.kind:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({s.kind})")
+        if api_version and api_version != s.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version ({s.api_version})")
+        obj["apiVersion"], obj["kind"] = s.api_version, s.kind
+        meta = obj.get("metadata")
+        if meta is None:
+            obj["metadata"] = meta = {}
+        elif not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        return obj
+
+    def _check_namespace(self, r: Request, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if r.strategy.namespaced:
+            ns = meta.get("namespace") or ""
+            if not ns:
+                meta["namespace"] = r.info.namespace
+            elif r.info.namespace and ns != r.info.namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request")
+        else:
+            meta.pop("namespace", None)
+
+    async def _validate(self, r: Request, obj: Obj, old: Optional[Obj]) -> None:
+        causes, unknown = self.validator.validate(r.strategy, obj, old)
+        if unknown:
+            mode = r.query.get("fieldValidation", "Warn")
+            if mode == "Strict":
+                msgs = ", ".join(f'unknown field "{u}"' for u in unknown)
+                raise errors.bad_request(f"strict decoding error: {msgs}")
+            if mode == "Warn":
+                r.warnings.extend(f'unknown field "{u}"' for u in unknown)
+            self.validator.prune(r.strategy, obj)
+        if causes:
+            raise errors.invalid(r.strategy.kind, r.strategy.group, obj["metadata"].get("name", ""), causes)
+
+    async def _namespace_lifecycle(self, r: Request, op: str) -> None:
+        """NamespaceLifecycle: namespaced objects need a live namespace to be created in."""
+        if not r.strategy.namespaced or op != "CREATE":
+            return
+        ns = r.info.namespace
+        kv = await self.objects.store.get(f"/registry/namespaces/{ns}")
+        if kv is None:
+            raise errors.not_found("namespaces", "", ns)
+        nsobj = self.objects.decode(kv)
+        if nsobj.get("metadata", {}).get("deletionTimestamp") or nsobj.get("status", {}).get("phase") == "Terminating":
+            raise errors.forbidden(r.strategy.resource, r.strategy.group, r.http.match_info.get("name", ""),
+                                   f"unable to create new content in namespace {ns} because it is being terminated")
+
+    # ------------------------------------------------------------------ create
+    async def create(self, r: Request, body: Any) -> web.Response:
+        s = r.strategy
+        obj = self._check_type(r, body)
+        self._check_namespace(r, obj)
+        meta = obj["metadata"]
+        if meta.get("resourceVersion"):
+            raise errors.internal("resourceVersion should not be set on objects to be created")
+        if not meta.get("name"):
+            gen = meta.get("generateName")
+            if gen:
+                meta["name"] = gen + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        await self._namespace_lifecycle(r, "CREATE")
+        prepare_new_meta(obj, s)
+        s.default(obj)
+        s.prepare_for_create(obj)
+        await self._admit(self.mutating, "CREATE", r, obj, None)
+        await self._validate(r, obj, None)
+        await self._admit(self.validating, "CREATE", r, obj, None)
+        if r.dry_run:
+            return self.respond(r, self._present(r, obj), 201)
+        key = object_key(s, meta.get("namespace", ""), meta["name"])
+        try:
+            kv = await self.objects.store.create(key, self.objects.encode(key, obj))
+        except KeyExistsError:
+            raise errors.already_exists(s.resource, s.group, meta["name"]) from None
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return self.respond(r, self._present(r, obj), 201)
+
+    # ------------------------------------------------------------------ get
+    async def get(self, r: Request) -> web.Response:
+        kv = await self._get_current(r)
+        obj = self.objects.decode(kv)
+        if r.info.subresource == "scale":
+            return self.respond(r, to_scale(r.strategy, obj))
+        return self.respond(r, self._present(r, obj))
+
+    # ------------------------------------------------------------------ list / watch
+    async def list(self, r: Request) -> web.Response:
+        result = await listing.list_objects(self.objects, r)
+        return self.respond(r, result)
+
+    async def watch(self, r: Request) -> web.StreamResponse:
+        from kybernetes.apiserver.watch import serve_watch
+
+        return await serve_watch(self.objects, r)
+
+    # ------------------------------------------------------------------ update / patch
+    async def update(self, r: Request, body: Any) -> web.Response:
+        obj = self._check_type(r, body)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != r.info.name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({r.info.name})")
+        meta["name"] = r.info.name
+        self._check_namespace(r, obj)
+        if r.info.subresource == "scale":
+            return await self._update_scale(r, obj)
+        kv = await self._get_current(r)
+        rv = meta.get("resourceVersion")
+        if rv and rv != str(kv.mod_revision):
+            raise errors.conflict(r.strategy.resource, r.strategy.group, r.info.name, errors.OBJECT_MODIFIED)
+        result = await self._write_update(r, obj, kv, conflict_is_error=True)
+        return self.respond(r, self._present(r, result))
+
+    async def _write_update(self, r: Request, new: Obj, kv, *, conflict_is_error: bool) -> Obj:
+        """Run the update pipeline for `new` against the stored `kv`; CAS write."""
+        s = r.strategy
+        old = self.objects.decode(kv)
+        status_only = r.info.subresource == "status"
+        carry_meta(new, old, status_only=status_only)
+        if status_only:
+            s.prepare_for_status_update(new, old)
+        else:
+            s.prepare_for_update(new, old)
+            s.default(new)
+            if "generation" in old["metadata"] and s.generation_changes(new, old):
+                new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+        await self._admit(self.mutating, "UPDATE", r, new, old)
+        await self._validate(r, new, old)
+        await self._admit(self.validating, "UPDATE", r, new, old)
+        new["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        if new == old:
+            return old  # no-op: upstream skips the write and keeps the resourceVersion
+        if r.dry_run:
+            return new
+        key = self._key(r)
+        try:
+            nkv = await self.objects.store.update(key, self.objects.encode(key, new), kv.mod_revision)
+        except ConflictError:
+            raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED) from None
+        except KeyNotFoundError:
+            raise errors.not_found(s.resource, s.group, r.info.name) from None
+        new["metadata"]["resourceVersion"] = str(nkv.mod_revision)
+        if finalized(new):
+            await self._finish_delete(r, new, nkv.mod_revision)
+        return new
+
+    async def patch(self, r: Request, body: bytes, content_type: str) -> web.Response:
+        from kybernetes.api import patch as patchlib
+
+        ct = negotiation.content_type_of(content_type)
+        if ct not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH, negotiation.STRATEGIC_PATCH):
+            raise errors.unsupported_media_type(ct)
+        patch_doc = negotiation.decode_body(body, ct)
+        s = r.strategy
+        for attempt in range(_MAX_PATCH_RETRIES):
+            kv = await self._get_current(r)
+            current = self.objects.decode(kv)
+            if r.info.subresource == "scale":
+                current = to_scale(s, current)
+            try:
+                if ct == negotiation.JSON_PATCH:
+                    if not isinstance(patch_doc, list):
+                        raise errors.bad_request("json patch must be a list of operations")
+                    patched = patchlib.apply_json_patch(current, patch_doc)
+                elif ct == negotiation.MERGE_PATCH:
+                    patched = patchlib.apply_merge_patch(current, patch_doc)
+                else:
+                    if r.info.subresource == "scale":
+                        schema = patchlib.patch_schema_for("autoscaling", "v1", "Scale")
+                    else:
+                        schema = patchlib.patch_schema_for(s.group, s.version, s.kind)
+                    patched = patchlib.apply_strategic_merge_patch(current, patch_doc, schema)
+            except patchlib.PatchError as e:
+                raise errors.APIError(getattr(e, "code", 422), "Invalid" if getattr(e, "code", 422) == 422 else "BadRequest", str(e)) from None
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            if r.info.subresource == "scale":
+                return await self._update_scale(r, patched)
+            patched = self._check_type(r, patched)
+            patched["metadata"]["name"] = r.info.name
+            self._check_namespace(r, patched)
+            # a patch that names a resourceVersion is a precondition; otherwise retry on races
+            rv_pinned = patched["metadata"].get("resourceVersion") not in (None, str(kv.mod_revision))
+            if rv_pinned:
+                raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
+            try:
+                result = await self._write_update(r, patched, kv, conflict_is_error=False)
+            except errors.APIError as e:
+                if e.code == 409 and e.reason == "Conflict" and attempt + 1 < _MAX_PATCH_RETRIES:
+                    continue
+                raise
+            return self.respond(r, self._present(r, result))
+        raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
+
+    async def _update_scale(self, r: Request, scale: Obj) -> web.Response:
+        s = r.strategy
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid("Scale", "autoscaling", r.info.name, [
+                Cause("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
+        kv = await self._get_current(r)
+        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != str(kv.mod_revision):
+            raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
+        obj = self.objects.decode(kv)
+        obj.setdefault("spec", {})["replicas"] = replicas
+        sub = RequestInfo(**{**r.info.__dict__, "subresource": ""})
+        inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
+        result = await self._write_update(inner, obj, kv, conflict_is_error=True)
+        return self.respond(r, to_scale(s, result))
+
+    # ------------------------------------------------------------------ binding
+    async def bind(self, r: Request, body: Any) -> web.Response:
+        """POST pods/<name>/binding: set spec.nodeName once."""
+        if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
+            raise errors.invalid("Binding", "", r.info.name, [Cause("FieldValueRequired", "target.name", "Required value")])
+        node = body["target"]["name"]
+        s = r.strategy
+        for _ in range(_MAX_PATCH_RETRIES):
+            kv = await self._get_current(r)
+            pod = self.objects.decode(kv)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(s.resource, s.group, r.info.name, "pod is being deleted, cannot be assigned to a host")
+            if (pod.get("spec") or {}).get("nodeName"):
+                raise errors.conflict(s.resource, s.group, r.info.name,
+                                      f"pod {r.info.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
+            pod["spec"]["nodeName"] = node
+            conds = pod.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": apimeta.now_rfc3339()})
+            if r.dry_run:
+                break
+            key = self._key(r)
+            try:
+                await self.objects.store.update(key, self.objects.encode(key, pod), kv.mod_revision)
+                break
+            except ConflictError:
+                continue
+        return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+    # ------------------------------------------------------------------ delete
+    async def delete(self, r: Request, options: Optional[Obj]) -> web.Response:
+        s = r.strategy
+        options = delete_options(r, options)
+        if s.resource == "namespaces" and not s.group and r.info.name in _IMMORTAL_NAMESPACES:
+            raise errors.forbidden("namespaces", "", r.info.name, "this namespace may not be deleted")
+        kv = await self._get_current(r)
+        obj = self.objects.decode(kv)
+        check_preconditions(s, obj, options)
+        await self._admit(self.validating, "DELETE", r, None, obj)
+        result = await self._delete_object(r, obj, kv.mod_revision, options)
+        if result is None:
+            return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                     "details": status_details(s, obj)})
+        code = 202 if result["metadata"].get("deletionTimestamp") and not r.dry_run and (s.group, s.resource) not in _RETURN_DELETED_OBJECT else 200
+        return self.respond(r, self._present(r, result), code)
+
+    async def _delete_object(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> Optional[Obj]:
+        """Delete or start graceful deletion; returns the object to answer with, or None for a Status."""
+        s = r.strategy
+        meta = obj["metadata"]
+        key = object_key(s, meta.get("namespace", ""), meta["name"])
+        graceful = self._grace_period(s, obj, options)
+        finalizers = list(meta.get("finalizers") or [])
+        policy = options.get("propagationPolicy")
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        if finalizers or graceful is not None or (s.resource == "namespaces" and not s.group):
+            if meta.get("deletionTimestamp"):
+                return obj  # already terminating; nothing more to do
+            meta["deletionTimestamp"] = apimeta.now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = graceful or 0
+            if finalizers:
+                meta["finalizers"] = finalizers
+            if s.resource == "namespaces" and not s.group:
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            if r.dry_run:
+                return obj
+            try:
+                nkv = await self.objects.store.update(key, self.objects.encode(key, obj), mod_rev)
+            except ConflictError:
+                raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
+            meta["resourceVersion"] = str(nkv.mod_revision)
+            return obj
+        if r.dry_run:
+            return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+        try:
+            dkv = await self.objects.store.delete(key, mod_rev)
+        except KeyNotFoundError:
+            raise errors.not_found(s.resource, s.group, meta["name"]) from None
+        except ConflictError:
+            raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
+        meta["resourceVersion"] = str(dkv.mod_revision)
+        return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+
+    def _grace_period(self, s: Strategy, obj: Obj, options: Obj) -> Optional[int]:
+        """Pods on a node terminate gracefully (the kubelet finishes them); others go at once."""
+        if s.group or s.resource != "pods":
+            return None
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName"):
+            return None
+        phase = (obj.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return None
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+        return None if grace == 0 else int(grace)
+
+    async def _finish_delete(self, r: Request, obj: Obj, mod_rev: int) -> None:
+        """Remove an object whose deletion is pending and whose finalizers are all gone."""
+        key = object_key(r.strategy, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        try:
+            await self.objects.store.delete(key, mod_rev)
+        except (KeyNotFoundError, ConflictError):
+            pass
+
+    async def delete_collection(self, r: Request, options: Optional[Obj]) -> web.Response:
+        s = r.strategy
+        options = delete_options(r, options)
+        deleted = []
+        objs = await listing.select_all(self.objects, r)
+        for obj in objs:
+            meta = obj["metadata"]
+            sub = RequestInfo(**{**r.info.__dict__, "name": meta["name"], "namespace": meta.get("namespace", "")})
+            inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
+            try:
+                res = await self._delete_object(inner, obj, int(meta["resourceVersion"]), options)
+            except errors.APIError as e:
+                if e.code in (404, 409):
+                    continue
+                raise
+            deleted.append(res or obj)
+        return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
+
+
+class Validator:
+    """Schema, object-meta and strategy validation in one place."""
+
+    def validate(self, s: Strategy, obj: Obj, old: Optional[Obj]) -> tuple[list[Cause], list[str]]:
+        from kybernetes.api import validation
+
+        causes: list[Cause] = []
+        causes += validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
+        if causes:
+            return causes, []
+        schema_causes, unknown = validation.validate_schema_for(obj, s.group, s.version, s.kind)
+        causes += schema_causes
+        if not causes:
+            causes += s.validate(obj) if old is None else s.validate_update(obj, old)
+            if old is not None:
+                causes += immutable_meta_causes(obj, old)
+        return causes, unknown
+
+    def prune(self, s: Strategy, obj: Obj) -> None:
+        from kybernetes.api import validation
+
+        validation.prune_unknown(obj, s.group, s.version, s.kind)
+
+
+# ---------------------------------------------------------------------- object meta rules
+def prepare_new_meta(obj: Obj, s: Strategy) -> None:
+    """Server-set metadata on create."""
+    meta = obj["metadata"]
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = apimeta.now_rfc3339()
+    for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        meta.pop(k, None)
+    if getattr(s, "tracks_generation", s.has_status_split) or "spec" in obj:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+
+
+def carry_meta(new: Obj, old: Obj, *, status_only: bool) -> None:
+    """Fields of metadata an update may not change are taken from the stored object."""
+    nm, om = new["metadata"], old["metadata"]
+    for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        if k in om:
+            nm[k] = om[k]
+        else:
+            nm.pop(k, None)
+    nm.pop("selfLink", None)
+    if status_only:
+        for k in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if k in om:
+                nm[k] = om[k]
+            else:
+                nm.pop(k, None)
+
+
+def immutable_meta_causes(new: Obj, old: Obj) -> list[Cause]:
+    return []
+
+
+def finalized(obj: Obj) -> bool:
+    """A terminating object with no finalizers left is gone."""
+    meta = obj["metadata"]
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not (
+        obj.get("kind") == "Pod" and (obj.get("spec") or {}).get("nodeName")
+        and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+
+
+def delete_options(r: Request, body: Optional[Obj]) -> Obj:
+    opts: Obj = dict(body or {})
+    q = r.http.query
+    if "gracePeriodSeconds" in q:
+        try:
+            opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+        except ValueError:
+            raise errors.bad_request(f"invalid gracePeriodSeconds {q['gracePeriodSeconds']!r}") from None
+    if "propagationPolicy" in q:
+        opts["propagationPolicy"] = q["propagationPolicy"]
+    if "orphanDependents" in q and "propagationPolicy" not in opts:
+        if q["orphanDependents"].lower() == "true":
+            opts["propagationPolicy"] = "Orphan"
+    pol = opts.get("propagationPolicy")
+    if pol is not None and pol not in ("Orphan", "Foreground", "Background"):
+        raise errors.invalid("DeleteOptions", "", "", [Cause(
+            "FieldValueNotSupported", "propagationPolicy",
+            f'Unsupported value: "{pol}": supported values: "Foreground", "Background", "Orphan", "nil"')])
+    return opts
+
+
+def check_preconditions(s: Strategy, obj: Obj, options: Obj) -> None:
+    pre = options.get("preconditions") or {}
+    meta = obj["metadata"]
+    if pre.get("uid") and pre["uid"] != meta.get("uid"):
+        raise errors.conflict(s.resource, s.group, meta["name"],
+                              f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}")
+    if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+        raise errors.conflict(s.resource, s.group, meta["name"],
+                              f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {meta.get('resourceVersion')}")
+
+
+def status_details(s: Strategy, obj: Obj) -> Obj:
+    d: Obj = {"name": obj["metadata"]["name"], "kind": s.resource, "uid": obj["metadata"].get("uid")}
+    if s.group:
+        d["group"] = s.group
+    return d
+
+
+def to_scale(s: Strategy, obj: Obj) -> Obj:
+    """The autoscaling/v1 Scale view of a scalable object."""
+    from kybernetes.api.selectors import selector_string
+
+    meta = obj["metadata"]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    sel = spec.get("selector")
+    out: Obj = {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "spec": {"replicas": spec.get("replicas", 0)},
+        "status": {"replicas": status.get("replicas", 0)},
+    }
+    if sel:
+        out["status"]["selector"] = selector_string(sel)
+    return out

@@ -1,0 +1,200 @@
+"""`kyb server`: run the control plane (API server on SQLite by default) in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import socket
+import ssl
+from pathlib import Path
+from typing import Optional
+
+from aiohttp import web
+
+log = logging.getLogger("kybernetes.server")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("KYB_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path("/var/lib/kybernetes") if os.geteuid() == 0 else Path.home() / ".kyb"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="state directory (default ~/.kyb, or /var/lib/kybernetes as root)")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--https-port", type=int, default=6443)
+    p.add_argument("--datastore-endpoint", default="", help="sqlite://PATH (default DIR/db/state.db)")
+    p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
+    p.add_argument("--node-name", default=socket.gethostname().lower())
+    p.add_argument("--token", default="")
+    p.add_argument("--write-kubeconfig", type=Path, default=None)
+    p.add_argument("--audit-policy-file", default="")
+    p.add_argument("--audit-log-path", default="")
+    p.add_argument("--encryption-provider-config", default="")
+    p.add_argument("--authorization-mode", default="Node,RBAC")
+    p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+
+
+class DataDirLock:
+    """An exclusive lock on the data dir so that two servers never share it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "kyb.lock"
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SystemExit(
+                f"kyb server: data dir {self.path.parent} is in use by another kyb server (pid {holder}); "
+                "stop it or choose another --data-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+async def bootstrap_namespaces(objects, catalog) -> None:
+    """Create the system namespaces the first time the cluster starts."""
+    from kybernetes.apiserver.objects import object_key
+    from kybernetes.apiserver.rest import prepare_new_meta
+    from kybernetes.storage.interface import KeyExistsError
+
+    s = catalog.lookup("", "v1", "namespaces")
+    for name in SYSTEM_NAMESPACES:
+        key = object_key(s, "", name)
+        if await objects.store.get(key) is not None:
+            continue
+        obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        prepare_new_meta(obj, s)
+        s.default(obj)
+        s.prepare_for_create(obj)
+        s.default(obj)
+        try:
+            await objects.store.create(key, objects.encode(key, obj))
+        except KeyExistsError:
+            pass
+
+
+class Server:
+    """The control plane of one `kyb server` process."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir: Path = (args.data_dir or default_data_dir()).resolve()
+        self.lock = DataDirLock(self.data_dir)
+        self.runner: Optional[web.AppRunner] = None
+        self.store = None
+        self.objects = None
+        self.url = ""
+
+    async def start(self) -> None:
+        from kybernetes.api.catalog import default_catalog
+        from kybernetes.apiserver.app import APIServer, build_app
+        from kybernetes.apiserver.objects import ObjectStore
+        from kybernetes.auth import pki
+        from kybernetes.client import kubeconfig
+        from kybernetes.storage import open_store
+
+        args = self.args
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.lock.acquire()
+        sans_ip = ["127.0.0.1"]
+        sans_dns = ["localhost", args.node_name]
+        if args.bind_address not in ("0.0.0.0", "::", "127.0.0.1"):
+            sans_ip.append(args.bind_address)
+        paths = await asyncio.to_thread(pki.ensure_pki, self.data_dir, sans_dns=sans_dns, sans_ip=sans_ip)
+
+        url = args.datastore_endpoint or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
+        if url.startswith("sqlite://"):
+            (Path(url[len("sqlite://"):]).parent).mkdir(parents=True, exist_ok=True)
+        self.store = open_store(url)
+        await self.store.start()
+        self.objects = ObjectStore(self.store)
+        catalog = default_catalog()
+        await bootstrap_namespaces(self.objects, catalog)
+
+        host = args.bind_address
+        port = args.https_port
+        client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        api = APIServer(catalog, self.objects, server_address=f"{client_host}:{port}")
+        api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
+        app = build_app(api)
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(paths.serving_cert, paths.serving_key)
+        ctx.load_verify_locations(paths.ca_cert)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, ssl_context=ctx, reuse_address=True, backlog=1024)
+        await site.start()
+        if port == 0:
+            port = self.runner.addresses[0][1]
+        self.url = f"https://{client_host}:{port}"
+
+        kc_path = self.data_dir / "admin.kubeconfig"
+        await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, kc_path, self.url,
+                                paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        if args.write_kubeconfig:
+            await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
+                                    paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        print(f"kyb server: serving {self.url}", flush=True)
+        print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
+        print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
+              f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    async def _datastore_ok(self) -> bool:
+        await self.store.current_revision()
+        return True
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.objects is not None:
+            await self.objects.close()
+        if self.store is not None:
+            await self.store.close()
+        self.lock.release()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        pass
+
+    async def main() -> None:
+        server = Server(args)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await server.start()
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+    return 0
