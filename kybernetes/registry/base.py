@@ -7,7 +7,10 @@ generation moves, validation, printer columns and field selectors.
 
 from __future__ import annotations
 
+import datetime as _dt
+import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Callable, ClassVar, Optional
 
 Obj = dict[str, Any]
@@ -126,9 +129,7 @@ class Strategy:
     # ----- presentation -----
     def row(self, obj: Obj) -> list[Any]:
         """Cells for `columns`, in order."""
-        from kybernetes.api.meta import age  # local import: api.meta is light
-
-        return [obj["metadata"]["name"], age(obj)]
+        return [obj["metadata"]["name"], age_of(obj)]
 
     def field_values(self, obj: Obj) -> dict[str, Any]:
         """Values field selectors can match."""
@@ -159,3 +160,233 @@ def dig(obj: Any, *path: Any, default: Any = None) -> Any:
 
 def optional_str(value: Optional[Any], empty: str = "<none>") -> str:
     return empty if value in (None, "", [], {}) else str(value)
+
+
+# ----- clock (tests replace `now` to get stable AGE-like cells) -----
+def now() -> _dt.datetime:
+    """The current time; every printer column that shows a duration asks this."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def since(timestamp: Optional[str]) -> str:
+    """How long ago an RFC 3339 timestamp was, as kubectl prints it ("<unknown>" if unset)."""
+    from kybernetes.api.meta import human_duration, parse_time
+
+    ts = parse_time(timestamp or "")
+    if ts is None:
+        return "<unknown>"
+    return human_duration((now() - ts).total_seconds())
+
+
+def age_of(obj: Obj) -> str:
+    """The AGE cell of an object, on the module clock."""
+    return since(dig(obj, "metadata", "creationTimestamp"))
+
+
+# ----- field errors, formatted as upstream's field.Error.ErrorBody() -----
+def go_value(value: Any) -> str:
+    """Render a bad value the way upstream's field errors print it (%q, %v or %#v)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return _go_quote(value)
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        inner = ", ".join(f"{_go_quote(k)}:{_go_quote(v)}" for k, v in sorted(value.items()))
+        return "map[string]string{" + inner + "}"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "[]string{" + ", ".join(_go_quote(v) for v in value) + "}"
+    return repr(value)
+
+
+def _go_quote(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _body(kind: str, value: Any = None, detail: str = "", *, show_value: bool = True) -> str:
+    s = f"{kind}: {go_value(value)}" if show_value else kind
+    return f"{s}: {detail}" if detail else s
+
+
+def required(path: str, detail: str = "") -> Cause:
+    return Cause("FieldValueRequired", path, _body("Required value", detail=detail, show_value=False))
+
+
+def invalid(path: str, value: Any, detail: str = "") -> Cause:
+    return Cause("FieldValueInvalid", path, _body("Invalid value", value, detail))
+
+
+def not_supported(path: str, value: Any, valid: list[str] | tuple[str, ...]) -> Cause:
+    detail = "supported values: " + ", ".join(_go_quote(v) for v in valid) if valid else ""
+    return Cause("FieldValueNotSupported", path, _body("Unsupported value", value, detail))
+
+
+def duplicate(path: str, value: Any) -> Cause:
+    return Cause("FieldValueDuplicate", path, _body("Duplicate value", value))
+
+
+def forbidden(path: str, detail: str) -> Cause:
+    return Cause("FieldValueForbidden", path, _body("Forbidden", detail=detail, show_value=False))
+
+
+def not_found(path: str, value: Any) -> Cause:
+    return Cause("FieldValueNotFound", path, _body("Not found", value))
+
+
+def too_long(path: str, max_bytes: int) -> Cause:
+    return Cause("FieldValueTooLong", path,
+                 _body("Too long", detail=f"may not be more than {max_bytes} bytes", show_value=False))
+
+
+def too_many(path: str, actual: int, maximum: int) -> Cause:
+    return Cause("FieldValueTooMany", path, _body("Too many", actual, f"must have at most {maximum} items"))
+
+
+def immutable(path: str, value: Any) -> Cause:
+    """upstream ValidateImmutableField."""
+    return invalid(path, value, "field is immutable")
+
+
+def nonnegative(path: str, value: Any) -> list[Cause]:
+    """upstream ValidateNonnegativeField."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return [invalid(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+# ----- label helpers shared by printers and selectors -----
+def format_labels(labels: Optional[dict[str, str]]) -> str:
+    """upstream labels.FormatLabels: sorted k=v pairs, "<none>" when empty."""
+    if not labels:
+        return "<none>"
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def selector_string(selector: Optional[Obj]) -> str:
+    """A metav1.LabelSelector as upstream's labels.Selector.String() ("" when it selects all/nothing)."""
+    if not selector:
+        return ""
+    reqs: list[tuple[str, str]] = []
+    for k, v in (selector.get("matchLabels") or {}).items():
+        reqs.append((k, f"{k}={v}"))
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key", ""), e.get("operator", ""), sorted(e.get("values") or [])
+        if op == "In":
+            reqs.append((key, f"{key} in ({','.join(values)})"))
+        elif op == "NotIn":
+            reqs.append((key, f"{key} notin ({','.join(values)})"))
+        elif op == "Exists":
+            reqs.append((key, key))
+        elif op == "DoesNotExist":
+            reqs.append((key, f"!{key}"))
+        else:
+            return "<error>"
+    reqs.sort(key=lambda r: r[0])  # upstream sorts requirements by key (stable)
+    return ",".join(r for _, r in reqs)
+
+
+def format_label_selector(selector: Optional[Obj]) -> str:
+    """upstream metav1.FormatLabelSelector: like selector_string, "<none>" when empty."""
+    return selector_string(selector) or "<none>"
+
+
+def selector_matches(selector: Optional[Obj], labels: Optional[dict[str, str]]) -> bool:
+    """Whether a metav1.LabelSelector selects `labels` (an empty selector selects everything)."""
+    labels = labels or {}
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key", ""), e.get("operator", ""), e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+# ----- quantities (resource.Quantity), enough to compare and print -----
+_BIN = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DEC = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
+        "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_QTY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?$")
+
+
+def parse_quantity(value: Any) -> Optional[Fraction]:
+    """The numeric value of a quantity ("100m", "1Gi", "2", 0.5); None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return Fraction(value)
+    if not isinstance(value, str):
+        return None
+    m = _QTY.match(value.strip())
+    if not m:
+        return None
+    number = Fraction(m.group(1))
+    if m.group(3) is not None:
+        return number * Fraction(10) ** int(m.group(3))
+    suffix = m.group(2) or ""
+    return number * (_BIN[suffix] if suffix in _BIN else _DEC[suffix])
+
+
+# ----- API field documentation, for column descriptions -----
+_DOCS: Optional[dict[str, Any]] = None
+
+
+def swagger_doc(definition: str, field_name: str) -> str:
+    """The schema description of `definition.field_name` ("io.k8s.api.core.v1.PodStatus", "podIP"),
+    as upstream fills column descriptions from SwaggerDoc(); "" when unknown."""
+    global _DOCS
+    if _DOCS is None:
+        try:
+            import json
+            from pathlib import Path
+
+            import kubernetes_validate
+
+            p = (Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.37.0-local"
+                 / "_definitions.json")
+            _DOCS = json.loads(p.read_text())["$defs"]
+        except (ImportError, OSError, ValueError, KeyError):
+            _DOCS = {}
+    return str(dig(_DOCS, definition, "properties", field_name, "description", default="") or "")
+
+
+def column(name: str, type_: str = "string", doc: tuple[str, str] | str = "", *, priority: int = 0,
+           format_: str = "") -> Column:
+    """A Column whose description comes from the schema when `doc` is (definition, field)."""
+    description = swagger_doc(*doc) if isinstance(doc, tuple) else doc
+    return Column(name, type_, format_, description, priority)
+
+
+CONTAINERS_COLUMN = Column("Containers", "string", "", "Names of each container in the template.", 1)
+IMAGES_COLUMN = Column("Images", "string", "", "Images referenced by each container in the template.", 1)
+
+
+def container_cells(containers: Optional[list[Obj]]) -> tuple[str, str]:
+    """upstream layoutContainerCells: comma-joined names and images."""
+    cs = containers or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
