@@ -66,17 +66,15 @@ def request_filter(s: Strategy, namespace: str, query: dict[str, str]) -> Filter
     try:
         if query.get("labelSelector"):
             label = selectors.parse_label_selector(query["labelSelector"])
-            if label.empty:
+            if label.empty():
                 label = None
         if query.get("fieldSelector"):
             field = selectors.parse_field_selector(query["fieldSelector"])
             supported = {"metadata.name"} | set(s.field_selectors)
             if s.namespaced:
                 supported.add("metadata.namespace")
-            for req in field.requirements:
-                if req.field not in supported:
-                    raise errors.bad_request(f'field label not supported: {req.field}')
-            if field.empty:
+            field.check_supported(supported)
+            if field.empty():
                 field = None
     except selectors.SelectorError as e:
         raise errors.bad_request(str(e)) from None
@@ -143,11 +141,13 @@ async def list_objects(objects: ObjectStore, r: Any) -> Obj:
         if rv is not None and rv != 0 or match:
             raise errors.bad_request("specifying resource version is not allowed when using continue")
         try:
-            tok = continuetoken.decode(cont)
+            tok = continuetoken.decode_continue(cont, prefix)
         except continuetoken.ContinueTokenError as e:
-            raise errors.bad_request(f"continue key is not valid: {e}") from None
-        base = resource_prefix(s)
-        return await _paged(objects, s, prefix, flt, limit, tok.rv, base + tok.start, r)
+            raise errors.bad_request(e.message) from None
+        start_after = tok.start_after
+        if start_after is None:
+            raise errors.bad_request("continue key is not valid: unexpected start key")
+        return await _paged(objects, s, prefix, flt, limit, tok.resource_version, start_after, r)
 
     if match == "Exact" or (limit and rv not in (None, 0)):
         read_rev = rv or 0
@@ -210,7 +210,7 @@ async def _paged(objects: ObjectStore, s: Strategy, prefix: str, flt: Filter, li
         raise errors.APIError(504, "Timeout", f"Too large resource version: {rev}", headers={"Retry-After": "1"}) from None
     cont = ""
     if more and last_key is not None:
-        cont = continuetoken.encode(rev, last_key[len(resource_prefix(s)):])
+        cont = continuetoken.encode_continue(last_key, prefix, rev)
     return _shape(r, s, out, str(rev), cont, remaining)
 
 

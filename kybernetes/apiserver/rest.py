@@ -550,8 +550,6 @@ def status_details(s: Strategy, obj: Obj) -> Obj:
 
 def to_scale(s: Strategy, obj: Obj) -> Obj:
     """The autoscaling/v1 Scale view of a scalable object."""
-    from kybernetes.api.selectors import selector_string
-
     meta = obj["metadata"]
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     sel = spec.get("selector")
@@ -565,3 +563,13 @@ def to_scale(s: Strategy, obj: Obj) -> Obj:
     if sel:
         out["status"]["selector"] = selector_string(sel)
     return out
+
+
+def selector_string(sel: Obj) -> str:
+    """A selector as the label-selector string Scale.status.selector carries (plain maps
+    for replication controllers, metav1.LabelSelector otherwise)."""
+    from kybernetes.api import selectors
+
+    if "matchLabels" in sel or "matchExpressions" in sel:
+        return str(selectors.from_label_selector(sel))
+    return ",".join(f"{k}={v}" for k, v in sorted(sel.items()))

@@ -159,7 +159,7 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
         start_after = rv or 0
     last_rv = start_after
     try:
-        events = cache.watch(start_after)
+        events = cache.watch(start_after, prefix=prefix)
         it = events.__aiter__()
         while True:
             remaining = deadline - time.monotonic()

@@ -1,0 +1,188 @@
+"""API benchmark: create / get / list / watch-delivery against a real `kyb server`, with raw
+SQLite-store writes measured in the same run as the baseline.
+
+    .venv/bin/python bench/api.py [--objects 10000] [--concurrency 32]
+
+Prints a table and writes bench/results/api.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from fixtures.server import start_server  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run_pool(n: int, concurrency: int, fn) -> tuple[float, list[float]]:
+    """Run fn(i) for i in range(n) on `concurrency` workers; (elapsed, latencies)."""
+    lat: list[float] = []
+    idx = iter(range(n))
+
+    async def worker():
+        for i in idx:
+            t = time.perf_counter()
+            await fn(i)
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, lat
+
+
+async def bench(args) -> dict:
+    from store import raw_create_throughput  # bench/store.py
+
+    results: dict = {"objects": args.objects, "concurrency": args.concurrency}
+    with tempfile.TemporaryDirectory(prefix="kyb-bench-") as tmp:
+        raw = await raw_create_throughput(str(Path(tmp) / "raw.db"), args.objects, args.concurrency)
+        results["raw_store_create"] = raw
+
+        srv = start_server(Path(tmp) / "srv")
+        try:
+            results["rss_idle_mib"] = rss_mib(srv.proc.pid)
+            ctx = srv.ssl_context()
+            conn = aiohttp.TCPConnector(ssl=ctx, limit=args.concurrency * 2)
+            async with aiohttp.ClientSession(srv.url, connector=conn) as http:
+                base = "/api/v1/namespaces/default/configmaps"
+
+                # watch delivery: a watch open during the creates records when each ADDED arrives
+                created_at: dict[str, float] = {}
+                delivered: dict[str, float] = {}
+                rv0 = (await (await http.get(base + "?limit=1")).json())["metadata"]["resourceVersion"]
+                watch_ready = asyncio.Event()
+
+                async def watcher():
+                    async with http.get(f"{base}?watch=1&resourceVersion={rv0}", timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                        watch_ready.set()
+                        async for line in resp.content:
+                            ev = orjson.loads(line)
+                            delivered[ev["object"]["metadata"]["name"]] = time.perf_counter()
+                            if len(delivered) >= args.objects:
+                                return
+
+                wtask = asyncio.create_task(watcher())
+                await watch_ready.wait()
+
+                async def create(i: int):
+                    name = f"cm-{i:06d}"
+                    body = orjson.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"name": name, "labels": {"bench": "yes"}},
+                                         "data": {"k": "v" * 32}})
+                    async with http.post(base, data=body, headers={"Content-Type": "application/json"}) as r:
+                        if r.status != 201:
+                            raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
+                        await r.read()
+                    created_at[name] = time.perf_counter()
+
+                el, lat = await run_pool(args.objects, args.concurrency, create)
+                results["api_create"] = {"ops_per_s": args.objects / el, "p50_ms": pct(lat, 50) * 1e3,
+                                         "p99_ms": pct(lat, 99) * 1e3}
+                try:
+                    await asyncio.wait_for(wtask, 60)
+                except asyncio.TimeoutError:
+                    wtask.cancel()
+                wl = [delivered[n] - created_at[n] for n in created_at if n in delivered]
+                results["watch_delivery"] = {"events": len(wl), "p50_ms": pct(wl, 50) * 1e3, "p99_ms": pct(wl, 99) * 1e3}
+
+                async def get(i: int):
+                    name = f"cm-{random.randrange(args.objects):06d}"
+                    async with http.get(f"{base}/{name}") as r:
+                        assert r.status == 200
+                        await r.read()
+
+                el, lat = await run_pool(args.objects, args.concurrency, get)
+                results["api_get"] = {"ops_per_s": args.objects / el, "p50_ms": pct(lat, 50) * 1e3,
+                                      "p99_ms": pct(lat, 99) * 1e3}
+
+                n_lists = 20
+
+                async def list_all(i: int):
+                    async with http.get(base) as r:
+                        data = await r.read()
+                        assert r.status == 200 and len(orjson.loads(data)["items"]) >= args.objects
+
+                el, lat = await run_pool(n_lists, 4, list_all)
+                results["api_list_full"] = {"lists_per_s": n_lists / el, "objects_per_s": n_lists * args.objects / el,
+                                            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
+
+                async def list_paged(i: int):
+                    token = ""
+                    while True:
+                        url = f"{base}?limit=500" + (f"&continue={token}" if token else "")
+                        async with http.get(url) as r:
+                            page = orjson.loads(await r.read())
+                        token = page["metadata"].get("continue", "")
+                        if not token:
+                            return
+
+                el, lat = await run_pool(4, 2, list_paged)
+                results["api_list_paged_500"] = {"full_walks_per_s": 4 / el, "p50_ms": pct(lat, 50) * 1e3}
+            results["rss_loaded_mib"] = rss_mib(srv.proc.pid)
+        finally:
+            srv.stop()
+    results["create_ratio_vs_raw"] = results["api_create"]["ops_per_s"] / raw["ops_per_s"]
+    return results
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("raw SQLite store create", f"{r['raw_store_create']['ops_per_s']:.0f}/s", f"{r['raw_store_create'].get('p50_ms', 0):.2f}", f"{r['raw_store_create'].get('p99_ms', 0):.2f}"),
+        ("API create", f"{r['api_create']['ops_per_s']:.0f}/s", f"{r['api_create']['p50_ms']:.2f}", f"{r['api_create']['p99_ms']:.2f}"),
+        ("API get", f"{r['api_get']['ops_per_s']:.0f}/s", f"{r['api_get']['p50_ms']:.2f}", f"{r['api_get']['p99_ms']:.2f}"),
+        (f"API list ({r['objects']} objects)", f"{r['api_list_full']['objects_per_s']:.0f} obj/s", f"{r['api_list_full']['p50_ms']:.1f}", f"{r['api_list_full']['p99_ms']:.1f}"),
+        ("API list, pages of 500 (full walk)", f"{r['api_list_paged_500']['full_walks_per_s']:.2f} walks/s", f"{r['api_list_paged_500']['p50_ms']:.1f}", ""),
+        ("watch delivery (create ack -> event)", f"{r['watch_delivery']['events']} events", f"{r['watch_delivery']['p50_ms']:.2f}", f"{r['watch_delivery']['p99_ms']:.2f}"),
+    ]
+    out = ["| measure | throughput | p50 ms | p99 ms |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    out.append(f"| **API create / raw store create** | **{r['create_ratio_vs_raw']:.2f}** | | |")
+    out.append(f"| server RSS idle / after {r['objects']} objects | {r['rss_idle_mib']:.0f} MiB / {r['rss_loaded_mib']:.0f} MiB | | |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--objects", type=int, default=10000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    args = ap.parse_args()
+    r = asyncio.run(bench(args))
+    print(table(r))
+    out = HERE / "results" / "api.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
