@@ -314,6 +314,8 @@ class SQLiteStore(Store):
         self._started = False
         self._closing = False
         self._fatal: Optional[BaseException] = None
+        # Counters for tests and benchmarks (written by the writer thread).
+        self.stats = {"commits": 0, "ops": 0, "compacted_rows": 0}
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -519,6 +521,8 @@ class SQLiteStore(Store):
             return
         # Durable now (FULL sync); only from here on may anyone learn of the new revisions.
         self._rev = rev
+        self.stats["commits"] += 1
+        self.stats["ops"] += len(ops)
         if compact_to > self._compacted:
             # Readers see the new compaction point (and refuse older revisions)
             # before any row goes; the compact() callers are answered once the
@@ -596,12 +600,13 @@ class SQLiteStore(Store):
                 # is a tombstone (the key did not exist at the target).  The
                 # newest row below the target of each live key stays: it *is*
                 # the key's value at the target revision.
-                conn.execute(
+                cur = conn.execute(
                     "DELETE FROM kv WHERE id >= ? AND id < ? AND (deleted = 1 OR EXISTS ("
                     " SELECT 1 FROM kv AS n WHERE n.name = kv.name AND n.id > kv.id AND n.id < ?))",
                     (lo, hi, target),
                 )
                 conn.execute("COMMIT")
+                self.stats["compacted_rows"] += max(cur.rowcount, 0)
             except sqlite3.Error as e:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

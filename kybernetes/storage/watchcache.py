@@ -60,7 +60,11 @@ class WatchCache:
         self._base = 0
         self._floor = 0  # oldest start_after the window can still serve
         self._generation = 0  # bumped on every re-list: history before it is lost
-        self._changed = asyncio.Event()  # pulsed (set+clear) on every change
+        # Futures of tasks waiting for any change; all resolved on each change.
+        # (Not an asyncio.Event pulsed with set+clear: a waiter wrapped in a task
+        # by asyncio.wait_for registers only when that task first runs, and would
+        # miss a pulse in between.  A future registered synchronously cannot.)
+        self._waiters: list[asyncio.Future] = []
         self._watch: Optional[AsyncIterator[Event]] = None
         self._task: Optional[asyncio.Task] = None
         self._ended = False
@@ -203,8 +207,21 @@ class WatchCache:
         self._pulse()
 
     def _pulse(self) -> None:
-        self._changed.set()
-        self._changed.clear()
+        if self._waiters:
+            ws, self._waiters = self._waiters, []
+            for f in ws:
+                if not f.done():
+                    f.set_result(None)
+
+    def _changed(self) -> asyncio.Future:
+        """A future resolved at the next change of the cache (or when it stops)."""
+        f = asyncio.get_running_loop().create_future()
+        ws = self._waiters
+        if len(ws) >= 1024 and len(ws) & 1023 == 0:
+            # Waiters cancelled by timeouts pile up on an idle cache; drop them.
+            self._waiters = ws = [w for w in ws if not w.done()]
+        ws.append(f)
+        return f
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -264,7 +281,7 @@ class WatchCache:
                 waiter = getattr(w, "wait_progress", None)
             # Without progress reports (or between watches, while re-listing)
             # only a change of the cache itself can satisfy us.
-            aw = waiter(revision) if waiter is not None else self._changed.wait()
+            aw = waiter(revision) if waiter is not None else self._changed()
             try:
                 await asyncio.wait_for(aw, remaining)
             except TimeoutError:
@@ -282,36 +299,72 @@ class WatchCache:
             revision = await self.store.current_revision()
         return await self.wait_for(revision, timeout)
 
-    def watch(self, start_after: int, *, prefix: Optional[str] = None) -> AsyncIterator[Event]:
+    def watch(self, start_after: int, *, prefix: Optional[str] = None) -> "CacheWatch":
         """Events with revision > `start_after` (optionally only under a sub-prefix),
         from the window then live.  Raises CompactedError on first iteration when the
         window no longer reaches back to `start_after`, and WatchTooSlowError when this
         watcher falls more than `window` events behind or the cache had to re-list."""
-        return self._watch_gen(start_after, prefix)
+        return CacheWatch(self, start_after, prefix)
 
-    async def _watch_gen(self, start_after: int, prefix: Optional[str]) -> AsyncIterator[Event]:
-        if self._ended:
-            raise StoreClosedError(f"watch cache {self.prefix} has stopped")
-        if start_after < self._floor:
-            raise CompactedError(start_after, self._floor)
-        gen = self._generation
-        pos = self._base + bisect.bisect_right(self._log_revs, start_after)
-        while True:
-            if self._generation != gen:
-                raise WatchTooSlowError(start_after, "watch cache re-listed; history before it is gone")
-            i = pos - self._base
-            if i < 0:
-                raise WatchTooSlowError(start_after, f"fell more than {self.window} events behind")
-            log_ = self._log
-            if i < len(log_):
-                ev = log_[i]
-                pos += 1
-                # start_after may lie ahead of the cache (a client asking for a
-                # newer revision than the cache has reached): skip up to it.
-                if ev.revision > start_after and (prefix is None or ev.kv.key.startswith(prefix)):
-                    start_after = ev.revision
-                    yield ev
-                continue
-            if self._ended:
-                return
-            await self._changed.wait()
+
+class CacheWatch:
+    """A watch served by a WatchCache: a cursor into the cache's event window.
+
+    A plain async iterator, not an async generator, so that cancelling one
+    `__anext__` (e.g. `asyncio.wait_for(w.__anext__(), bookmark_interval)`)
+    leaves the watch usable."""
+
+    def __init__(self, cache: WatchCache, start_after: int, prefix: Optional[str]) -> None:
+        self._cache = cache
+        self._last = start_after
+        self._prefix = prefix
+        self._pos: Optional[int] = None  # absolute window position of the next event
+        self._gen = 0
+        self._done = False
+
+    @property
+    def last_revision(self) -> int:
+        """The revision of the last event returned (or the start revision)."""
+        return self._last
+
+    def __aiter__(self) -> "CacheWatch":
+        return self
+
+    async def aclose(self) -> None:
+        self._done = True
+
+    async def __anext__(self) -> Event:
+        c = self._cache
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            if self._pos is None:
+                if c._ended:
+                    raise StoreClosedError(f"watch cache {c.prefix} has stopped")
+                if self._last < c._floor:
+                    raise CompactedError(self._last, c._floor)
+                self._gen = c._generation
+                self._pos = c._base + bisect.bisect_right(c._log_revs, self._last)
+            prefix = self._prefix
+            while True:
+                if c._generation != self._gen:
+                    raise WatchTooSlowError(self._last, "watch cache re-listed; history before it is gone")
+                i = self._pos - c._base
+                if i < 0:
+                    raise WatchTooSlowError(self._last, f"fell more than {c.window} events behind")
+                log_ = c._log
+                while i < len(log_):
+                    ev = log_[i]
+                    i += 1
+                    self._pos += 1
+                    # _last may lie ahead of the cache (a client asked for a newer
+                    # revision than the cache had reached): skip up to it.
+                    if ev.revision > self._last and (prefix is None or ev.kv.key.startswith(prefix)):
+                        self._last = ev.revision
+                        return ev
+                if c._ended:
+                    raise StopAsyncIteration
+                await c._changed()
+        except (StopAsyncIteration, StorageError):
+            self._done = True
+            raise
