@@ -27,7 +27,7 @@ KUBE_VERSION = "v1.37.1"
 FILTERS = [panics.recover, requestinfo.with_request_info, authentication.authenticate, authorization.authorize]
 
 _READ_SUBRESOURCES = {"status", "scale"}
-_WRITE_SUBRESOURCES = {"status", "scale"}
+_WRITE_SUBRESOURCES = {"status", "scale", "finalize"}
 
 
 @dataclass
@@ -166,7 +166,7 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
     if info.namespace and not s.namespaced:
         raise _not_found_path()
     sub = info.subresource
-    if sub and sub not in s.subresources:
+    if sub and sub not in s.subresources and not (sub == "finalize" and s.resource == "namespaces" and not s.group):
         raise _not_found_path()
     if sub and not info.name:
         raise _not_found_path()
@@ -187,6 +187,8 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
     if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
         raise _not_found_path()
 
+    if sub == "finalize" and verb != "update":
+        raise errors.method_not_allowed()
     if verb == "get":
         return await h.get(r)
     if verb == "list":

@@ -220,9 +220,17 @@ class ResourceHandlers:
         s = r.strategy
         old = self.objects.decode(kv)
         status_only = r.info.subresource == "status"
-        carry_meta(new, old, status_only=status_only)
+        carry_meta(new, old, status_only=status_only or r.info.subresource == "finalize")
         if status_only:
             s.prepare_for_status_update(new, old)
+        elif r.info.subresource == "finalize":
+            # finalize changes only spec.finalizers (namespaces)
+            finalizers = (new.get("spec") or {}).get("finalizers")
+            for k in list(new):
+                if k not in ("apiVersion", "kind", "metadata"):
+                    del new[k]
+            new.update({k: copy.deepcopy(v) for k, v in old.items() if k not in ("apiVersion", "kind", "metadata")})
+            new.setdefault("spec", {})["finalizers"] = list(finalizers or [])
         else:
             s.prepare_for_update(new, old)
             s.default(new)
@@ -367,19 +375,16 @@ class ResourceHandlers:
         key = object_key(s, meta.get("namespace", ""), meta["name"])
         graceful = self._grace_period(s, obj, options)
         finalizers = list(meta.get("finalizers") or [])
-        policy = options.get("propagationPolicy")
-        if policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        if finalizers or graceful is not None or (s.resource == "namespaces" and not s.group):
+        # TODO(gc): Orphan/Foreground propagation add the orphan/foregroundDeletion
+        # finalizers once the garbage collector exists to remove them; until then every
+        # policy deletes the object itself at once.
+        ns_pending = s.resource == "namespaces" and not s.group and bool((obj.get("spec") or {}).get("finalizers"))
+        if finalizers or graceful is not None or ns_pending:
             if meta.get("deletionTimestamp"):
-                return obj  # already terminating; nothing more to do
+                return obj  # already terminating: the finalizers / kubelet finish it
             meta["deletionTimestamp"] = apimeta.now_rfc3339()
             meta["deletionGracePeriodSeconds"] = graceful or 0
-            if finalizers:
-                meta["finalizers"] = finalizers
-            if s.resource == "namespaces" and not s.group:
+            if ns_pending:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             if r.dry_run:
                 return obj
@@ -502,11 +507,19 @@ def immutable_meta_causes(new: Obj, old: Obj) -> list[Cause]:
 
 
 def finalized(obj: Obj) -> bool:
-    """A terminating object with no finalizers left is gone."""
+    """A terminating object with no finalizers left is gone (namespaces also wait for
+    spec.finalizers; pods on a node wait for the kubelet)."""
     meta = obj["metadata"]
-    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not (
-        obj.get("kind") == "Pod" and (obj.get("spec") or {}).get("nodeName")
-        and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    kind = obj.get("kind")
+    if kind == "Namespace" and obj.get("apiVersion") == "v1":
+        return not (obj.get("spec") or {}).get("finalizers")
+    if kind == "Pod" and obj.get("apiVersion") == "v1":
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        return not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed") or \
+            meta.get("deletionGracePeriodSeconds") == 0
+    return True
 
 
 def delete_options(r: Request, body: Optional[Obj]) -> Obj:
