@@ -378,6 +378,8 @@ class SQLiteStore(Store):
             raise StoreClosedError("store is closed")
         if self._fatal is not None:
             raise StorageError(f"store writer failed: {self._fatal}")
+        if not isinstance(key, str):
+            raise TypeError(f"key must be str, not {type(key).__name__}")
         assert self._loop is not None
         fut = self._loop.create_future()
         self._queue.put(_Op(kind, key, value, expected, fut))
@@ -515,7 +517,10 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as e:
+        except Exception as e:
+            # The whole group is rolled back; each caller learns its write failed.
+            # The writer itself lives on (a full disk may clear up).
+            log.warning("group commit of %d ops failed: %s", len(ops), e)
             err = StorageError(f"write failed: {e}")
             self._post([], self._rev, [(op.future, None, err) for op in ops if op.future is not None])
             return

@@ -223,3 +223,23 @@ async def test_store_watch_survives_cancelled_next(sq: SQLiteStore) -> None:
     kv = await sq.create(P + "a", b"v")
     assert (await asyncio.wait_for(w.__anext__(), 5)).kv == kv
     await w.aclose()
+
+
+async def test_failed_group_commit_fails_its_callers_only(sq: SQLiteStore, monkeypatch) -> None:
+    kv = await sq.create(P + "a", b"v")
+    real_apply = sq._apply
+
+    def broken(conn, op, rev):
+        if op.key == P + "boom":
+            raise sqlite3.OperationalError("disk I/O error (simulated)")
+        return real_apply(conn, op, rev)
+
+    monkeypatch.setattr(sq, "_apply", broken)
+    with pytest.raises(Exception) as ei:
+        await sq.create(P + "boom", b"v")
+    assert "simulated" in str(ei.value)
+    assert await sq.current_revision() == kv.mod_revision  # nothing half-written
+    kv2 = await sq.create(P + "b", b"v")  # the writer lives on
+    assert kv2.mod_revision == kv.mod_revision + 1
+    with pytest.raises(TypeError):
+        await sq.create(b"/bytes/key", b"v")  # type: ignore[arg-type]
