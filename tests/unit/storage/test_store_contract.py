@@ -596,3 +596,21 @@ async def test_restart_persistence(store_factory) -> None:
         assert [e.kv for e in evs] == [c, d]
     finally:
         await aclose(w)
+
+
+async def test_compact_to_future_revision_is_refused(store: Store) -> None:
+    kv = await store.create(P + "a", b"v")
+    with pytest.raises(FutureRevisionError):
+        await store.compact(kv.mod_revision + 10)
+    assert await store.get(P + "a") == kv
+
+
+async def test_empty_prefix_lists_and_watches_everything(store: Store) -> None:
+    a = await store.create("/x/a", b"1")
+    b = await store.create("/y/b", b"2")
+    assert (await store.list("")).items == [a, b]
+    w = store.watch("", 0)
+    try:
+        assert [e.kv for e in await take(w, 2)] == [a, b]
+    finally:
+        await aclose(w)
