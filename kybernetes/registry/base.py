@@ -50,6 +50,8 @@ class Column:
 
 NAME_COLUMN = Column("Name", "string", "name", "Name must be unique within a namespace.")
 AGE_COLUMN = Column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created.")
+# upstream's default table (kinds without a printer, e.g. Role, LimitRange): NAME, CREATED AT
+CREATED_AT_COLUMN = Column("Created At", "date", "", AGE_COLUMN.description)
 
 
 class Strategy:
@@ -77,6 +79,9 @@ class Strategy:
     # True when the spec/status split exists: status is dropped on create and on
     # main-resource updates, and the status subresource changes only status.
     has_status_split: ClassVar[bool] = False
+    # False for kinds upstream gives no metadata.generation (ConfigMap, Secret, Node, RBAC, ...):
+    # generation is then neither set on create nor moved on update.
+    tracks_generation: ClassVar[bool] = True
     # per-kind field selector attributes beyond metadata.name / metadata.namespace
     field_selectors: ClassVar[dict[str, Callable[[Obj], Any]]] = {}
     columns: ClassVar[tuple[Column, ...]] = (NAME_COLUMN, AGE_COLUMN)
@@ -122,9 +127,19 @@ class Strategy:
 
     def generation_changes(self, new: Obj, old: Obj) -> bool:
         """Whether an update moves metadata.generation (spec changes, by default)."""
+        if not self.tracks_generation:
+            return False
         keys = set(new) | set(old)
         ignored = {"apiVersion", "kind", "metadata", "status"}
         return any(new.get(k) != old.get(k) for k in keys - ignored)
+
+    def warnings_on_create(self, obj: Obj) -> list[str]:
+        """Warning headers upstream returns for this create (deprecations, odd values)."""
+        return []
+
+    def warnings_on_update(self, new: Obj, old: Obj) -> list[str]:
+        """Warning headers upstream returns for this update."""
+        return []
 
     # ----- presentation -----
     def row(self, obj: Obj) -> list[Any]:
@@ -390,3 +405,9 @@ def container_cells(containers: Optional[list[Obj]]) -> tuple[str, str]:
     """upstream layoutContainerCells: comma-joined names and images."""
     cs = containers or []
     return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def created_at_row(obj: Obj) -> list[Any]:
+    """Cells of upstream's default table: the name and the creation timestamp as stored."""
+    meta = obj.get("metadata") or {}
+    return [meta.get("name", ""), meta.get("creationTimestamp") or None]

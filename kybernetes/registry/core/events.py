@@ -1,8 +1,60 @@
-"""Events (core/v1): reports of what happened to an object."""
+"""Events (core/v1): reports of what happened to an object.
+
+`event_cells` is the upstream event printer; events.k8s.io/v1 Events map their fields
+onto it (they share storage and printer upstream).
+"""
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any, Optional
+
+from kybernetes.registry.base import NAME_COLUMN, Column, Obj, Strategy, column, dig, since
+
+_E = "io.k8s.api.core.v1.Event"
+_REF = "io.k8s.api.core.v1.ObjectReference"
+
+EVENT_COLUMNS = (
+    column("Last Seen", doc=(_E, "lastTimestamp")),
+    column("Type", doc=(_E, "type")),
+    column("Reason", doc=(_E, "reason")),
+    column("Object", doc=(_E, "involvedObject")),
+    column("Subobject", doc=(_REF, "fieldPath"), priority=1),
+    column("Source", doc=(_E, "source"), priority=1),
+    column("Message", doc=(_E, "message")),
+    column("First Seen", doc=(_E, "firstTimestamp"), priority=1),
+    column("Count", doc=(_E, "count"), priority=1),
+    Column(NAME_COLUMN.name, "string", "name", NAME_COLUMN.description, 1),
+)
+
+
+def _first_non_empty(*values: Optional[str]) -> str:
+    return next((v for v in values if v), "")
+
+
+def event_cells(*, name: str, first: Optional[str], event_time: Optional[str], last: Optional[str],
+                count: Optional[int], series: Optional[Obj], involved: Optional[Obj], type_: str,
+                reason: str, source: Optional[Obj], reporting_controller: str, reporting_instance: str,
+                message: str) -> list[Any]:
+    """Cells of the upstream event printer (server-side, so the wide set)."""
+    first_seen = since(first) if first else since(event_time)
+    last_seen = since(last) if last else first_seen
+    if series:
+        last_seen = since(series.get("lastObservedTime"))
+        count = series.get("count") or 0
+    elif not count:
+        count = 1  # singleton events of the new API carry no count
+    involved = involved or {}
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    component = _first_non_empty((source or {}).get("component"), reporting_controller)
+    instance = _first_non_empty((source or {}).get("host"), reporting_instance)
+    src = f"{component}, {instance}" if instance else component
+    return [last_seen, type_, reason, target, involved.get("fieldPath") or "", src, (message or "").strip(),
+            first_seen, int(count), name]
+
+
+def _involved(field: str):
+    return lambda o: dig(o, "involvedObject", field, default="")
 
 
 class EventStrategy(Strategy):
@@ -14,3 +66,27 @@ class EventStrategy(Strategy):
     resource = "events"
     singular = "event"
     short_names = ("ev",)
+    tracks_generation = False
+
+    columns = EVENT_COLUMNS
+    field_selectors = {
+        "involvedObject.kind": _involved("kind"),
+        "involvedObject.namespace": _involved("namespace"),
+        "involvedObject.name": _involved("name"),
+        "involvedObject.uid": _involved("uid"),
+        "involvedObject.apiVersion": _involved("apiVersion"),
+        "involvedObject.resourceVersion": _involved("resourceVersion"),
+        "involvedObject.fieldPath": _involved("fieldPath"),
+        "reason": lambda o: o.get("reason") or "",
+        "reportingComponent": lambda o: o.get("reportingComponent") or "",
+        "source": lambda o: dig(o, "source", "component", default=""),
+        "type": lambda o: o.get("type") or "",
+    }
+
+    def row(self, obj: Obj) -> list[Any]:
+        return event_cells(
+            name=obj["metadata"]["name"], first=obj.get("firstTimestamp"), event_time=obj.get("eventTime"),
+            last=obj.get("lastTimestamp"), count=obj.get("count"), series=obj.get("series"),
+            involved=obj.get("involvedObject"), type_=obj.get("type") or "", reason=obj.get("reason") or "",
+            source=obj.get("source"), reporting_controller=obj.get("reportingComponent") or "",
+            reporting_instance=obj.get("reportingInstance") or "", message=obj.get("message") or "")

@@ -2,7 +2,61 @@
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any, Optional
+
+from kybernetes.api.meta import now_rfc3339
+from kybernetes.registry.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Cause,
+    Obj,
+    Strategy,
+    age_of,
+    column,
+    dig,
+    forbidden,
+    immutable,
+    not_supported,
+    required,
+)
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+_SHORT = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
+VOLUME_MODES = ("Block", "Filesystem")
+STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+# spec keys that are not the volume source
+_NOT_SOURCE = {"accessModes", "capacity", "claimRef", "persistentVolumeReclaimPolicy", "storageClassName",
+               "mountOptions", "volumeMode", "nodeAffinity", "volumeAttributesClassName"}
+_SPEC = "io.k8s.api.core.v1.PersistentVolumeSpec"
+
+
+def access_modes_cell(modes: Optional[list[str]]) -> str:
+    """upstream GetAccessModesAsString: short names in a fixed order, no repeats."""
+    modes = modes or []
+    return ",".join(_SHORT[m] for m in ACCESS_MODES if m in modes)
+
+
+def storage_class_of(obj: Obj) -> str:
+    """The beta annotation wins over spec.storageClassName, as upstream reads it."""
+    ann = dig(obj, "metadata", "annotations", STORAGE_CLASS_ANNOTATION)
+    if ann is not None:
+        return ann
+    return dig(obj, "spec", "storageClassName", default="") or ""
+
+
+def volume_source(spec: Obj) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in _NOT_SOURCE}
+
+
+def validate_access_modes(modes: Optional[list[str]], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not modes:
+        causes.append(required(path))
+    for m in modes or []:
+        if m not in ACCESS_MODES:
+            causes.append(not_supported(path, m, sorted(ACCESS_MODES)))
+    return causes
 
 
 class PersistentVolumeStrategy(Strategy):
@@ -17,3 +71,76 @@ class PersistentVolumeStrategy(Strategy):
     short_names = ("pv",)
     subresources = ("status",)
     has_status_split = True
+    tracks_generation = False
+
+    columns = (
+        NAME_COLUMN,
+        column("Capacity", doc=(_SPEC, "capacity")),
+        column("Access Modes", doc=(_SPEC, "accessModes")),
+        column("Reclaim Policy", doc=(_SPEC, "persistentVolumeReclaimPolicy")),
+        column("Status", doc=("io.k8s.api.core.v1.PersistentVolumeStatus", "phase")),
+        column("Claim", doc=(_SPEC, "claimRef")),
+        column("StorageClass", doc="StorageClass of the pv"),
+        column("VolumeAttributesClass", doc="VolumeAttributesClass of the pv"),
+        column("Reason", doc=("io.k8s.api.core.v1.PersistentVolumeStatus", "reason")),
+        AGE_COLUMN,
+        column("VolumeMode", doc=(_SPEC, "volumeMode"), priority=1),
+    )
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+        if isinstance(spec.get("hostPath"), dict):
+            spec["hostPath"].setdefault("type", "")
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now_rfc3339()}
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = validate_access_modes(spec.get("accessModes"), "spec.accessModes")
+        capacity = spec.get("capacity") or {}
+        if not capacity:
+            causes.append(required("spec.capacity"))
+        elif "storage" not in capacity or len(capacity) > 1:
+            causes.append(not_supported("spec.capacity", capacity, ["storage"]))
+        rp = spec.get("persistentVolumeReclaimPolicy")
+        if rp and rp not in RECLAIM_POLICIES:
+            causes.append(not_supported("spec.persistentVolumeReclaimPolicy", rp, RECLAIM_POLICIES))
+        vm = spec.get("volumeMode")
+        if vm and vm not in VOLUME_MODES:
+            causes.append(not_supported("spec.volumeMode", vm, VOLUME_MODES))
+        if not volume_source(spec):
+            causes.append(required("spec", "must specify a volume type"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        causes = self.validate(new)
+        ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+        if volume_source(ns) != volume_source(os_):
+            causes.append(forbidden("spec.persistentvolumesource",
+                                    "spec.persistentvolumesource is immutable after creation"))
+        if ns.get("volumeMode") != os_.get("volumeMode"):
+            causes.append(immutable("spec.volumeMode", ns.get("volumeMode")))
+        return causes
+
+    def row(self, obj: Obj) -> list[Any]:
+        spec = obj.get("spec") or {}
+        claim = spec.get("claimRef")
+        phase = dig(obj, "status", "phase", default="")
+        if dig(obj, "metadata", "deletionTimestamp"):
+            phase = "Terminating"
+        return [
+            obj["metadata"]["name"],
+            str((spec.get("capacity") or {}).get("storage", "0")),
+            access_modes_cell(spec.get("accessModes")),
+            spec.get("persistentVolumeReclaimPolicy") or "",
+            phase,
+            f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "",
+            storage_class_of(obj),
+            spec.get("volumeAttributesClassName") or "<unset>",
+            dig(obj, "status", "reason", default=""),
+            age_of(obj),
+            spec.get("volumeMode") or "<unset>",
+        ]

@@ -1,8 +1,32 @@
-"""ResourceQuotas: per-namespace aggregate resource limits."""
+"""ResourceQuotas: per-namespace aggregate resource limits (used/hard shown per resource)."""
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Cause,
+    Obj,
+    Strategy,
+    age_of,
+    column,
+    dig,
+    invalid,
+    parse_quantity,
+)
+
+
+def quota_cells(obj: Obj) -> tuple[str, str]:
+    """REQUEST and LIMIT cells: "resource: used/hard" pairs, limits.* in the second."""
+    hard = dig(obj, "status", "hard") or {}
+    used = dig(obj, "status", "used") or {}
+    requests, limits = [], []
+    for name in sorted(hard):
+        target = limits if name.split(".")[0] == "limits" and "." in name else requests
+        target.append(f"{name}: {used.get(name, '0')}/{hard[name]}")
+    return ", ".join(requests), ", ".join(limits)
 
 
 class ResourceQuotaStrategy(Strategy):
@@ -16,3 +40,24 @@ class ResourceQuotaStrategy(Strategy):
     short_names = ("quota",)
     subresources = ("status",)
     has_status_split = True
+    tracks_generation = False
+
+    columns = (
+        NAME_COLUMN,
+        column("Request", doc="Request represents a minimum amount of cpu/memory that a container may consume."),
+        column("Limit", doc="Limits control the maximum amount of cpu/memory that a container may use "
+                            "independent of contention on the node."),
+        AGE_COLUMN,
+    )
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        causes: list[Cause] = []
+        for k, v in (dig(obj, "spec", "hard") or {}).items():
+            q = parse_quantity(v)
+            if q is not None and q < 0:
+                causes.append(invalid(f"spec.hard[{k}]", str(v), "must be greater than or equal to 0"))
+        return causes
+
+    def row(self, obj: Obj) -> list[Any]:
+        request, limit = quota_cells(obj)
+        return [obj["metadata"]["name"], request, limit, age_of(obj)]

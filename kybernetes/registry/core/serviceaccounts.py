@@ -1,8 +1,10 @@
-"""ServiceAccounts: identities for processes in pods; token subresource mints tokens."""
+"""ServiceAccounts: identities for processes in pods; the token subresource mints tokens."""
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import AGE_COLUMN, NAME_COLUMN, Obj, Strategy, age_of, column
 
 
 class ServiceAccountStrategy(Strategy):
@@ -15,3 +17,9 @@ class ServiceAccountStrategy(Strategy):
     singular = "serviceaccount"
     short_names = ("sa",)
     subresources = ("token",)
+    tracks_generation = False
+
+    columns = (NAME_COLUMN, column("Secrets", doc=("io.k8s.api.core.v1.ServiceAccount", "secrets")), AGE_COLUMN)
+
+    def row(self, obj: Obj) -> list[Any]:
+        return [obj["metadata"]["name"], len(obj.get("secrets") or []), age_of(obj)]
