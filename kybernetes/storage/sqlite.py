@@ -173,12 +173,13 @@ class SQLiteWatch:
 
     @property
     def ended(self) -> bool:
-        return self._done
+        """True once the watch has ended or will end (error pending, store closed)."""
+        return self._done or self._error is not None or self._closed
 
     async def wait_progress(self, revision: int) -> None:
         """Return once `progress_revision >= revision`, or the watch has ended."""
         loop = asyncio.get_running_loop()
-        while not self._done and self.progress_revision < revision:
+        while not self.ended and self.progress_revision < revision:
             fut = loop.create_future()
             self._progress_waiters.append(fut)
             self._store._progress_watches.add(self)
@@ -252,6 +253,7 @@ class SQLiteWatch:
             self._buf.clear()
             self._error = WatchTooSlowError(self._last, f"more than {WATCH_QUEUE_LIMIT} events pending")
             self._store._unsubscribe(self)
+            self._notify_progress()
         self._wake()
 
     def _wake(self) -> None:
