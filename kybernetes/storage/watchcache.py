@@ -18,6 +18,22 @@ watch reports progress (SQLiteWatch does: `progress_revision`/`wait_progress`),
 revision to it once nothing under the prefix is outstanding; with a backend
 that cannot report progress, `wait_for` only completes when an event at or
 after `rev` under this prefix arrives (or times out: fall back to the store).
+
+How the API server uses it:
+
+- list, no resourceVersion (a consistent read): `await cache.sync()` (= wait_for
+  the store's current revision), then `cache.list(prefix=ns_prefix, limit=n)`;
+  the list's resourceVersion is `ListResult.revision`.  Continue pages are read
+  from the store at that revision (`store.list(..., revision=rv, start_after=)`),
+  because the cache only holds the present.
+- list with resourceVersion=N ("not older than"): `await cache.wait_for(N)`;
+  resourceVersion=0 ("any"): `cache.list()` straight away.
+- create/update/delete: answer from the KeyValue the store returned.  When the
+  handler (or the next request of the same client) reads the cache afterwards,
+  `await cache.wait_for(kv.mod_revision)` first; with SQLiteStore the event is
+  already buffered when the write returns, so this costs about one loop turn.
+- watch from resourceVersion R: `cache.watch(R, prefix=ns_prefix)`; map
+  CompactedError (and its subclass WatchTooSlowError) to 410 Gone / Expired.
 """
 
 from __future__ import annotations
