@@ -10,7 +10,7 @@ from kybernetes.registry import _checks
 from kybernetes.registry.base import (
     Cause,
     Obj,
-    _go_quote,
+    go_quote,
     dig,
     forbidden,
     invalid,
@@ -30,7 +30,7 @@ def go_label_selector(sel: Optional[Obj]) -> str:
     if sel is None:
         return "null"
     ml = sel.get("matchLabels")
-    ml_s = ("map[string]string{" + ", ".join(f"{_go_quote(k)}:{_go_quote(v)}" for k, v in sorted(ml.items()))
+    ml_s = ("map[string]string{" + ", ".join(f"{go_quote(k)}:{go_quote(v)}" for k, v in sorted(ml.items()))
             + "}") if ml is not None else "map[string]string(nil)"
     exprs = sel.get("matchExpressions")
     if exprs is None:
@@ -39,10 +39,10 @@ def go_label_selector(sel: Optional[Obj]) -> str:
         items = []
         for e in exprs:
             vals = e.get("values")
-            vals_s = ("[]string{" + ", ".join(_go_quote(v) for v in vals) + "}") if vals is not None \
+            vals_s = ("[]string{" + ", ".join(go_quote(v) for v in vals) + "}") if vals is not None \
                 else "[]string(nil)"
-            items.append(f"v1.LabelSelectorRequirement{{Key:{_go_quote(e.get('key', ''))}, "
-                         f"Operator:{_go_quote(e.get('operator', ''))}, Values:{vals_s}}}")
+            items.append(f"v1.LabelSelectorRequirement{{Key:{go_quote(e.get('key', ''))}, "
+                         f"Operator:{go_quote(e.get('operator', ''))}, Values:{vals_s}}}")
         ex_s = "[]v1.LabelSelectorRequirement{" + ", ".join(items) + "}"
     return f"v1.LabelSelector{{MatchLabels:{ml_s}, MatchExpressions:{ex_s}}}"
 

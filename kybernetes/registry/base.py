@@ -208,16 +208,17 @@ def go_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return _go_quote(value)
+        return go_quote(value)
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        inner = ", ".join(f"{_go_quote(k)}:{_go_quote(v)}" for k, v in sorted(value.items()))
+        inner = ", ".join(f"{go_quote(k)}:{go_quote(v)}" for k, v in sorted(value.items()))
         return "map[string]string{" + inner + "}"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "[]string{" + ", ".join(_go_quote(v) for v in value) + "}"
+        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
     return repr(value)
 
 
-def _go_quote(s: str) -> str:
+def go_quote(s: str) -> str:
+    """A string as Go's %q writes it."""
     out = ['"']
     for ch in s:
         if ch in '"\\':
@@ -248,7 +249,7 @@ def invalid(path: str, value: Any, detail: str = "") -> Cause:
 
 
 def not_supported(path: str, value: Any, valid: list[str] | tuple[str, ...]) -> Cause:
-    detail = "supported values: " + ", ".join(_go_quote(v) for v in valid) if valid else ""
+    detail = "supported values: " + ", ".join(go_quote(v) for v in valid) if valid else ""
     return Cause("FieldValueNotSupported", path, _body("Unsupported value", value, detail))
 
 

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry import _workloads
+from kybernetes.registry.base import (
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
+    NAME_COLUMN,
+    Cause,
+    Obj,
+    Strategy,
+    age_of,
+    column,
+    container_cells,
+    dig,
+    format_label_selector,
+    nonnegative,
+)
+from kybernetes.registry.core import podspec
+
+_SPEC = "io.k8s.api.apps.v1.ReplicaSetSpec"
+_STATUS = "io.k8s.api.apps.v1.ReplicaSetStatus"
 
 
 class ReplicaSetStrategy(Strategy):
@@ -17,3 +38,39 @@ class ReplicaSetStrategy(Strategy):
     categories = ("all",)
     subresources = ("status", "scale")
     has_status_split = True
+
+    columns = (
+        NAME_COLUMN,
+        column("Desired", "integer", (_SPEC, "replicas")),
+        column("Current", "integer", (_STATUS, "replicas")),
+        column("Ready", "integer", (_STATUS, "readyReplicas")),
+        AGE_COLUMN,
+        CONTAINERS_COLUMN,
+        IMAGES_COLUMN,
+        column("Selector", doc=(_SPEC, "selector"), priority=1),
+    )
+    field_selectors = {"status.replicas": lambda o: str(dig(o, "status", "replicas", default=0) or 0)}
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        podspec.default_pod_template(spec.get("template"))
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = nonnegative("spec.replicas", spec.get("replicas"))
+        causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+        # upstream's ReplicaSet message says "deployment" too
+        causes += _workloads.validate_selector(spec, "spec", "deployment")
+        causes += _workloads.validate_template(spec, "spec", selector=spec.get("selector"),
+                                               restart_policies=("Always",))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return self.validate(new) + _workloads.selector_immutable(new, old)
+
+    def row(self, obj: Obj) -> list[Any]:
+        desired, current, ready = _workloads.replicas_cells(obj)
+        names, images = container_cells(dig(obj, "spec", "template", "spec", "containers"))
+        return [obj["metadata"]["name"], desired, current, ready, age_of(obj), names, images,
+                format_label_selector(dig(obj, "spec", "selector"))]
