@@ -14,6 +14,13 @@ What kubectl relies on:
   server (it sends fieldValidation=Strict); otherwise it validates client-side.
 - `kubectl apply`: computes a strategic merge patch from the v3 schema when the
   kind's PATCH operation accepts application/strategic-merge-patch+json.
+- client-go fetches /openapi/v2 only as protobuf (`openapi_v2_protobuf`; Accept
+  `V2_PROTOBUF_MEDIA_TYPE`, answer with Content-Type `V2_PROTOBUF_CONTENT_TYPE`);
+  kubectl uses it for `explain --output=plaintext-openapiv2` and when v3 is missing.
+
+Serving: /openapi/v3 -> `openapi_v3_index`; /openapi/v3/<path> ->
+`openapi_v3_document(...)` (404 when None; when the request's `hash` query equals
+`doc.hash`, the answer may be cached as immutable); /openapi/v2 -> JSON or protobuf.
 """
 
 from __future__ import annotations
@@ -137,7 +144,7 @@ def openapi_v3_document(resources: Iterable[ResourceLike], path: str) -> Optiona
 
 def clear_cache() -> None:
     """Forget built documents (e.g. after CRDs change the served set)."""
-    for fn in (_v2_doc, _v3_index, _v3_path_table, _v3_doc):
+    for fn in (_v2_doc, _v2_proto, _v3_index, _v3_path_table, _v3_doc):
         fn.cache_clear()
 
 
@@ -646,3 +653,138 @@ def _v3_index(key: tuple[ServedResource, ...]) -> OpenAPIDocument:
         for path in _v3_path_table(key)
     }
     return _finish({"paths": paths})
+
+
+# ---------------------------------------------------------------- v2 as protobuf
+# client-go asks for /openapi/v2 only in this encoding (gnostic's openapi_v2.Document);
+# a JSON answer makes kubectl fail with "proto: cannot parse invalid wire-format data".
+# kubectl falls back to v2 for `explain --output=plaintext-openapiv2` and when the v3
+# documents are unavailable (client-side validation, apply patch computation).
+V2_PROTOBUF_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # as clients Accept it
+# What to answer with: '@' is not valid in a Content-Type, and Go's mime parser rejects it.
+V2_PROTOBUF_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def openapi_v2_protobuf(resources: Iterable[ResourceLike]) -> bytes:
+    """The /openapi/v2 document in the protobuf encoding client-go requests."""
+    return openapi_v2_protobuf_document(resources).body
+
+
+def openapi_v2_protobuf_document(resources: Iterable[ResourceLike]) -> OpenAPIDocument:
+    return _v2_proto(_key(resources))
+
+
+@functools.lru_cache(maxsize=4)
+def _v2_proto(key: tuple[ServedResource, ...]) -> OpenAPIDocument:
+    body = _pb_document(orjson.loads(_v2_doc(key).body))
+    return OpenAPIDocument(body, hashlib.sha512(body).hexdigest().upper())
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited field (strings, bytes, embedded messages)."""
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _s(field: int, value: Optional[str]) -> bytes:
+    return _ld(field, value.encode()) if value else b""
+
+
+def _b(field: int, value: Any) -> bytes:
+    return _varint(field << 3) + b"\x01" if value else b""
+
+
+def _named(field: int, name: str, value: bytes) -> bytes:
+    """A Named* pair message: name = 1, value = 2."""
+    return _ld(field, _s(1, name) + _ld(2, value))
+
+
+def _pb_extensions(field: int, obj: Obj) -> bytes:
+    # Vendor extensions travel as YAML text; JSON is valid YAML.
+    return b"".join(_named(field, k, _s(2, orjson.dumps(v).decode()))
+                    for k, v in obj.items() if k.startswith("x-"))
+
+
+def _pb_schema(s: Obj) -> bytes:
+    out = [_s(1, s.get("$ref")), _s(2, s.get("format")), _s(4, s.get("description"))]
+    out += [_s(19, r) for r in s.get("required") or ()]
+    addl = s.get("additionalProperties")
+    if isinstance(addl, dict):
+        out.append(_ld(21, _ld(1, _pb_schema(addl))))
+    elif isinstance(addl, bool):
+        out.append(_ld(21, _varint(2 << 3) + (b"\x01" if addl else b"\x00")))
+    if s.get("type"):
+        out.append(_ld(22, _s(1, s["type"])))
+    if isinstance(s.get("items"), dict):
+        out.append(_ld(23, _ld(1, _pb_schema(s["items"]))))
+    out += [_ld(24, _pb_schema(x)) for x in s.get("allOf") or ()]
+    props = s.get("properties")
+    if props:
+        out.append(_ld(25, b"".join(_named(1, k, _pb_schema(v)) for k, v in props.items())))
+    out.append(_pb_extensions(31, s))
+    return b"".join(out)
+
+
+def _pb_param(p: Obj) -> bytes:
+    if p.get("in") == "body":
+        body = (_s(1, p.get("description")) + _s(2, p["name"]) + _s(3, "body") + _b(4, p.get("required"))
+                + _ld(5, _pb_schema(p["schema"])))
+        return _ld(1, _ld(1, body))
+    if p.get("in") == "path":
+        sub = (_b(1, p.get("required")) + _s(2, "path") + _s(3, p.get("description")) + _s(4, p["name"])
+               + _s(5, p.get("type")) + _b(19, p.get("uniqueItems")))
+        return _ld(1, _ld(2, _ld(4, sub)))
+    sub = (_b(1, p.get("required")) + _s(2, "query") + _s(3, p.get("description")) + _s(4, p["name"])
+           + _s(6, p.get("type")) + _b(20, p.get("uniqueItems")))
+    return _ld(1, _ld(2, _ld(3, sub)))
+
+
+def _pb_operation(o: Obj) -> bytes:
+    out = [_s(1, t) for t in o.get("tags") or ()]
+    out += [_s(3, o.get("description")), _s(5, o.get("operationId"))]
+    out += [_s(6, m) for m in o.get("produces") or ()]
+    out += [_s(7, m) for m in o.get("consumes") or ()]
+    out += [_ld(8, _pb_param(p)) for p in o.get("parameters") or ()]
+    responses = b""
+    for code, r in (o.get("responses") or {}).items():
+        resp = _s(1, r.get("description"))
+        if "schema" in r:
+            resp += _ld(2, _ld(1, _pb_schema(r["schema"])))
+        responses += _named(1, code, _ld(1, resp))
+    out.append(_ld(9, responses))
+    out += [_s(10, x) for x in o.get("schemes") or ()]
+    out.append(_pb_extensions(13, o))
+    return b"".join(out)
+
+
+_PB_METHODS = {"get": 2, "put": 3, "post": 4, "delete": 5, "options": 6, "head": 7, "patch": 8}
+
+
+def _pb_document(doc: Obj) -> bytes:
+    paths = b""
+    for path, item in doc["paths"].items():
+        pi = b"".join(_ld(_PB_METHODS[m], _pb_operation(item[m])) for m in _PB_METHODS if m in item)
+        pi += b"".join(_ld(9, _pb_param(p)) for p in item.get("parameters") or ())
+        paths += _named(2, path, pi)
+    defs = b"".join(_named(1, name, _pb_schema(s)) for name, s in doc["definitions"].items())
+    sec_defs = b""
+    for name, d in doc.get("securityDefinitions", {}).items():
+        api_key = _s(1, d.get("type")) + _s(2, d.get("name")) + _s(3, d.get("in")) + _s(4, d.get("description"))
+        sec_defs += _named(1, name, _ld(2, api_key))
+    security = b"".join(
+        _ld(12, b"".join(_named(1, k, b"".join(_s(1, x) for x in v)) for k, v in req.items()))
+        for req in doc.get("security") or ())
+    info = doc["info"]
+    return (_s(1, doc["swagger"]) + _ld(2, _s(1, info["title"]) + _s(2, info["version"]))
+            + _ld(8, paths) + _ld(9, defs) + security + _ld(13, sec_defs))

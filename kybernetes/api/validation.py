@@ -388,7 +388,7 @@ _REQUIRED_EXEMPT = {
     "io.k8s.api.core.v1.HTTPHeader": {"value"},
     "io.k8s.api.core.v1.Sysctl": {"value"},
     "io.k8s.api.core.v1.LimitRangeSpec": {"limits"},
-    "io.k8s.apimachinery.pkg.apis.meta.v1.Condition": {"message", "reason"},
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Condition": {"message"},
 }
 
 

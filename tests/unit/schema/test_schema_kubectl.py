@@ -67,6 +67,8 @@ async def _handle(req: web.Request) -> web.StreamResponse:
     if p == "/apis/apps/v1":
         return web.json_response(_resource_list("apps/v1"))
     if p == "/openapi/v2":
+        if openapi.V2_PROTOBUF_MEDIA_TYPE in req.headers.get("Accept", ""):  # what client-go asks for
+            return web.Response(body=openapi.openapi_v2_protobuf(RES), content_type=openapi.V2_PROTOBUF_CONTENT_TYPE)
         return web.Response(body=openapi.openapi_v2(RES), content_type="application/json")
     if p == "/openapi/v3":
         return web.Response(body=openapi.openapi_v3_index(RES), content_type="application/json")
@@ -155,6 +157,15 @@ async def test_explain_recursive(server: tuple[str, web.Application], tmp_path: 
     assert len(out.splitlines()) > 500
     rc, out, err = await _kubectl(url, tmp_path, "explain", "pods.spec.nope")
     assert rc != 0 and 'field "nope" does not exist' in err
+
+
+async def test_explain_from_openapi_v2_protobuf(server: tuple[str, web.Application], tmp_path: Path) -> None:
+    url, _ = server
+    rc, out, err = await _kubectl(url, tmp_path, "explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
+    assert rc == 0, err
+    assert "KIND:     Deployment\nVERSION:  apps/v1\n" in out
+    assert "The deployment strategy to use to replace existing pods with new ones." in out
+    assert "rollingUpdate\t<Object>" in out
 
 
 async def test_create_strict_validation_uses_server(server: tuple[str, web.Application], tmp_path: Path) -> None:

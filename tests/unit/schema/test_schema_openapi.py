@@ -219,3 +219,54 @@ def test_building_sixty_resources_is_fast() -> None:
     for p in paths:
         openapi.openapi_v3_group_version(res, p)
     assert time.perf_counter() - t < 0.05  # served from the cache
+
+
+def _fields(buf: bytes) -> list[tuple[int, object]]:
+    """A minimal protobuf wire reader: (field number, int or bytes) pairs."""
+    out, i = [], 0
+    while i < len(buf):
+        key, i = _uvarint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            val, i = _uvarint(buf, i)
+            out.append((field, val))
+        elif wire == 2:
+            n, i = _uvarint(buf, i)
+            out.append((field, buf[i:i + n]))
+            i += n
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+    return out
+
+
+def _uvarint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = val = 0
+    while True:
+        b = buf[i]
+        i += 1
+        val |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return val, i
+
+
+def test_v2_protobuf_encoding() -> None:
+    body = openapi.openapi_v2_protobuf(RES)
+    top = _fields(body)
+    assert top[0] == (1, b"2.0")  # swagger
+    info = dict(_fields(top[1][1]))  # type: ignore[arg-type]
+    assert info == {1: b"Kubernetes", 2: b"v1.37.1"}
+    paths = {}
+    for f, v in _fields(dict(top)[8]):  # type: ignore[arg-type]
+        named = dict(_fields(v))  # type: ignore[arg-type]
+        paths[named[1].decode()] = named[2]  # type: ignore[union-attr]
+    assert "/apis/apps/v1/namespaces/{namespace}/deployments/{name}" in paths
+    patch_op = dict(_fields(paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]))[8]  # PathItem.patch
+    exts = [dict(_fields(v)) for f, v in _fields(patch_op) if f == 13]  # type: ignore[arg-type]
+    gvk = {e[1].decode(): dict(_fields(e[2]))[2].decode() for e in exts}  # type: ignore[union-attr]
+    assert orjson.loads(gvk["x-kubernetes-group-version-kind"]) == {"group": "apps", "kind": "Deployment", "version": "v1"}
+    names = set()
+    for f, v in _fields(dict(top)[9]):  # type: ignore[arg-type]
+        names.add(dict(_fields(v))[1].decode())  # type: ignore[union-attr]
+    assert names == set(orjson.loads(openapi.openapi_v2(RES))["definitions"])
+    assert openapi.openapi_v2_protobuf_document(RES) is openapi.openapi_v2_protobuf_document(RES)
