@@ -640,6 +640,47 @@ def validate_schema(obj: Obj, def_name: str, *, strict_unknown: bool = True) -> 
     return w.errors, w.unknown
 
 
+def validate_schema_for(obj: Obj, group: str, version: str, kind: str, *,
+                        strict_unknown: bool = True) -> tuple[list[Cause], list[str]]:
+    """`validate_schema` for a kind named by group/version/kind; ([], []) for kinds without
+    a built-in schema (custom resources)."""
+    def_name = _schema.definition_for(group, version, kind)
+    if def_name is None:
+        return [], []
+    return validate_schema(obj, def_name, strict_unknown=strict_unknown)
+
+
+def prune_unknown(obj: Obj, group: str, version: str, kind: str) -> list[str]:
+    """Remove, in place, the fields the kind's schema does not know (what upstream's
+    decoding silently drops under fieldValidation Ignore/Warn). Returns their paths."""
+    def_name = _schema.definition_for(group, version, kind)
+    removed: list[str] = []
+    if def_name is not None and isinstance(obj, dict):
+        _prune(obj, _def_node(def_name), "", removed)
+    return removed
+
+
+def _prune(value: Any, node: _Node, path: str, removed: list[str]) -> None:
+    if node.kind == _STRUCT and isinstance(value, dict):
+        prefix = path + "." if path else ""
+        for key in [k for k in value if k not in node.props]:
+            del value[key]
+            removed.append(prefix + key)
+        for key, v in value.items():
+            if isinstance(v, (dict, list)):
+                _prune(v, _resolve(node.props[key]), prefix + key, removed)
+    elif node.kind == _ARRAY and isinstance(value, list):
+        elem = _resolve(node.elem)
+        if elem.kind in (_STRUCT, _ARRAY, _MAP):
+            for i, v in enumerate(value):
+                _prune(v, elem, f"{path}[{i}]", removed)
+    elif node.kind == _MAP and isinstance(value, dict):
+        elem = _resolve(node.elem)
+        if elem.kind in (_STRUCT, _ARRAY, _MAP):
+            for k, v in value.items():
+                _prune(v, elem, f"{path}[{k}]", removed)
+
+
 def decode_errors(errors: Iterable[Cause]) -> list[Cause]:
     """The causes that are JSON decoding errors (upstream: 400 BadRequest)."""
     return [e for e in errors if e.reason == DECODE_ERROR_REASON]

@@ -273,3 +273,16 @@ def test_meta_finalizers_owner_references_generation() -> None:
     assert errs[3].message.startswith('Invalid value: "bad finalizer": name part must consist of')
     assert errs[4].message == ('Invalid value: []string{"orphan", "foregroundDeletion", "bad finalizer"}: '
                                "finalizer orphan and foregroundDeletion cannot be both set")
+
+
+def test_by_gvk_and_pruning() -> None:
+    d = _dep(replica=2)
+    d["spec"]["template"]["spec"]["containers"][0]["bogus"] = {"x": 1}
+    errors, unknown = v.validate_schema_for(d, "apps", "v1", "Deployment")
+    assert errors == [] and len(unknown) == 2
+    assert v.validate_schema_for({"spec": {"anything": 1}}, "example.com", "v1", "Widget") == ([], [])
+    removed = v.prune_unknown(d, "apps", "v1", "Deployment")
+    assert removed == ["spec.replica", "spec.template.spec.containers[0].bogus"]
+    assert v.validate_schema(d, DEPLOYMENT) == ([], [])
+    assert d["spec"]["template"]["metadata"] == {"labels": {"app": "web"}}  # known fields kept
+    assert v.prune_unknown({"a": 1}, "example.com", "v1", "Widget") == []
