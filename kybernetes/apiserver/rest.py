@@ -79,7 +79,7 @@ class ResourceHandlers:
         body, ctype = negotiation.encode(obj, r.output)
         resp = web.Response(body=body, status=status, content_type=ctype)
         for w in r.warnings:
-            resp.headers.add("Warning", f'299 - "{w}"')
+            resp.headers.add("Warning", warning_header(w))
         return resp
 
     def _present(self, r: Request, obj: Obj) -> Any:
@@ -124,16 +124,29 @@ class ResourceHandlers:
         else:
             meta.pop("namespace", None)
 
-    async def _validate(self, r: Request, obj: Obj, old: Optional[Obj]) -> None:
-        causes, unknown = self.validator.validate(r.strategy, obj, old)
+    def _decode_check(self, r: Request, obj: Obj) -> None:
+        """What upstream finds while decoding the body: wrong JSON types (400) and unknown
+        fields (400 under fieldValidation=Strict, a warning under Warn, dropped either way)."""
+        from kybernetes.api import validation
+
+        s = r.strategy
+        mode = r.query.get("fieldValidation", "Warn")
+        if mode not in ("Ignore", "Warn", "Strict"):
+            raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{mode}"')
+        decode, unknown = self.validator.decode_check(s, obj)
+        if decode:
+            raise errors.bad_request(validation.cannot_handle_message(s.kind, s.version, decode[0].message))
         if unknown:
-            mode = r.query.get("fieldValidation", "Warn")
             if mode == "Strict":
-                msgs = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise errors.bad_request(f"strict decoding error: {msgs}")
+                raise errors.bad_request(validation.cannot_handle_message(
+                    s.kind, s.version, validation.strict_decoding_message(f'unknown field "{u}"' for u in unknown)))
             if mode == "Warn":
                 r.warnings.extend(f'unknown field "{u}"' for u in unknown)
-            self.validator.prune(r.strategy, obj)
+            self.validator.prune(s, obj)
+
+    async def _validate(self, r: Request, obj: Obj, old: Optional[Obj]) -> None:
+        """Field rules after defaulting and admission (422 Invalid with causes)."""
+        causes = self.validator.validate(r.strategy, obj, old)
         if causes:
             raise errors.invalid(r.strategy.kind, r.strategy.group, obj["metadata"].get("name", ""), causes)
 
@@ -162,6 +175,7 @@ class ResourceHandlers:
             gen = meta.get("generateName")
             if gen:
                 meta["name"] = gen + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        self._decode_check(r, obj)
         await self._namespace_lifecycle(r, "CREATE")
         prepare_new_meta(obj, s)
         s.default(obj)
@@ -219,6 +233,7 @@ class ResourceHandlers:
         """Run the update pipeline for `new` against the stored `kv`; CAS write."""
         s = r.strategy
         old = self.objects.decode(kv)
+        self._decode_check(r, new)
         status_only = r.info.subresource == "status"
         carry_meta(new, old, status_only=status_only or r.info.subresource == "finalize")
         if status_only:
@@ -263,6 +278,8 @@ class ResourceHandlers:
         if ct not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH, negotiation.STRATEGIC_PATCH):
             raise errors.unsupported_media_type(ct)
         patch_doc = negotiation.decode_body(body, ct)
+        if ct == negotiation.MERGE_PATCH and not isinstance(patch_doc, dict):
+            raise errors.bad_request("Invalid JSON Patch")
         s = r.strategy
         for attempt in range(_MAX_PATCH_RETRIES):
             kv = await self._get_current(r)
@@ -283,7 +300,7 @@ class ResourceHandlers:
                         schema = patchlib.patch_schema_for(s.group, s.version, s.kind)
                     patched = patchlib.apply_strategic_merge_patch(current, patch_doc, schema)
             except patchlib.PatchError as e:
-                raise errors.APIError(getattr(e, "code", 422), "Invalid" if getattr(e, "code", 422) == 422 else "BadRequest", str(e)) from None
+                raise errors.APIError(e.code, e.reason or "", e.status_message or e.message) from None
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             if r.info.subresource == "scale":
@@ -447,23 +464,33 @@ class ResourceHandlers:
         return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
 
 
+def warning_header(text: str) -> str:
+    """An RFC 7234 Warning header value with code 299, as upstream sends warnings."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
+
+
 class Validator:
     """Schema, object-meta and strategy validation in one place."""
 
-    def validate(self, s: Strategy, obj: Obj, old: Optional[Obj]) -> tuple[list[Cause], list[str]]:
+    def decode_check(self, s: Strategy, obj: Obj) -> tuple[list[Cause], list[str]]:
+        """(JSON type errors, unknown field paths) of a request body."""
         from kybernetes.api import validation
 
-        causes: list[Cause] = []
-        causes += validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
+        causes, unknown = validation.validate_schema_for(obj, s.group, s.version, s.kind)
+        return validation.decode_errors(causes), unknown
+
+    def validate(self, s: Strategy, obj: Obj, old: Optional[Obj]) -> list[Cause]:
+        from kybernetes.api import validation
+
+        causes = validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
         if causes:
-            return causes, []
-        schema_causes, unknown = validation.validate_schema_for(obj, s.group, s.version, s.kind)
-        causes += schema_causes
+            return causes
+        schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind)
+        causes = [c for c in schema_causes if c.reason != validation.DECODE_ERROR_REASON]
         if not causes:
-            causes += s.validate(obj) if old is None else s.validate_update(obj, old)
-            if old is not None:
-                causes += immutable_meta_causes(obj, old)
-        return causes, unknown
+            causes = s.validate(obj) if old is None else s.validate_update(obj, old)
+        return causes
 
     def prune(self, s: Strategy, obj: Obj) -> None:
         from kybernetes.api import validation
@@ -500,10 +527,6 @@ def carry_meta(new: Obj, old: Obj, *, status_only: bool) -> None:
                 nm[k] = om[k]
             else:
                 nm.pop(k, None)
-
-
-def immutable_meta_causes(new: Obj, old: Obj) -> list[Cause]:
-    return []
 
 
 def finalized(obj: Obj) -> bool:

@@ -19,6 +19,7 @@ from aiohttp import web
 from kybernetes.apiserver import errors, negotiation, tables
 from kybernetes.apiserver.listing import Filter, _parse_rv, cache_at, request_filter
 from kybernetes.apiserver.objects import ObjectStore, collection_prefix
+from kybernetes.apiserver.rest import warning_header
 from kybernetes.storage.interface import CompactedError, Event, StorageError
 
 Obj = dict[str, Any]
@@ -140,7 +141,7 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
     resp.headers["Cache-Control"] = "no-cache, private"
     resp.enable_chunked_encoding()
     for w in r.warnings:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", warning_header(w))
     await resp.prepare(r.http)
     stream = _Stream(resp, r, use_pb)
     prefix = collection_prefix(s, r.info.namespace)

@@ -153,21 +153,26 @@ def test_watch_sees_later_changes(applied):
     env = dict(os.environ, KUBECONFIG=str(k.kubeconfig))
     from fixtures.server import KUBECTL
 
-    p = subprocess.Popen([KUBECTL, "get", "cm", "-n", "shop", "-w", "--output-watch-events", "-o", "name"],
+    # --request-timeout bounds the watch, so a missing event cannot hang the test
+    p = subprocess.Popen([KUBECTL, "get", "cm", "-n", "shop", "-w", "--output-watch-events", "--request-timeout=20s"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         # the initial listing arrives first; then a later create must show up
+        header = p.stdout.readline().split()
+        assert header[:2] == ["EVENT", "NAME"] and "DATA" in header, header
         first = p.stdout.readline()
-        assert "settings" in first or first.strip()
+        assert first.split()[:2] == ["ADDED", "settings"], first
         k.kubectl("create", "configmap", "watched", "-n", "shop", "--from-literal=a=b")
         seen = []
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             line = p.stdout.readline()
+            if not line:
+                break
             seen.append(line)
             if "watched" in line:
                 break
-        assert any("ADDED" in l and "configmap/watched" in l for l in seen), seen
+        assert any(l.split()[:2] == ["ADDED", "watched"] for l in seen), seen
     finally:
         p.kill()
         p.wait()
