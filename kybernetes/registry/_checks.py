@@ -1,6 +1,6 @@
 """Small string checks with upstream's messages (k8s.io/apimachinery/pkg/util/validation).
 
-Each returns a list of problems; an empty list means valid.
+Each `is_*` returns a list of problems; an empty list means valid.
 TODO: switch to kybernetes.api.validation once it exports these (is_dns1123_label,
 is_dns1123_subdomain, is_qualified_name, is_valid_label_value); the names here match.
 """
@@ -8,6 +8,8 @@ is_dns1123_subdomain, is_qualified_name, is_valid_label_value); the names here m
 from __future__ import annotations
 
 import re
+
+from kybernetes.registry.base import Cause, invalid, required
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN = _LABEL + r"(\." + _LABEL + r")*"
@@ -162,6 +164,22 @@ def is_env_var_name(s: str) -> list[str]:
     if s and all(32 <= ord(c) <= 126 and c != "=" for c in s):
         return []
     return ["a valid environment variable name must consist only of printable ASCII characters other than '='"]
+
+
+_PATH_PART = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+"
+
+
+def domain_prefixed_path_causes(value: str, path: str) -> list[Cause]:
+    """upstream IsDomainPrefixedPath ("example.com/some-path"), as field errors at `path`."""
+    if not value:
+        return [required(path)]
+    if "/" not in value:
+        return [invalid(path, value, 'must be a domain-prefixed path (such as "acme.io/foo")')]
+    host, rest = value.split("/", 1)
+    causes = [invalid(path, host, m) for m in is_dns1123_subdomain(host)]
+    if not re.fullmatch(_PATH_PART, rest):
+        causes.append(invalid(path, rest, regex_error("Invalid path", _PATH_PART)))
+    return causes
 
 
 try:  # prefer the shared helpers once they exist (same names, same contract)

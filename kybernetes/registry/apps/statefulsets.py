@@ -69,9 +69,13 @@ class StatefulSetStrategy(Strategy):
         spec = obj.setdefault("spec", {})
         spec.setdefault("podManagementPolicy", "OrderedReady")
         us = spec.setdefault("updateStrategy", {})
-        us.setdefault("type", "RollingUpdate")
-        if us["type"] == "RollingUpdate":
-            us.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        if not us.get("type"):
+            # only an implied RollingUpdate gets a rollingUpdate block; an explicit one keeps its own
+            us["type"] = "RollingUpdate"
+            us.setdefault("rollingUpdate", {})
+        if us["type"] == "RollingUpdate" and isinstance(us.get("rollingUpdate"), dict):
+            us["rollingUpdate"].setdefault("partition", 0)
+            us["rollingUpdate"].setdefault("maxUnavailable", 1)  # MaxUnavailableStatefulSet is on by default
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})

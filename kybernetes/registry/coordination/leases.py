@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Cause,
+    Obj,
+    Strategy,
+    age_of,
+    column,
+    dig,
+    invalid,
+    nonnegative,
+)
 
 
 class LeaseStrategy(Strategy):
@@ -13,3 +26,19 @@ class LeaseStrategy(Strategy):
     kind = "Lease"
     resource = "leases"
     singular = "lease"
+    tracks_generation = False
+
+    columns = (NAME_COLUMN, column("Holder", doc=("io.k8s.api.coordination.v1.LeaseSpec", "holderIdentity")),
+               AGE_COLUMN)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes: list[Cause] = []
+        d = spec.get("leaseDurationSeconds")
+        if d is not None and d <= 0:
+            causes.append(invalid("spec.leaseDurationSeconds", d, "must be greater than 0"))
+        causes += nonnegative("spec.leaseTransitions", spec.get("leaseTransitions"))
+        return causes
+
+    def row(self, obj: Obj) -> list[Any]:
+        return [obj["metadata"]["name"], dig(obj, "spec", "holderIdentity", default="") or "", age_of(obj)]

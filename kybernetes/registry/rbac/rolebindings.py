@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import Cause, Obj, Strategy
+from kybernetes.registry.rbac._common import (
+    binding_cells,
+    binding_columns,
+    default_binding,
+    role_ref_unchanged,
+    validate_binding,
+)
 
 
 class RoleBindingStrategy(Strategy):
@@ -14,3 +23,18 @@ class RoleBindingStrategy(Strategy):
     resource = "rolebindings"
     singular = "rolebinding"
     name_format = "path-segment"
+    tracks_generation = False
+
+    columns = binding_columns("roleBinding")
+
+    def default(self, obj: Obj) -> None:
+        default_binding(obj)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validate_binding(obj, namespaced=True)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return self.validate(new) + role_ref_unchanged(new, old)
+
+    def row(self, obj: Obj) -> list[Any]:
+        return binding_cells(obj)

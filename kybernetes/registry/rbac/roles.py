@@ -1,8 +1,13 @@
-"""Roles: namespaced sets of permissions."""
+"""Roles: namespaced sets of permissions.
+
+No printer upstream: the default table (NAME, CREATED AT)."""
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import CREATED_AT_COLUMN, NAME_COLUMN, Cause, Obj, Strategy, created_at_row
+from kybernetes.registry.rbac._common import validate_rules
 
 
 class RoleStrategy(Strategy):
@@ -14,3 +19,12 @@ class RoleStrategy(Strategy):
     resource = "roles"
     singular = "role"
     name_format = "path-segment"
+    tracks_generation = False
+
+    columns = (NAME_COLUMN, CREATED_AT_COLUMN)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validate_rules(obj.get("rules"), "rules", namespaced=True)
+
+    def row(self, obj: Obj) -> list[Any]:
+        return created_at_row(obj)

@@ -1,8 +1,21 @@
-"""CSINodes: CSI drivers installed on a node."""
+"""CSINodes: the CSI drivers installed on a node."""
 
 from __future__ import annotations
 
-from kybernetes.registry.base import Strategy
+from typing import Any
+
+from kybernetes.registry.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Cause,
+    Obj,
+    Strategy,
+    age_of,
+    column,
+    dig,
+    duplicate,
+    required,
+)
 
 
 class CSINodeStrategy(Strategy):
@@ -14,3 +27,27 @@ class CSINodeStrategy(Strategy):
     resource = "csinodes"
     singular = "csinode"
     namespaced = False
+    tracks_generation = False
+
+    columns = (
+        NAME_COLUMN,
+        column("Drivers", "integer", "Drivers indicates the number of CSI drivers registered on the node"),
+        AGE_COLUMN,
+    )
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        causes: list[Cause] = []
+        seen: set[str] = set()
+        for i, d in enumerate(dig(obj, "spec", "drivers", default=[]) or []):
+            name = d.get("name") or ""
+            if not name:
+                causes.append(required(f"spec.drivers[{i}].name"))
+            elif name in seen:
+                causes.append(duplicate(f"spec.drivers[{i}].name", name))
+            seen.add(name)
+            if not d.get("nodeID"):
+                causes.append(required(f"spec.drivers[{i}].nodeID"))
+        return causes
+
+    def row(self, obj: Obj) -> list[Any]:
+        return [obj["metadata"]["name"], len(dig(obj, "spec", "drivers", default=[]) or []), age_of(obj)]

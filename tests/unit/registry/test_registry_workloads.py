@@ -109,7 +109,7 @@ def test_replicaset_statefulset_daemonset() -> None:
     s.default(sts)
     spec = sts["spec"]
     assert spec["podManagementPolicy"] == "OrderedReady" and spec["replicas"] == 1
-    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}}
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     claim = spec["volumeClaimTemplates"][0]
     assert claim["apiVersion"] == "v1" and claim["kind"] == "PersistentVolumeClaim"
