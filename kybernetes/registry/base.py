@@ -74,7 +74,7 @@ class Strategy:
     # (listed so discovery and docs can say what is missing; never routed)
     future_subresources: ClassVar[tuple[str, ...]] = ()
     # names: "dns1123-subdomain" (most), "dns1123-label" (namespaces, services), "path-segment"
-    # (rbac, certificatesigningrequests), "ip-address" (networking.k8s.io IPAddress)
+    # (rbac, certificatesigningrequests; IPAddress, whose validate() adds the IP rule)
     name_format: ClassVar[str] = "dns1123-subdomain"
     # True when the spec/status split exists: status is dropped on create and on
     # main-resource updates, and the status subresource changes only status.

@@ -132,7 +132,8 @@ def duration_cell(job: Obj) -> str:
     start = parse_time(dig(job, "status", "startTime", default="") or "")
     if start is None:
         return ""
-    end = parse_time(dig(job, "status", "completionTime", default="") or "") or base.now()  # via the module: tests freeze the clock there
+    # base.now through the module, so a frozen clock (tests) applies
+    end = parse_time(dig(job, "status", "completionTime", default="") or "") or base.now()
     return human_duration((end - start).total_seconds())
 
 

@@ -55,13 +55,14 @@ class IPAddressStrategy(Strategy):
     singular = "ipaddress"
     namespaced = False
     short_names = ("ip",)
-    name_format = "ip-address"
+    # the generic check only keeps the name a safe path segment; validate() wants an IP address
+    name_format = "path-segment"
     tracks_generation = False
 
     columns = (NAME_COLUMN, column("ParentRef", doc=("io.k8s.api.networking.v1.IPAddressSpec", "parentRef")))
 
     def validate(self, obj: Obj) -> list[Cause]:
-        # "ip-address" is not one of the generic name formats, so the name is checked here
+        # upstream's name rule for this kind: an IP address, written canonically
         name = dig(obj, "metadata", "name", default="")
         causes = [invalid("metadata.name", name, m) for m in ip_name_errors(name)]
         ref = dig(obj, "spec", "parentRef")

@@ -51,7 +51,7 @@ def test_identity_shape(s: Strategy) -> None:
     assert set(s.verbs) <= ALL_VERBS
     assert s.has_status_split == ("status" in s.subresources)
     assert not set(s.subresources) & set(s.future_subresources)
-    assert s.name_format in {"dns1123-subdomain", "dns1123-label", "path-segment", "ip-address"}
+    assert s.name_format in {"dns1123-subdomain", "dns1123-label", "path-segment"}
 
 
 def test_resources_unique_per_group_version() -> None:
@@ -110,3 +110,10 @@ def test_special_verbs_and_subresources() -> None:
         "status", "approval",
     }
     assert by[("", "serviceaccounts")].subresources == ("token",)
+
+
+@pytest.mark.parametrize("s", STRATEGIES, ids=_id)
+def test_name_format_is_known_to_object_meta_validation(s: Strategy) -> None:
+    from kybernetes.api.validation import name_errors
+
+    assert name_errors("a-name", s.name_format) == []
