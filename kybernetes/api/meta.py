@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from typing import Any, Optional
 
 Obj = dict[str, Any]
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
     """The current time as upstream writes metav1.Time (second precision, UTC, 'Z')."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_second
+    sec = int(time.time())
+    if sec != _last_second[0]:  # formatting once per second keeps this off the hot path
+        _last_second = (sec, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec)))
+    return _last_second[1]
 
 
 def parse_time(value: str) -> Optional[_dt.datetime]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -65,6 +67,12 @@ class Output:
 
 def choose_output(accept: str, *, allow_protobuf: bool) -> Output:
     """Pick the response format from the Accept header (JSON when nothing better fits)."""
+    return dataclasses.replace(_choose_output(accept, allow_protobuf))
+
+
+@functools.lru_cache(maxsize=256)
+def _choose_output(accept: str, allow_protobuf: bool) -> Output:
+    # clients send the same few Accept headers over and over
     if not accept:
         return Output()
     saw_unsupported = False

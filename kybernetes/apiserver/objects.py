@@ -68,6 +68,20 @@ class ObjectStore:
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
 
+    async def namespace(self, name: str) -> Optional[KeyValue]:
+        """The stored Namespace `name`: from the namespaces watch cache, falling back to
+        the store for one created so recently that the cache has not seen it yet."""
+        key = f"/registry/namespaces/{name}"
+        cache = self._caches.get("/registry/namespaces/")
+        if cache is None:
+            from kybernetes.api.catalog import default_catalog
+
+            cache = await self.cache(default_catalog().lookup("", "v1", "namespaces"))
+        kv = cache.get(key)
+        if kv is None:
+            kv = await self.store.get(key)
+        return kv
+
     # ----- caches -----
     async def cache(self, s: Strategy) -> WatchCache:
         prefix = resource_prefix(s)

@@ -155,7 +155,7 @@ class ResourceHandlers:
         if not r.strategy.namespaced or op != "CREATE":
             return
         ns = r.info.namespace
-        kv = await self.objects.store.get(f"/registry/namespaces/{ns}")
+        kv = await self.objects.namespace(ns)
         if kv is None:
             raise errors.not_found("namespaces", "", ns)
         nsobj = self.objects.decode(kv)
@@ -506,7 +506,7 @@ def prepare_new_meta(obj: Obj, s: Strategy) -> None:
     meta["creationTimestamp"] = apimeta.now_rfc3339()
     for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(k, None)
-    if getattr(s, "tracks_generation", s.has_status_split) or "spec" in obj:
+    if s.tracks_generation:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
