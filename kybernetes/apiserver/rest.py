@@ -64,6 +64,13 @@ class ResourceHandlers:
         self.validator = validator
         self.mutating: list[AdmissionFn] = []
         self.validating: list[AdmissionFn] = []
+        from kybernetes.apiserver.service_alloc import ServiceAllocator
+
+        self.services = ServiceAllocator(objects)
+
+    @staticmethod
+    def _is_service(s: Strategy) -> bool:
+        return s.resource == "services" and not s.group
 
     # ------------------------------------------------------------------ helpers
     def _key(self, r: Request, name: Optional[str] = None) -> str:
@@ -182,14 +189,20 @@ class ResourceHandlers:
         s.prepare_for_create(obj)
         await self._admit(self.mutating, "CREATE", r, obj, None)
         await self._validate(r, obj, None)
+        r.warnings.extend(s.warnings_on_create(obj))
         await self._admit(self.validating, "CREATE", r, obj, None)
         if r.dry_run:
             return self.respond(r, self._present(r, obj), 201)
         key = object_key(s, meta.get("namespace", ""), meta["name"])
+        claimed = await self.services.allocate(obj) if self._is_service(s) else []
         try:
             kv = await self.objects.store.create(key, self.objects.encode(key, obj))
         except KeyExistsError:
+            await self.services.rollback(claimed)
             raise errors.already_exists(s.resource, s.group, meta["name"]) from None
+        except BaseException:
+            await self.services.rollback(claimed)
+            raise
         meta["resourceVersion"] = str(kv.mod_revision)
         return self.respond(r, self._present(r, obj), 201)
 
@@ -253,6 +266,7 @@ class ResourceHandlers:
                 new["metadata"]["generation"] = old["metadata"]["generation"] + 1
         await self._admit(self.mutating, "UPDATE", r, new, old)
         await self._validate(r, new, old)
+        r.warnings.extend(s.warnings_on_update(new, old))
         await self._admit(self.validating, "UPDATE", r, new, old)
         new["metadata"]["resourceVersion"] = str(kv.mod_revision)
         if new == old:
@@ -260,12 +274,21 @@ class ResourceHandlers:
         if r.dry_run:
             return new
         key = self._key(r)
+        service = self._is_service(s) and not r.info.subresource
+        claimed = await self.services.allocate(new, old) if service else []
         try:
             nkv = await self.objects.store.update(key, self.objects.encode(key, new), kv.mod_revision)
         except ConflictError:
+            await self.services.rollback(claimed)
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED) from None
         except KeyNotFoundError:
+            await self.services.rollback(claimed)
             raise errors.not_found(s.resource, s.group, r.info.name) from None
+        except BaseException:
+            await self.services.rollback(claimed)
+            raise
+        if service:
+            await self.services.release(old, keep=new)
         new["metadata"]["resourceVersion"] = str(nkv.mod_revision)
         if finalized(new):
             await self._finish_delete(r, new, nkv.mod_revision)
@@ -420,6 +443,8 @@ class ResourceHandlers:
         except ConflictError:
             raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
         meta["resourceVersion"] = str(dkv.mod_revision)
+        if self._is_service(s):
+            await self.services.release(obj)
         return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
 
     def _grace_period(self, s: Strategy, obj: Obj, options: Obj) -> Optional[int]:
@@ -443,7 +468,9 @@ class ResourceHandlers:
         try:
             await self.objects.store.delete(key, mod_rev)
         except (KeyNotFoundError, ConflictError):
-            pass
+            return
+        if self._is_service(r.strategy):
+            await self.services.release(obj)
 
     async def delete_collection(self, r: Request, options: Optional[Obj]) -> web.Response:
         s = r.strategy

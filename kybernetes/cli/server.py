@@ -70,6 +70,32 @@ class DataDirLock:
             self.fd = None
 
 
+async def bootstrap_kubernetes_service(objects, catalog, allocator, port: int) -> None:
+    """The `kubernetes` Service in `default`, on the first address of the service range."""
+    from kybernetes.apiserver.objects import object_key
+    from kybernetes.apiserver.rest import prepare_new_meta
+    from kybernetes.storage.interface import KeyExistsError
+
+    s = catalog.lookup("", "v1", "services")
+    key = object_key(s, "default", "kubernetes")
+    if await objects.store.get(key) is not None:
+        return
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "kubernetes", "namespace": "default",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"}},
+           "spec": {"type": "ClusterIP", "clusterIP": allocator.kubernetes_service_ip,
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                    "sessionAffinity": "None"}}
+    prepare_new_meta(svc, s)
+    s.default(svc)
+    s.prepare_for_create(svc)
+    claimed = await allocator.allocate(svc)
+    try:
+        await objects.store.create(key, objects.encode(key, svc))
+    except KeyExistsError:
+        await allocator.rollback(claimed)
+
+
 async def bootstrap_namespaces(objects, catalog) -> None:
     """Create the system namespaces the first time the cluster starts."""
     from kybernetes.apiserver.objects import object_key
@@ -134,6 +160,7 @@ class Server:
         port = args.https_port
         client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         api = APIServer(catalog, self.objects, server_address=f"{client_host}:{port}")
+        await bootstrap_kubernetes_service(self.objects, catalog, api.handlers.services, port or 6443)
         api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
         app = build_app(api)
 
