@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from kybernetes.api import continuetoken, selectors
 from kybernetes.apiserver import errors, tables
 from kybernetes.apiserver.objects import ObjectStore, collection_prefix, resource_prefix
-from kybernetes.registry.base import Strategy
+from kybernetes.registry.base import Cause, Strategy
 from kybernetes.storage.interface import CompactedError, FutureRevisionError
 
 Obj = dict[str, Any]
@@ -132,9 +132,14 @@ async def list_objects(objects: ObjectStore, r: Any) -> Obj:
     rv = _parse_rv(q.get("resourceVersion"))
     match = q.get("resourceVersionMatch") or ""
     if match and match not in ("Exact", "NotOlderThan"):
-        raise errors.bad_request(f'Invalid value: "{match}": resourceVersionMatch must be one of Exact, NotOlderThan')
+        raise list_options_invalid(Cause("FieldValueNotSupported", "resourceVersionMatch",
+                                         f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""'))
     if match and rv is None:
-        raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        raise list_options_invalid(Cause("FieldValueForbidden", "resourceVersionMatch",
+                                         "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"))
+    if match == "Exact" and rv == 0:
+        raise list_options_invalid(Cause("FieldValueForbidden", "resourceVersionMatch",
+                                         'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
     prefix = collection_prefix(s, r.info.namespace)
 
     if cont:
@@ -164,6 +169,11 @@ async def list_objects(objects: ObjectStore, r: Any) -> Obj:
         if flt.matches(obj):
             items.append(obj)
     return _shape(r, s, items, str(result.revision), "", None)
+
+
+def list_options_invalid(*causes: Cause) -> errors.APIError:
+    """422 Invalid on meta.k8s.io ListOptions, as upstream validates list/watch options."""
+    return errors.invalid("ListOptions", "meta.k8s.io", "", causes)
 
 
 def _parse_limit(v: Optional[str]) -> int:

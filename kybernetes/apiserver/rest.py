@@ -146,9 +146,9 @@ class ResourceHandlers:
         if unknown:
             if mode == "Strict":
                 raise errors.bad_request(validation.cannot_handle_message(
-                    s.kind, s.version, validation.strict_decoding_message(f'unknown field "{u}"' for u in unknown)))
+                    s.kind, s.version, validation.strict_decoding_message(unknown)))
             if mode == "Warn":
-                r.warnings.extend(f'unknown field "{u}"' for u in unknown)
+                r.warnings.extend(unknown)
             self.validator.prune(s, obj)
 
     async def _validate(self, r: Request, obj: Obj, old: Optional[Obj]) -> None:
@@ -226,6 +226,10 @@ class ResourceHandlers:
 
     # ------------------------------------------------------------------ update / patch
     async def update(self, r: Request, body: Any) -> web.Response:
+        if r.info.subresource == "scale":
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body of the request was not a JSON object")
+            return await self._update_scale(r, body)
         obj = self._check_type(r, body)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != r.info.name:
@@ -233,8 +237,6 @@ class ResourceHandlers:
                 f"the name of the object ({meta['name']}) does not match the name on the URL ({r.info.name})")
         meta["name"] = r.info.name
         self._check_namespace(r, obj)
-        if r.info.subresource == "scale":
-            return await self._update_scale(r, obj)
         kv = await self._get_current(r)
         rv = meta.get("resourceVersion")
         if rv and rv != str(kv.mod_revision):
@@ -372,9 +374,9 @@ class ResourceHandlers:
             kv = await self._get_current(r)
             pod = self.objects.decode(kv)
             if pod["metadata"].get("deletionTimestamp"):
-                raise errors.conflict(s.resource, s.group, r.info.name, "pod is being deleted, cannot be assigned to a host")
+                raise errors.conflict("pods/binding", "", r.info.name, "pod is being deleted, cannot be assigned to a host")
             if (pod.get("spec") or {}).get("nodeName"):
-                raise errors.conflict(s.resource, s.group, r.info.name,
+                raise errors.conflict("pods/binding", "", r.info.name,
                                       f"pod {r.info.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
             pod["spec"]["nodeName"] = node
             conds = pod.setdefault("status", {}).setdefault("conditions", [])

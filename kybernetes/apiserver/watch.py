@@ -95,8 +95,10 @@ def translate(objects: ObjectStore, flt: Filter, ev: Event) -> Optional[tuple[st
     if now:
         return ("ADDED", obj)
     if before:
-        # left the selection: upstream reports the new state as DELETED
-        return ("DELETED", obj)
+        # left the selection: upstream reports the last matching state, at this revision
+        last = objects.decode(ev.prev)
+        last["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+        return ("DELETED", last)
     return None
 
 

@@ -168,7 +168,9 @@ class Server:
         ctx.load_cert_chain(paths.serving_cert, paths.serving_key)
         ctx.load_verify_locations(paths.ca_cert)
         ctx.verify_mode = ssl.CERT_OPTIONAL
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+        # handler_cancellation ends a watch as soon as its client goes away
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1,
+                                    handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=ctx, reuse_address=True, backlog=1024)
         await site.start()

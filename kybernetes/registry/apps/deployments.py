@@ -91,6 +91,12 @@ class DeploymentStrategy(Strategy):
         column("Selector", doc=("io.k8s.api.apps.v1.DeploymentSpec", "selector"), priority=1),
     )
 
+    def generation_changes(self, new: Obj, old: Obj) -> bool:
+        """Deployments also move generation when annotations change (upstream: a
+        rollback request and change-cause live there)."""
+        return new.get("spec") != old.get("spec") or (
+            (new.get("metadata") or {}).get("annotations") != (old.get("metadata") or {}).get("annotations"))
+
     def default(self, obj: Obj) -> None:
         default_deployment_spec(obj.setdefault("spec", {}))
 

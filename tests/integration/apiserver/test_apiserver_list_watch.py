@@ -107,8 +107,6 @@ async def test_list_not_older_than(api, ns):
     assert int(lst["metadata"]["resourceVersion"]) >= rv(cm) and cm["metadata"]["name"] in names(lst)
 
 
-@pytest.mark.xfail(reason="server answers invalid list options with 400 BadRequest; upstream ListResource runs "
-                          "ValidateListOptions and answers 422 Invalid (ListOptions.meta.k8s.io)", strict=True)
 @pytest.mark.parametrize("params,detail", [
     ({"resourceVersionMatch": "Exact"}, "resourceVersionMatch is forbidden unless resourceVersion is provided"),
     ({"resourceVersionMatch": "Exact", "resourceVersion": "0"},
@@ -273,9 +271,6 @@ async def test_label_selector_watch_sees_leaving_as_deleted(api, ns):
         assert ev["type"] == "DELETED"
 
 
-@pytest.mark.xfail(reason="server sends the new object state in the DELETED event of an object leaving a "
-                          "selector; upstream cacheWatcher sends the previous object content with the "
-                          "event's resourceVersion", strict=True)
 async def test_label_selector_deleted_event_carries_the_previous_content(api, ns):
     url = f"/api/v1/namespaces/{ns}/configmaps"
     cm = await api.configmap(ns, "mover", {"v": "old"}, labels={"app": "x"})

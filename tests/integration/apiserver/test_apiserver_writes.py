@@ -109,8 +109,6 @@ async def test_generation(api, ns):
     assert (await api.get(url)).expect(200)["metadata"]["generation"] == 3
 
 
-@pytest.mark.xfail(reason="server does not bump a Deployment's generation on an annotation change; upstream "
-                          "deploymentStrategy.PrepareForUpdate bumps it on spec or annotation changes", strict=True)
 async def test_deployment_annotation_change_moves_generation(api, ns):
     url, d = await make_deployment(api, ns)
     d = (await api.patch(url, {"metadata": {"annotations": {"a": "b"}}})).expect(200)
@@ -190,11 +188,6 @@ async def test_scale_get_shape(api, ns):
     assert sc["status"]["selector"] == f"app={d['metadata']['name']}"
 
 
-_SCALE_PUT_BUG = ("server rejects a PUT of an autoscaling/v1 Scale to deployments/<name>/scale with 400 "
-                  "'the kind in the data (Scale) does not match the expected kind (Deployment)'")
-
-
-@pytest.mark.xfail(reason=_SCALE_PUT_BUG, strict=True)
 async def test_scale_put(api, ns):
     url, d = await make_deployment(api, ns, replicas=2)
     before = (await api.get(url + "/scale")).expect(200)
@@ -205,7 +198,6 @@ async def test_scale_put(api, ns):
     assert got["spec"]["replicas"] == 5 and got["metadata"]["generation"] == 2
 
 
-@pytest.mark.xfail(reason=_SCALE_PUT_BUG, strict=True)
 async def test_scale_put_with_stale_resource_version_is_409(api, ns):
     url, d = await make_deployment(api, ns, replicas=2)
     stale = (await api.get(url + "/scale")).expect(200)
@@ -260,8 +252,6 @@ async def test_pod_binding(api, ns):
     assert (await api.get(f"/api/v1/namespaces/{ns}/pods/{name}")).expect(200)["spec"]["nodeName"] == "node-a"
 
 
-@pytest.mark.xfail(reason="server names the resource `pods` in the 409; upstream BindingREST uses "
-                          "NewConflict(Resource(\"pods/binding\"), ...)", strict=True)
 async def test_pod_binding_conflict_names_pods_binding(api, ns):
     name = uniq("p")
     (await api.post(f"/api/v1/namespaces/{ns}/pods", pod(name))).expect(201)
@@ -309,11 +299,6 @@ async def test_dry_run_update_patch_delete_write_nothing(api, ns):
 
 
 # ---------------------------------------------------------------------- fieldValidation
-_FIELD_VALIDATION_BUG = ("server wraps unknown-field paths twice: message/warning read "
-                         "'unknown field \"unknown field \"spec.foo\"\"' instead of 'unknown field \"spec.foo\"'")
-
-
-@pytest.mark.xfail(reason=_FIELD_VALIDATION_BUG, strict=True)
 async def test_field_validation_strict_rejects_unknown_field(api, ns):
     name = uniq("strict")
     body = deployment(name, foo="bar")
@@ -323,7 +308,6 @@ async def test_field_validation_strict_rejects_unknown_field(api, ns):
     (await api.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")).status_obj(404, "NotFound")
 
 
-@pytest.mark.xfail(reason=_FIELD_VALIDATION_BUG, strict=True)
 async def test_field_validation_warn_drops_and_warns(api, ns):
     name = uniq("warn")
     r = await api.post(f"/apis/apps/v1/namespaces/{ns}/deployments", deployment(name, foo="bar"),
@@ -335,7 +319,6 @@ async def test_field_validation_warn_drops_and_warns(api, ns):
     assert "foo" not in got["spec"]
 
 
-@pytest.mark.xfail(reason=_FIELD_VALIDATION_BUG, strict=True)
 async def test_field_validation_defaults_to_warn(api, ns):
     name = uniq("dflt")
     r = await api.post(f"/apis/apps/v1/namespaces/{ns}/deployments", deployment(name, foo="bar"))
@@ -355,7 +338,6 @@ async def test_field_validation_ignore_drops_silently(api, ns):
     assert "foo" not in got["spec"]
 
 
-@pytest.mark.xfail(reason=_FIELD_VALIDATION_BUG, strict=True)
 async def test_field_validation_strict_on_update(api, ns):
     url, d = await make_deployment(api, ns)
     r = await update(api, url, lambda o: o["spec"].update(foo=1), params={"fieldValidation": "Strict"})

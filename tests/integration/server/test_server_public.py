@@ -78,17 +78,13 @@ async def test_anonymous_resource_requests_are_forbidden(kyb, anon, admin, metho
 @pytest.mark.parametrize("path,message", [
     pytest.param("/api/v1/namespaces/default/configmaps",
                  'configmaps is forbidden: User "system:anonymous" cannot list resource "configmaps" '
-                 'in API group "" in the namespace "default"',
-                 marks=pytest.mark.xfail(reason='server omits `in API group ""` for namespaced requests',
-                                         strict=True)),
+                 'in API group "" in the namespace "default"'),
     ("/api/v1/namespaces",
      'namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" '
      'in API group "" at the cluster scope'),
     pytest.param("/apis/apps/v1/namespaces/default/deployments/web",
                  'deployments.apps "web" is forbidden: User "system:anonymous" cannot get resource "deployments" '
-                 'in API group "apps" in the namespace "default"',
-                 marks=pytest.mark.xfail(reason='server omits the object name and `in API group "apps"`',
-                                         strict=True)),
+                 'in API group "apps" in the namespace "default"'),
     ("/apis", 'forbidden: User "system:anonymous" cannot get path "/apis"'),
 ])
 async def test_anonymous_forbidden_message_is_upstreams(kyb, anon, path, message):
