@@ -68,6 +68,20 @@ class ObjectStore:
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
 
+    async def read(self, s: Strategy, key: str) -> Optional[KeyValue]:
+        """A consistent read of one key: from the resource's watch cache when it already
+        reflects every write so far, else from the store (no waiting either way)."""
+        cache = self._caches.get(resource_prefix(s))
+        if cache is not None:
+            current = await self.store.current_revision()
+            try:
+                await cache.wait_for(current, timeout=0)
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+            else:
+                return cache.get(key)
+        return await self.store.get(key)
+
     async def namespace(self, name: str) -> Optional[KeyValue]:
         """The stored Namespace `name`: from the namespaces watch cache, falling back to
         the store for one created so recently that the cache has not seen it yet."""

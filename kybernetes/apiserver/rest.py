@@ -77,7 +77,7 @@ class ResourceHandlers:
         return object_key(r.strategy, r.info.namespace, name if name is not None else r.info.name)
 
     async def _get_current(self, r: Request, name: Optional[str] = None):
-        kv = await self.objects.store.get(self._key(r, name))
+        kv = await self.objects.read(r.strategy, self._key(r, name))
         if kv is None:
             raise errors.not_found(r.strategy.resource, r.strategy.group, name or r.info.name)
         return kv
