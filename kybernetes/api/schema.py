@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Optional, Sequence, Union
 
@@ -71,13 +73,21 @@ _SPECIAL = {
 
 
 # ---------------------------------------------------------------- loading
+def definitions_path() -> str:
+    """The shipped definitions file, found without importing kubernetes_validate
+    (importing it pulls in jsonschema, which costs start-up time for nothing)."""
+    spec = importlib.util.find_spec(SCHEMA_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {SCHEMA_PACKAGE} package is not installed")
+    return os.path.join(list(spec.submodule_search_locations)[0], *SCHEMA_DIR)
+
+
 @functools.cache
 def raw_definitions() -> dict[str, Schema]:
-    """All 1.37 definitions in the package's JSON-Schema form, keyed by name."""
-    res = importlib.resources.files(SCHEMA_PACKAGE)
-    for part in SCHEMA_DIR:
-        res = res / part
-    return orjson.loads(res.read_bytes())["$defs"]
+    """All 1.37 definitions in the package's JSON-Schema form, keyed by name (loaded once
+    and shared by validation, OpenAPI, patch and printer-column code)."""
+    with open(definitions_path(), "rb") as f:
+        return orjson.loads(f.read())["$defs"]
 
 
 def ref_name(ref: str) -> str:

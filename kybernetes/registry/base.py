@@ -378,14 +378,9 @@ def swagger_doc(definition: str, field_name: str) -> str:
     global _DOCS
     if _DOCS is None:
         try:
-            import json
-            from pathlib import Path
+            from kybernetes.api.schema import raw_definitions
 
-            import kubernetes_validate
-
-            p = (Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.37.0-local"
-                 / "_definitions.json")
-            _DOCS = json.loads(p.read_text())["$defs"]
+            _DOCS = raw_definitions()
         except (ImportError, OSError, ValueError, KeyError):
             _DOCS = {}
     return str(dig(_DOCS, definition, "properties", field_name, "description", default="") or "")

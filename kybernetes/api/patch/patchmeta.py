@@ -8,8 +8,6 @@ package, loaded once, lazily, with ``$ref`` resolution cached per definition nam
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 from typing import Any, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
@@ -28,7 +26,6 @@ _MERGE_KEY = "x-kubernetes-patch-merge-key"
 _STRATEGY = "x-kubernetes-patch-strategy"
 _GVK = "x-kubernetes-group-version-kind"
 
-_SCHEMA_DIR = ("kubernetes-json-schema", "v1.37.0-local", "_definitions.json")
 
 
 @runtime_checkable
@@ -181,22 +178,15 @@ _builtin: Optional[_Definitions] = None
 _gvk_index: Optional[dict[tuple[str, str, str], str]] = None
 
 
-def _definitions_path() -> str:
-    # Locate the data file without importing kubernetes_validate (which pulls in jsonschema).
-    spec = importlib.util.find_spec("kubernetes_validate")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the kubernetes-validate package is not installed")
-    return os.path.join(list(spec.submodule_search_locations)[0], *_SCHEMA_DIR)
-
-
 def _load() -> tuple[_Definitions, dict[tuple[str, str, str], str]]:
     global _builtin, _gvk_index
     if _builtin is not None and _gvk_index is not None:
         return _builtin, _gvk_index
     with _lock:
         if _builtin is None or _gvk_index is None:
-            with open(_definitions_path(), "rb") as f:
-                defs = orjson.loads(f.read()).get("$defs", {})
+            from kybernetes.api.schema import raw_definitions
+
+            defs = raw_definitions()
             index: dict[tuple[str, str, str], str] = {}
             for name, body in defs.items():
                 gvks = body.get(_GVK) if isinstance(body, dict) else None
