@@ -10,7 +10,7 @@ import asyncio
 import platform
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web

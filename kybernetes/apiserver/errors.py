@@ -103,7 +103,7 @@ def unsupported_media_type(content_type: str) -> APIError:
 
 
 def not_acceptable(accept: str) -> APIError:
-    return APIError(406, "NotAcceptable", f"only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+    return APIError(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
 
 def forbidden(resource: str, group: str, name: str, why: str) -> APIError:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from kybernetes.api import continuetoken, selectors
 from kybernetes.apiserver import errors, tables
-from kybernetes.apiserver.objects import ObjectStore, collection_prefix, resource_prefix
+from kybernetes.apiserver.objects import ObjectStore, collection_prefix
 from kybernetes.registry.base import Cause, Strategy
 from kybernetes.storage.interface import CompactedError, FutureRevisionError
 
@@ -215,7 +215,7 @@ async def _paged(objects: ObjectStore, s: Strategy, prefix: str, flt: Filter, li
     except CompactedError:
         if start_after is not None:
             raise errors.gone(_EXPIRED_CONTINUE) from None
-        raise errors.gone(f"The resourceVersion for the provided list is too old.") from None
+        raise errors.gone("The resourceVersion for the provided list is too old.") from None
     except FutureRevisionError:
         raise errors.APIError(504, "Timeout", f"Too large resource version: {rev}", headers={"Retry-After": "1"}) from None
     cont = ""

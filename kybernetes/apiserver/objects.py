@@ -7,12 +7,12 @@ client sees is the key's mod revision, set on the way out (as upstream's etcd3 s
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, Callable, Optional
 
 import orjson
 
 from kybernetes.registry.base import Strategy
-from kybernetes.storage.interface import Event, KeyValue, ListResult, Store
+from kybernetes.storage.interface import KeyValue, Store
 from kybernetes.storage.watchcache import WatchCache
 
 Obj = dict[str, Any]

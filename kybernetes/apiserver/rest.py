@@ -7,20 +7,18 @@ the verb mechanics shared by all of them (as upstream's generic registry store d
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
-import orjson
 from aiohttp import web
 
 from kybernetes.api import meta as apimeta
 from kybernetes.apiserver import errors, negotiation, tables
 from kybernetes.apiserver.negotiation import Output
-from kybernetes.apiserver.objects import ObjectStore, collection_prefix, object_key
+from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.apiserver.requestinfo import RequestInfo
 from kybernetes.apiserver import listing
 from kybernetes.registry.base import Cause, Strategy
@@ -241,10 +239,10 @@ class ResourceHandlers:
         rv = meta.get("resourceVersion")
         if rv and rv != str(kv.mod_revision):
             raise errors.conflict(r.strategy.resource, r.strategy.group, r.info.name, errors.OBJECT_MODIFIED)
-        result = await self._write_update(r, obj, kv, conflict_is_error=True)
+        result = await self._write_update(r, obj, kv)
         return self.respond(r, self._present(r, result))
 
-    async def _write_update(self, r: Request, new: Obj, kv, *, conflict_is_error: bool) -> Obj:
+    async def _write_update(self, r: Request, new: Obj, kv) -> Obj:
         """Run the update pipeline for `new` against the stored `kv`; CAS write."""
         s = r.strategy
         old = self.objects.decode(kv)
@@ -338,7 +336,7 @@ class ResourceHandlers:
             if rv_pinned:
                 raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
             try:
-                result = await self._write_update(r, patched, kv, conflict_is_error=False)
+                result = await self._write_update(r, patched, kv)
             except errors.APIError as e:
                 if e.code == 409 and e.reason == "Conflict" and attempt + 1 < _MAX_PATCH_RETRIES:
                     continue
@@ -360,7 +358,7 @@ class ResourceHandlers:
         obj.setdefault("spec", {})["replicas"] = replicas
         sub = RequestInfo(**{**r.info.__dict__, "subresource": ""})
         inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
-        result = await self._write_update(inner, obj, kv, conflict_is_error=True)
+        result = await self._write_update(inner, obj, kv)
         return self.respond(r, to_scale(s, result))
 
     # ------------------------------------------------------------------ binding
@@ -369,7 +367,6 @@ class ResourceHandlers:
         if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
             raise errors.invalid("Binding", "", r.info.name, [Cause("FieldValueRequired", "target.name", "Required value")])
         node = body["target"]["name"]
-        s = r.strategy
         for _ in range(_MAX_PATCH_RETRIES):
             kv = await self._get_current(r)
             pod = self.objects.decode(kv)
