@@ -7,10 +7,10 @@ PIP := $(VENV)/bin/pip
 DATA_DIR ?=
 PYTEST_ARGS ?=
 
-.PHONY: up test deps venv apt unit bench clean
+.PHONY: up test deps venv apt unit bench clean cri-stubs
 
 # Debian packages the cluster and its tests need on a fresh machine.
-APT_PACKAGES := sqlite3
+APT_PACKAGES := sqlite3 containerd runc containernetworking-plugins busybox-static docker-registry gcc libc6-dev iproute2 util-linux
 
 deps: apt venv
 
@@ -23,7 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	@bash scripts/retry.sh $(PIP) install -q -e '.[test]'
 	@touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed cri-stubs
+
+# CRI v1 stubs from kybernetes/cri/cri_v1.proto into kybernetes/cri/_gen/ (git-ignored); no-op when current.
+cri-stubs: $(VENV)/.installed
+	@$(PY) -c "import kybernetes.cri._build as b; b.main()"
 
 up: deps
 	$(VENV)/bin/kyb server $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
