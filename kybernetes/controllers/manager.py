@@ -1,0 +1,168 @@
+"""The controller manager: runs a set of controllers over one client and one set of
+shared informers, while this process leads.
+
+Leader election is a seam: `LeaderElector.run(on_started_leading, on_stopped_leading)`.
+Today's default, `AlwaysLeader`, leads at once and forever (one control plane).  A
+Lease-based elector (coordination.k8s.io/v1) plugs in without changing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable, Optional, Protocol, Sequence, Union
+
+from kybernetes.client.rest import Client
+from kybernetes.controllers.base import Controller, InformerFactory
+
+__all__ = [
+    "ControllerFactory",
+    "ControllerManager",
+    "LeaderElector",
+    "AlwaysLeader",
+    "default_controllers",
+    "start_controller_manager",
+]
+
+log = logging.getLogger("kybernetes.controllers.manager")
+
+ControllerFactory = Callable[[Client, InformerFactory], Controller]
+Callback = Callable[[], Awaitable[None]]
+
+
+class LeaderElector(Protocol):
+    async def run(self, on_started_leading: Callback, on_stopped_leading: Callback) -> None:
+        """Campaign; call on_started_leading when elected and on_stopped_leading when
+        leadership is lost (or on cancellation while leading).  Runs until cancelled."""
+
+
+class AlwaysLeader:
+    """No election: this process is the only controller manager."""
+
+    async def run(self, on_started_leading: Callback, on_stopped_leading: Callback) -> None:
+        await on_started_leading()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(on_stopped_leading())
+
+
+def default_controllers() -> list[ControllerFactory]:
+    """The controllers `kyb server` runs."""
+    from kybernetes.controllers.namespace import NamespaceController
+
+    return [NamespaceController]
+
+
+class ControllerManager:
+    """Starts and stops controllers.  `controllers` holds factories (a Controller
+    subclass is one: called as cls(client, informers)) or ready instances."""
+
+    def __init__(
+        self,
+        client: Client,
+        controllers: Optional[Sequence[Union[ControllerFactory, Controller]]] = None,
+        *,
+        leader_elector: Optional[LeaderElector] = None,
+        resync: float = 0,
+        close_client: bool = False,
+    ) -> None:
+        self.client = client
+        self.specs = list(controllers) if controllers is not None else default_controllers()
+        self.leader_elector: LeaderElector = leader_elector or AlwaysLeader()
+        self.resync = resync
+        self.close_client = close_client
+        self.informers: Optional[InformerFactory] = None
+        self.controllers: list[Controller] = []
+        self._elector_task: Optional[asyncio.Task[None]] = None
+        self._leading = asyncio.Event()
+        self._startup_error: Optional[BaseException] = None
+
+    async def _start_controllers(self) -> None:
+        informers = InformerFactory(self.client, resync=self.resync)
+        built: list[Controller] = []
+        for spec in self.specs:
+            ctl = spec if isinstance(spec, Controller) else spec(self.client, informers)
+            built.append(ctl)
+        self.informers, self.controllers = informers, built
+        informers.start()
+        try:
+            await asyncio.gather(*(c.start() for c in built))
+        except BaseException as e:
+            self._startup_error = e
+            await self._stop_controllers()
+            self._leading.set()
+            raise
+        log.info("controller manager: running %s", ", ".join(c.name for c in built))
+        self._leading.set()
+
+    async def _stop_controllers(self) -> None:
+        controllers, self.controllers = self.controllers, []
+        await asyncio.gather(*(c.stop() for c in controllers), return_exceptions=True)
+        if self.informers is not None:
+            await self.informers.stop()
+            self.informers = None
+
+    async def start(self, *, wait_leading: bool = True) -> None:
+        """Begin campaigning; by default wait until the controllers run (with
+        AlwaysLeader: at once)."""
+        if self._elector_task is None:
+            self._elector_task = asyncio.get_running_loop().create_task(
+                self.leader_elector.run(self._start_controllers, self._stop_controllers),
+                name="controller-manager leader election")
+        if wait_leading:
+            waiter = asyncio.ensure_future(self._leading.wait())
+            await asyncio.wait({waiter, self._elector_task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if self._startup_error is not None:
+                raise self._startup_error
+            if self._elector_task.done() and self._elector_task.exception() is not None:
+                raise self._elector_task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        """Stop the controllers and (if it owns it) close the client."""
+        task, self._elector_task = self._elector_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001
+                log.exception("controller manager: leader election ended with an error")
+        await self._stop_controllers()
+        if self.close_client:
+            await self.client.close()
+
+    async def run(self) -> None:
+        """Start and run until cancelled."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    def controller(self, name: str) -> Optional[Controller]:
+        return next((c for c in self.controllers if c.name == name), None)
+
+
+async def start_controller_manager(
+    source: Union[Client, str, Path],
+    *,
+    controllers: Optional[Sequence[Union[ControllerFactory, Controller]]] = None,
+    leader_elector: Optional[LeaderElector] = None,
+) -> ControllerManager:
+    """What `kyb server` calls: a running ControllerManager for a kubeconfig path (the
+    manager then owns and closes its client) or a Client.  `await m.stop()` ends it."""
+    if isinstance(source, Client):
+        client, own = source, False
+    else:
+        client, own = Client.from_kubeconfig(source), True
+    manager = ControllerManager(client, controllers, leader_elector=leader_elector, close_client=own)
+    try:
+        await manager.start()
+    except BaseException:
+        await manager.stop()
+        raise
+    return manager
