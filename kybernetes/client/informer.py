@@ -257,7 +257,8 @@ class Informer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> asyncio.Task[None]:
-        """Start the reflector (and resync) tasks; idempotent."""
+        """Start the reflector (and resync) tasks; idempotent.  After stop(), starting
+        again keeps the cache and resumes watching from the last resourceVersion."""
         if self._task is None:
             self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"informer {self.name}")
@@ -289,7 +290,8 @@ class Informer:
     # ------------------------------------------------------------------ reflector
     async def _run(self) -> None:
         backoff = self.backoff_initial
-        need_list = True
+        # started again after stop(): resume the watch where it ended (a 410 relists)
+        need_list = not (self._has_synced and self.last_sync_resource_version)
         gone_in_a_row = 0
         while not self._stopping:
             try:

@@ -98,3 +98,39 @@ async def test_informer_factory_shares(client, namespace):
         await asyncio.wait_for(got.wait(), 20)
     finally:
         await f.stop()
+
+
+async def test_restart_resumes_and_410_relists_against_server(client, namespace):
+    cms = client.resource("", "v1", "configmaps")
+    for n in ("a", "b"):
+        await cms.create({"metadata": {"name": n}}, namespace=namespace)
+    ev = Events()
+    inf = Informer(cms, namespace=namespace)
+    inf.add_handlers(ev.add, ev.update, ev.delete)
+    inf.start()
+    try:
+        assert await inf.wait_synced(20)
+        assert inf.relists == 1
+
+        # changes made while stopped arrive through the resumed watch: nothing skipped
+        await inf.stop()
+        await cms.delete("a", namespace=namespace)
+        await cms.create({"metadata": {"name": "c"}}, namespace=namespace)
+        inf.start()
+        await ev.wait(lambda s: ("delete", "a") in [(k, n) for k, n, _ in s] and ("add", "c") in [(k, n) for k, n, _ in s])
+        assert inf.relists == 1
+
+        # a resourceVersion the server no longer has (as after compaction): 410 -> relist,
+        # and the differences come out as events
+        await inf.stop()
+        await cms.delete("b", namespace=namespace)
+        await cms.patch("c", {"data": {"x": "1"}}, namespace=namespace)
+        await cms.create({"metadata": {"name": "d"}}, namespace=namespace)
+        inf.last_sync_resource_version = "1"
+        inf.start()
+        await ev.wait(lambda s: {("delete", "b"), ("update", "c"), ("add", "d")} <= {(k, n) for k, n, _ in s})
+        assert inf.relists == 2
+        assert sorted(o["metadata"]["name"] for o in inf.list()) == ["c", "d"]
+        assert int(inf.last_sync_resource_version) > 1
+    finally:
+        await inf.stop()
