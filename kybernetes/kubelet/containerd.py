@@ -324,16 +324,23 @@ class ContainerdProcess:
             return pid
         return None
 
-    def _preexec(self) -> None:  # runs in the child between fork and exec
-        os.setsid()
+    def _preexec_fn(self, netns_fd: int):
+        """The child-side setup (after fork, before exec).  Everything it needs is
+        resolved here in the parent, so the child only makes three system calls: the
+        agent has other threads (gRPC), and a forked child must not take their locks."""
         libc = ctypes.CDLL(None, use_errno=True)
-        # Stop containerd if the agent dies without stopping it.
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if self.netns:
-            fd = os.open(self.netns, os.O_RDONLY)
-            if libc.setns(fd, _CLONE_NEWNET) != 0:
+        prctl, setns, setsid = libc.prctl, libc.setns, os.setsid
+        sigterm = int(signal.SIGTERM)
+
+        def preexec() -> None:
+            setsid()
+            # containerd gets SIGTERM if the agent dies without stopping it.  (This is tied to
+            # the forking thread: start() must run on the event loop's thread, not a worker.)
+            prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+            if netns_fd >= 0 and setns(netns_fd, _CLONE_NEWNET) != 0:
                 os._exit(121)
-            os.close(fd)
+
+        return preexec
 
     async def start(self) -> "ContainerdProcess":
         if self.running():
@@ -352,6 +359,7 @@ class ContainerdProcess:
         if self.netns and not os.path.exists(self.netns):
             raise ContainerdError(f"network namespace {self.netns} does not exist")
         logf = open(self.log_path, "ab", buffering=0)
+        netns_fd = os.open(self.netns, os.O_RDONLY | os.O_CLOEXEC) if self.netns else -1
         try:
             env = dict(os.environ)
             # Pulls must not go through a proxy that the environment may name.
@@ -361,10 +369,12 @@ class ContainerdProcess:
             self.proc = subprocess.Popen(
                 [exe, "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env,
-                preexec_fn=self._preexec, close_fds=True, cwd=str(self.dir),
+                preexec_fn=self._preexec_fn(netns_fd), close_fds=True, cwd=str(self.dir),
             )
         finally:
             logf.close()
+            if netns_fd >= 0:
+                os.close(netns_fd)
         self.pid_path.write_text(f"{self.proc.pid}\n")
         try:
             await self._wait_ready()

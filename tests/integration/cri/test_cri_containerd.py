@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -146,6 +147,11 @@ async def test_pod_lifecycle(node):
             ip = st.status.network.ip
             assert ip.startswith("10.88.77."), ip
             assert [s.id for s in await cri.list_pod_sandbox(labels={"io.kubernetes.pod.uid": uid})] == [sid]
+            # The pod network lives in the node's namespace, not on the host.
+            assert subprocess.run(["ip", "-n", node.name, "link", "show", "kybtest0"], capture_output=True).returncode == 0
+            assert subprocess.run(["ip", "link", "show", "kybtest0"], capture_output=True).returncode != 0
+            routes = subprocess.run(["ip", "-n", node.name, "route"], capture_output=True, text=True).stdout
+            assert "default" not in routes and "10.88.77.0/24" in routes
 
             script = ('trap "echo got TERM; exit 0" TERM; echo "$GREETING from stdout"; echo "to stderr" >&2; '
                       'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done')
