@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: up test deps venv apt unit bench clean cri-stubs
 
 # Debian packages the cluster and its tests need on a fresh machine.
-APT_PACKAGES := sqlite3 containerd runc containernetworking-plugins busybox-static docker-registry gcc libc6-dev iproute2 util-linux
+APT_PACKAGES := sqlite3 containerd runc containernetworking-plugins busybox-static docker-registry gcc libc6-dev iproute2 util-linux etcd-server
 
 deps: apt venv
 

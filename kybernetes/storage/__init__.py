@@ -55,8 +55,13 @@ def open_store(url: str, **options: Any) -> Store:
 
     `sqlite://PATH` (`sqlite:///abs/path` or `sqlite://rel/path`) or a bare file
     path selects SQLite; `options` go to the backend's constructor (for SQLite:
-    compact_interval, compact_keep).  `etcd://...` is reserved for the etcd
-    backend.  Call `await store.start()` before use."""
+    compact_interval, compact_keep).
+
+    `etcd://HOST:PORT[,HOST:PORT...]` selects etcd (EtcdStore); `etcds://` or
+    `etcd+https://` means TLS.  TLS files come as options `ca`, `cert`, `key`
+    (PEM paths) or in the query string (`?ca=/p/ca.crt&cert=...&key=...`);
+    other options: request_timeout, compact_interval, compact_keep, server_name.
+    Call `await store.start()` before use."""
     if not url:
         raise ValueError("empty datastore endpoint")
     scheme, sep, rest = url.partition("://")
@@ -69,5 +74,27 @@ def open_store(url: str, **options: Any) -> Store:
             raise ValueError(f"datastore endpoint {url!r} has no file path")
         return SQLiteStore(path, **options)
     if scheme in ("etcd", "etcds", "etcd+https", "etcd+http"):
-        raise NotImplementedError("etcd backend not available yet")
+        from urllib.parse import parse_qsl
+
+        from .etcd import EtcdStore
+
+        hosts, _, query = rest.partition("?")
+        hosts = hosts.rstrip("/")
+        if not hosts:
+            raise ValueError(f"datastore endpoint {url!r} names no etcd member")
+        opts: dict[str, Any] = {}
+        for k, v in parse_qsl(query):
+            k = k.replace("-", "_")
+            if k in ("ca", "cert", "key", "server_name"):
+                opts[k] = v
+            elif k in ("request_timeout", "compact_interval"):
+                opts[k] = float(v)
+            elif k == "compact_keep":
+                opts[k] = int(v)
+            else:
+                raise ValueError(f"unknown etcd datastore option {k!r} in {url!r}")
+        opts.update(options)
+        tls = scheme in ("etcds", "etcd+https")
+        endpoints = [("https://" if tls else "") + h for h in hosts.split(",") if h]
+        return EtcdStore(endpoints, **opts)
     raise ValueError(f"unknown datastore scheme {scheme!r} in {url!r} (expected sqlite:// or etcd://)")
