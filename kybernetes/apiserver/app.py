@@ -38,10 +38,15 @@ class APIServer:
     objects: ObjectStore
     server_address: str = "127.0.0.1:6443"
     ready_checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+    # (user, attributes) -> (allowed, denied, reason); requests and access reviews share it
+    authorizer: Callable[..., Awaitable[tuple[bool, bool, str]]] = authorization.authenticated_allow
     handlers: ResourceHandlers = field(init=False)
 
     def __post_init__(self) -> None:
+        from kybernetes.apiserver.reviews import Reviews
+
         self.handlers = ResourceHandlers(self.objects, Validator())
+        self.handlers.reviews = Reviews(access=lambda user, attrs: self.authorizer(user, attrs))
 
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
@@ -71,6 +76,7 @@ def version_info() -> dict[str, str]:
 def build_app(api: APIServer) -> web.Application:
     app = web.Application(middlewares=FILTERS, client_max_size=8 * 1024 * 1024)
     app["api"] = api
+    app["authorizer"] = lambda user, attrs: api.authorizer(user, attrs)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 

@@ -11,7 +11,7 @@ import copy
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
@@ -22,6 +22,9 @@ from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.apiserver.requestinfo import RequestInfo
 from kybernetes.apiserver import listing
 from kybernetes.registry.base import Cause, Strategy
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.reviews import Reviews
 from kybernetes.storage.interface import ConflictError, KeyExistsError, KeyNotFoundError
 
 Obj = dict[str, Any]
@@ -65,6 +68,7 @@ class ResourceHandlers:
         from kybernetes.apiserver.service_alloc import ServiceAllocator
 
         self.services = ServiceAllocator(objects)
+        self.reviews: Optional["Reviews"] = None
 
     @staticmethod
     def _is_service(s: Strategy) -> bool:
@@ -155,7 +159,7 @@ class ResourceHandlers:
         if causes:
             raise errors.invalid(r.strategy.kind, r.strategy.group, obj["metadata"].get("name", ""), causes)
 
-    async def _namespace_lifecycle(self, r: Request, op: str) -> None:
+    async def _namespace_lifecycle(self, r: Request, op: str, name: str = "") -> None:
         """NamespaceLifecycle: namespaced objects need a live namespace to be created in."""
         if not r.strategy.namespaced or op != "CREATE":
             return
@@ -165,8 +169,12 @@ class ResourceHandlers:
             raise errors.not_found("namespaces", "", ns)
         nsobj = self.objects.decode(kv)
         if nsobj.get("metadata", {}).get("deletionTimestamp") or nsobj.get("status", {}).get("phase") == "Terminating":
-            raise errors.forbidden(r.strategy.resource, r.strategy.group, r.http.match_info.get("name", ""),
+            err = errors.forbidden(r.strategy.resource, r.strategy.group, name,
                                    f"unable to create new content in namespace {ns} because it is being terminated")
+            err.details.setdefault("causes", []).append({
+                "reason": "NamespaceTerminating", "field": "metadata.namespace",
+                "message": f"namespace {ns} is being terminated"})
+            raise err
 
     # ------------------------------------------------------------------ create
     async def create(self, r: Request, body: Any) -> web.Response:
@@ -174,6 +182,8 @@ class ResourceHandlers:
         obj = self._check_type(r, body)
         self._check_namespace(r, obj)
         meta = obj["metadata"]
+        if not s.persisted:
+            return await self._create_unstored(r, obj)
         if meta.get("resourceVersion"):
             raise errors.internal("resourceVersion should not be set on objects to be created")
         if not meta.get("name"):
@@ -181,7 +191,7 @@ class ResourceHandlers:
             if gen:
                 meta["name"] = gen + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         self._decode_check(r, obj)
-        await self._namespace_lifecycle(r, "CREATE")
+        await self._namespace_lifecycle(r, "CREATE", meta.get("name", ""))
         prepare_new_meta(obj, s)
         s.default(obj)
         s.prepare_for_create(obj)
@@ -203,6 +213,20 @@ class ResourceHandlers:
             raise
         meta["resourceVersion"] = str(kv.mod_revision)
         return self.respond(r, self._present(r, obj), 201)
+
+    async def _create_unstored(self, r: Request, obj: Obj) -> web.Response:
+        """Create-only kinds that are answered, not stored: Binding and the reviews."""
+        s = r.strategy
+        self._decode_check(r, obj)
+        causes = s.validate(obj)
+        if causes:
+            raise errors.invalid(s.kind, s.group, obj["metadata"].get("name", ""), causes)
+        if s.resource == "bindings" and not s.group:
+            return await self.bind(r, obj, pod=obj["metadata"].get("name", ""))
+        if self.reviews is None:
+            raise errors.method_not_allowed()
+        answered = await self.reviews.answer(s.resource, r.http["user"], obj)
+        return self.respond(r, answered, 201)
 
     # ------------------------------------------------------------------ get
     async def get(self, r: Request) -> web.Response:
@@ -266,6 +290,10 @@ class ResourceHandlers:
                 new["metadata"]["generation"] = old["metadata"]["generation"] + 1
         await self._admit(self.mutating, "UPDATE", r, new, old)
         await self._validate(r, new, old)
+        if status_only:
+            causes = s.validate_status_update(new, old)
+            if causes:
+                raise errors.invalid(s.kind, s.group, r.info.name, causes)
         r.warnings.extend(s.warnings_on_update(new, old))
         await self._admit(self.validating, "UPDATE", r, new, old)
         new["metadata"]["resourceVersion"] = str(kv.mod_revision)
@@ -362,11 +390,15 @@ class ResourceHandlers:
         return self.respond(r, to_scale(s, result))
 
     # ------------------------------------------------------------------ binding
-    async def bind(self, r: Request, body: Any) -> web.Response:
-        """POST pods/<name>/binding: set spec.nodeName once."""
+    async def bind(self, r: Request, body: Any, pod: Optional[str] = None) -> web.Response:
+        """POST pods/<name>/binding (or bindings with the pod's name): set spec.nodeName once."""
         if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
             raise errors.invalid("Binding", "", r.info.name, [Cause("FieldValueRequired", "target.name", "Required value")])
         node = body["target"]["name"]
+        if pod is not None:
+            pods = _PODS_STRATEGY()
+            info = RequestInfo(**{**r.info.__dict__, "resource": "pods", "name": pod, "subresource": "binding"})
+            r = Request(r.http, info, pods, r.query, r.output, r.warnings)
         for _ in range(_MAX_PATCH_RETRIES):
             kv = await self._get_current(r)
             pod = self.objects.decode(kv)
@@ -522,6 +554,12 @@ class Validator:
         from kybernetes.api import validation
 
         validation.prune_unknown(obj, s.group, s.version, s.kind)
+
+
+def _PODS_STRATEGY() -> Strategy:
+    from kybernetes.api.catalog import default_catalog
+
+    return default_catalog().lookup("", "v1", "pods")
 
 
 # ---------------------------------------------------------------------- object meta rules

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--https-port", type=int, default=6443)
     p.add_argument("--datastore-endpoint", default="", help="sqlite://PATH (default DIR/db/state.db)")
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
+    p.add_argument("--disable-controllers", action="store_true", help="do not run the controller manager")
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--token", default="")
     p.add_argument("--write-kubeconfig", type=Path, default=None)
@@ -129,6 +130,7 @@ class Server:
         self.store = None
         self.objects = None
         self.url = ""
+        self.controller_manager = None
 
     async def start(self) -> None:
         from kybernetes.api.catalog import default_catalog
@@ -184,6 +186,10 @@ class Server:
         if args.write_kubeconfig:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        if not args.disable_controllers:
+            from kybernetes.controllers.manager import start_controller_manager
+
+            self.controller_manager = await start_controller_manager(kc_path)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
@@ -194,6 +200,8 @@ class Server:
         return True
 
     async def stop(self) -> None:
+        if self.controller_manager is not None:
+            await self.controller_manager.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.objects is not None:

@@ -84,6 +84,8 @@ def _strategies() -> tuple[Strategy, ...]:
     from kybernetes.registry.certificates import (
         certificatesigningrequests as certificates_certificatesigningrequests,
     )
+    from kybernetes.registry.authentication import reviews as authn_reviews
+    from kybernetes.registry.authorization import reviews as authz_reviews
 
     return (
         core_namespaces.NamespaceStrategy(),
@@ -130,6 +132,12 @@ def _strategies() -> tuple[Strategy, ...]:
         policy_poddisruptionbudgets.PodDisruptionBudgetStrategy(),
         scheduling_priorityclasses.PriorityClassStrategy(),
         certificates_certificatesigningrequests.CertificateSigningRequestStrategy(),
+        authn_reviews.TokenReviewStrategy(),
+        authn_reviews.SelfSubjectReviewStrategy(),
+        authz_reviews.LocalSubjectAccessReviewStrategy(),
+        authz_reviews.SelfSubjectAccessReviewStrategy(),
+        authz_reviews.SelfSubjectRulesReviewStrategy(),
+        authz_reviews.SubjectAccessReviewStrategy(),
     )
 
 

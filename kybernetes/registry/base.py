@@ -76,6 +76,8 @@ class Strategy:
     # names: "dns1123-subdomain" (most), "dns1123-label" (namespaces, services), "path-segment"
     # (rbac, certificatesigningrequests; IPAddress, whose validate() adds the IP rule)
     name_format: ClassVar[str] = "dns1123-subdomain"
+    # False for create-only "review" resources the server answers without storing
+    persisted: ClassVar[bool] = True
     # True when the spec/status split exists: status is dropped on create and on
     # main-resource updates, and the status subresource changes only status.
     has_status_split: ClassVar[bool] = False
@@ -124,6 +126,10 @@ class Strategy:
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         """Semantic validation on update; defaults to create rules."""
         return self.validate(new)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """Extra rules for writes through the status subresource."""
+        return []
 
     def generation_changes(self, new: Obj, old: Obj) -> bool:
         """Whether an update moves metadata.generation (spec changes, by default)."""

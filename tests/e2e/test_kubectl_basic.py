@@ -277,3 +277,23 @@ def test_typed_create_uses_protobuf(kyb):
     assert sec["data"] == {"k": "dg=="}
     svc = json.loads(kyb.kubectl("get", "svc", "pbsvc", "-n", "pbns", "-o", "json").stdout)
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
+
+
+def test_delete_namespace_removes_its_content(kyb):
+    """`kubectl delete ns` waits until the namespace controller has emptied and finalized it."""
+    kyb.kubectl("create", "namespace", "doomed")
+    kyb.kubectl("create", "configmap", "c1", "-n", "doomed", "--from-literal=a=b")
+    kyb.kubectl("create", "deployment", "d1", "-n", "doomed", "--image=busybox")
+    out = kyb.kubectl("delete", "namespace", "doomed", "--timeout=30s").stdout
+    assert 'namespace "doomed" deleted' in out
+    p = kyb.kubectl("get", "namespace", "doomed", check=False)
+    assert p.returncode != 0 and "NotFound" in p.stderr
+    # a namespace of the same name starts empty
+    kyb.kubectl("create", "namespace", "doomed")
+    assert kyb.kubectl("get", "cm,deploy", "-n", "doomed", "-o", "name").stdout.split() in (
+        [], ["configmap/kube-root-ca.crt"])
+
+
+def test_system_namespace_cannot_be_deleted(kyb):
+    p = kyb.kubectl("delete", "namespace", "kube-system", check=False)
+    assert p.returncode != 0 and "this namespace may not be deleted" in p.stderr

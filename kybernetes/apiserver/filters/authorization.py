@@ -1,41 +1,70 @@
-"""Authorization.  Until RBAC lands, authenticated users may do everything and
+"""Authorization: may this user do this?  The filter asks the server's authorizer (one
+callable, so SubjectAccessReviews get the very same answer as real requests).
+
+Until RBAC lands the default authorizer lets authenticated users do everything and
 anonymous users only read the public health and version endpoints (upstream's
 system:public-info-viewer)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from kybernetes.apiserver import errors
+from kybernetes.apiserver.filters.authentication import UserInfo
 
-PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
+
+Attrs = dict[str, Any]
+
+
+def request_attributes(request: web.Request) -> Attrs:
+    """Authorization attributes of a request, in the shape access reviews use too."""
+    info = request["info"]
+    if info.is_resource_request:
+        return {"resource_request": True, "verb": info.verb, "namespace": info.namespace,
+                "group": info.api_group, "version": info.api_version, "resource": info.resource,
+                "subresource": info.subresource, "name": info.name}
+    return {"resource_request": False, "verb": info.verb, "path": request.path}
+
+
+async def authenticated_allow(user: UserInfo, attrs: Attrs) -> tuple[bool, bool, str]:
+    """The interim policy: (allowed, denied, reason)."""
+    if "system:authenticated" in user.groups:
+        return True, False, ""
+    if not attrs["resource_request"] and attrs["verb"] == "get":
+        path = attrs["path"].rstrip("/") or "/"
+        if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return True, False, ""
+    return False, False, ""
 
 
 @web.middleware
 async def authorize(request: web.Request, handler):
     user = request["user"]
-    if "system:authenticated" in user.groups:
+    check = request.app["authorizer"]
+    attrs = request_attributes(request)
+    allowed, _, reason = await check(user, attrs)
+    if allowed:
         return await handler(request)
-    path = request.path
-    if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-        return await handler(request)
-    info = request["info"]
-    if info.is_resource_request:
-        raise forbidden(user.name, info)
-    raise errors.APIError(403, "Forbidden", f'forbidden: User "{user.name}" cannot get path "{path}"')
+    raise forbidden(user.name, attrs, reason)
 
 
-def forbidden(user: str, info) -> errors.APIError:
-    """Upstream's 403 wording for a denied resource request."""
-    target = f"{info.resource}.{info.api_group}" if info.api_group else info.resource
-    if info.subresource:
-        target = f"{info.resource}/{info.subresource}" + (f".{info.api_group}" if info.api_group else "")
-    if info.name:
-        target += f' "{info.name}"'
-    resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
-    where = f' in the namespace "{info.namespace}"' if info.namespace else " at the cluster scope"
-    msg = (f'{target} is forbidden: User "{user}" cannot {info.verb} resource "{resource}" '
-           f'in API group "{info.api_group}"{where}')
-    details = {"kind": info.resource, **({"group": info.api_group} if info.api_group else {}),
-               **({"name": info.name} if info.name else {})}
+def forbidden(user: str, attrs: Attrs, reason: str = "") -> errors.APIError:
+    """Upstream's 403 wording for a denied request."""
+    suffix = f": {reason}" if reason else ""
+    if not attrs["resource_request"]:
+        return errors.APIError(403, "Forbidden",
+                               f'forbidden: User "{user}" cannot {attrs["verb"]} path "{attrs["path"]}"{suffix}',
+                               details={})
+    group, resource, sub, name = attrs["group"], attrs["resource"], attrs["subresource"], attrs["name"]
+    full = f"{resource}/{sub}" if sub else resource
+    target = f"{full}.{group}" if group else full
+    if name:
+        target += f' "{name}"'
+    where = f' in the namespace "{attrs["namespace"]}"' if attrs["namespace"] else " at the cluster scope"
+    msg = (f'{target} is forbidden: User "{user}" cannot {attrs["verb"]} resource "{full}" '
+           f'in API group "{group}"{where}{suffix}')
+    details = {"kind": resource, **({"group": group} if group else {}), **({"name": name} if name else {})}
     return errors.APIError(403, "Forbidden", msg, details=details)

@@ -25,6 +25,7 @@ class BindingStrategy(Strategy):
     resource = "bindings"
     singular = "binding"
     verbs = ("create",)
+    persisted = False  # a Binding sets the pod's spec.nodeName; it is never stored itself
     tracks_generation = False
 
     def validate(self, obj: Obj) -> list[Cause]:

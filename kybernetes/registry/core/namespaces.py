@@ -72,6 +72,16 @@ class NamespaceStrategy(Strategy):
         if spec or "spec" in new:
             new["spec"] = spec
 
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """The phase must agree with deletionTimestamp (upstream ValidateNamespaceStatusUpdate)."""
+        phase = dig(new, "status", "phase", default="")
+        if not dig(new, "metadata", "deletionTimestamp"):
+            if phase != "Active":
+                return [invalid("status.Phase", phase, "may only be 'Active' if `deletionTimestamp` is empty")]
+        elif phase != "Terminating":
+            return [invalid("status.Phase", phase, "may only be 'Terminating' if `deletionTimestamp` is not empty")]
+        return []
+
     def validate(self, obj: Obj) -> list[Cause]:
         causes: list[Cause] = []
         for i, f in enumerate(dig(obj, "spec", "finalizers", default=[]) or []):
