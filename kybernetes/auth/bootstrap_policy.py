@@ -1015,9 +1015,10 @@ def reconcile_role(existing: Optional[Mapping], expected: Mapping, remove_extra:
     expected_rules = [normalize_rule(r) for r in expected.get("rules") or []]
     exp_ar = expected.get("aggregationRule")
     cur_ar = existing.get("aggregationRule")
-    if exp_ar is None or cur_ar is None:
-        _, res.extra_rules = covers(expected_rules, existing_rules)
-    _, res.missing_rules = covers(existing_rules, expected_rules)
+    if existing_rules != expected_rules:  # equal lists cover each other (the common, cheap case)
+        if exp_ar is None or cur_ar is None:
+            _, res.extra_rules = covers(expected_rules, existing_rules)
+        _, res.missing_rules = covers(existing_rules, expected_rules)
     if not remove_extra and res.missing_rules:
         result["rules"] = list(result.get("rules") or []) + res.missing_rules
         res.operation = UPDATE

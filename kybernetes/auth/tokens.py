@@ -100,7 +100,9 @@ def websocket_bearer_token(protocols: Optional[str]) -> tuple[Optional[str], str
             return None, "multiple base64.bearer.authorization tokens specified"
         enc = p[len(WS_PROTOCOL_PREFIX):]
         try:
-            raw = base64.urlsafe_b64decode(enc + "=" * (-len(enc) % 4))
+            if "=" in enc:
+                raise ValueError("padded")
+            raw = base64.b64decode(enc + "=" * (-len(enc) % 4), altchars=b"-_", validate=True)
             token = raw.decode("utf-8")
         except Exception:
             return None, "invalid base64.bearer.authorization token encoding"

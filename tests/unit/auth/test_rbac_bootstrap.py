@@ -321,3 +321,18 @@ async def test_policy_grants(cluster):
     # nodes get nothing from RBAC (the Node authorizer decides)
     node = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
     assert not await allowed(chain, A(node, "get", "ns", resource="secrets", name="s"))
+
+
+def test_reconcile_plan_sorts_updates():
+    desired = bp.desired_objects()
+    existing = copy.deepcopy(desired)
+    for o in existing:
+        if o["metadata"]["name"] == "system:basic-user" and o["kind"] == "ClusterRole":
+            o["rules"] = []
+        if o["metadata"]["name"] == "system:discovery" and o["kind"] == "ClusterRoleBinding":
+            o["subjects"] = []
+    plan = bp.reconcile(existing, desired)
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in plan.update) == [
+        ("ClusterRole", "system:basic-user"), ("ClusterRoleBinding", "system:discovery"),
+    ]
+    assert plan.create == plan.recreate == plan.skipped == []
