@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from aiohttp import web
 
 from kybernetes.api import meta as apimeta
-from kybernetes.apiserver import errors, negotiation, tables
+from kybernetes.api import managedfields as mf
+from kybernetes.apiserver import errors, fieldmanager, negotiation, tables
 from kybernetes.apiserver.negotiation import Output
 from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.apiserver.requestinfo import RequestInfo
@@ -181,9 +182,15 @@ class ResourceHandlers:
         s = r.strategy
         obj = self._check_type(r, body)
         self._check_namespace(r, obj)
-        meta = obj["metadata"]
         if not s.persisted:
             return await self._create_unstored(r, obj)
+        fieldmanager.check_options(r, apply=False, patch=False, options_kind="CreateOptions")
+        return await self._create(r, obj, tracked=False)
+
+    async def _create(self, r: Request, obj: Obj, *, tracked: bool) -> web.Response:
+        """The create pipeline; `tracked` when managedFields are already computed (apply)."""
+        s = r.strategy
+        meta = obj["metadata"]
         if meta.get("resourceVersion"):
             raise errors.internal("resourceVersion should not be set on objects to be created")
         if not meta.get("name"):
@@ -194,6 +201,8 @@ class ResourceHandlers:
         await self._namespace_lifecycle(r, "CREATE", meta.get("name", ""))
         prepare_new_meta(obj, s)
         s.default(obj)
+        if not tracked:
+            fieldmanager.track(r, None, obj)
         s.prepare_for_create(obj)
         await self._admit(self.mutating, "CREATE", r, obj, None)
         await self._validate(r, obj, None)
@@ -252,6 +261,7 @@ class ResourceHandlers:
             if not isinstance(body, dict):
                 raise errors.bad_request("the body of the request was not a JSON object")
             return await self._update_scale(r, body)
+        fieldmanager.check_options(r, apply=False, patch=False, options_kind="UpdateOptions")
         obj = self._check_type(r, body)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != r.info.name:
@@ -266,8 +276,9 @@ class ResourceHandlers:
         result = await self._write_update(r, obj, kv)
         return self.respond(r, self._present(r, result))
 
-    async def _write_update(self, r: Request, new: Obj, kv) -> Obj:
-        """Run the update pipeline for `new` against the stored `kv`; CAS write."""
+    async def _write_update(self, r: Request, new: Obj, kv, *, tracked: bool = False) -> Obj:
+        """Run the update pipeline for `new` against the stored `kv`; CAS write.
+        `tracked` when managedFields are already computed (apply)."""
         s = r.strategy
         old = self.objects.decode(kv)
         self._decode_check(r, new)
@@ -288,6 +299,8 @@ class ResourceHandlers:
             s.default(new)
             if "generation" in old["metadata"] and s.generation_changes(new, old):
                 new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+        if not tracked:
+            fieldmanager.track(r, old, new)
         await self._admit(self.mutating, "UPDATE", r, new, old)
         await self._validate(r, new, old)
         if status_only:
@@ -297,6 +310,7 @@ class ResourceHandlers:
         r.warnings.extend(s.warnings_on_update(new, old))
         await self._admit(self.validating, "UPDATE", r, new, old)
         new["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        mf.revert_timestamp_only_changes(new, old)
         if new == old:
             return old  # no-op: upstream skips the write and keeps the resourceVersion
         if r.dry_run:
@@ -326,9 +340,13 @@ class ResourceHandlers:
         from kybernetes.api import patch as patchlib
 
         ct = negotiation.content_type_of(content_type)
-        if ct not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH, negotiation.STRATEGIC_PATCH):
+        if ct not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH, negotiation.STRATEGIC_PATCH,
+                      negotiation.APPLY_PATCH):
             raise errors.unsupported_media_type(ct)
+        fieldmanager.check_options(r, apply=ct == negotiation.APPLY_PATCH, patch=True, options_kind="PatchOptions")
         patch_doc = negotiation.decode_body(body, ct)
+        if ct == negotiation.APPLY_PATCH:
+            return await self._apply(r, patch_doc)
         if ct == negotiation.MERGE_PATCH and not isinstance(patch_doc, dict):
             raise errors.bad_request("Invalid JSON Patch")
         s = r.strategy
@@ -367,6 +385,47 @@ class ResourceHandlers:
                 result = await self._write_update(r, patched, kv)
             except errors.APIError as e:
                 if e.code == 409 and e.reason == "Conflict" and attempt + 1 < _MAX_PATCH_RETRIES:
+                    continue
+                raise
+            return self.respond(r, self._present(r, result))
+        raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
+
+    async def _apply(self, r: Request, config: Any) -> web.Response:
+        """Server-side apply (application/apply-patch+yaml): create or merge by field ownership."""
+        s = r.strategy
+        if not isinstance(config, dict):
+            raise errors.bad_request("the apply configuration must be an object")
+        cname = (config.get("metadata") or {}).get("name")
+        if cname and cname != r.info.name:
+            raise errors.bad_request(
+                f"the name of the object ({cname}) does not match the name on the URL ({r.info.name})")
+        for attempt in range(_MAX_PATCH_RETRIES):
+            try:
+                kv = await self._get_current(r)
+            except errors.APIError as e:
+                if e.code != 404 or r.info.subresource:
+                    raise
+                kv = None
+            if kv is None:
+                obj = fieldmanager.apply(r, None, config)
+                obj = self._check_type(r, obj)
+                obj["metadata"]["name"] = r.info.name
+                self._check_namespace(r, obj)
+                try:
+                    return await self._create(r, obj, tracked=True)
+                except errors.APIError as e:
+                    if e.reason == "AlreadyExists" and attempt + 1 < _MAX_PATCH_RETRIES:
+                        continue  # created meanwhile: apply onto it instead
+                    raise
+            live = self.objects.decode(kv)
+            obj = self._check_type(r, fieldmanager.apply(r, live, config))
+            obj["metadata"]["name"] = r.info.name
+            self._check_namespace(r, obj)
+            try:
+                result = await self._write_update(r, obj, kv, tracked=True)
+            except errors.APIError as e:
+                if e.code == 409 and e.reason == "Conflict" and "modified" in e.message \
+                        and attempt + 1 < _MAX_PATCH_RETRIES:
                     continue
                 raise
             return self.respond(r, self._present(r, result))

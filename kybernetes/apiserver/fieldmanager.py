@@ -1,0 +1,70 @@
+"""Request-side glue for metadata.managedFields and server-side apply: which manager a
+request acts as, the field types of the target, which fields a subresource ignores,
+and the option checks upstream applies to fieldManager / force."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from kybernetes.api import managedfields as mf
+from kybernetes.apiserver import errors
+from kybernetes.registry.base import Cause, Strategy
+
+Obj = dict[str, Any]
+
+# what a status write cannot change (carry_meta / prepare_for_status_update drop them)
+_STATUS_IGNORES = ("spec", "metadata.labels", "metadata.annotations", "metadata.finalizers",
+                   "metadata.ownerReferences")
+
+
+def manager(r: Any) -> str:
+    """The field manager: ?fieldManager=, else derived from the User-Agent (upstream)."""
+    return r.query.get("fieldManager") or mf.default_manager(r.http.headers.get("User-Agent", ""))
+
+
+def force(r: Any) -> Optional[bool]:
+    v = r.query.get("force")
+    if v is None:
+        return None
+    return v.lower() in ("1", "true", "t")
+
+
+def types(s: Strategy, subresource: str = "") -> Any:
+    if subresource == "scale":
+        return mf.type_info("autoscaling", "v1", "Scale")
+    return mf.type_info(s.group, s.version, s.kind)
+
+
+def ignored(s: Strategy, subresource: str) -> Optional[Any]:
+    if subresource == "status":
+        return mf.FieldSet.from_paths(*_STATUS_IGNORES)
+    if s.has_status_split and not subresource:
+        return mf.FieldSet.from_paths("status")
+    return None
+
+
+def check_options(r: Any, *, apply: bool, patch: bool, options_kind: str) -> None:
+    """422 on {Create,Update,Patch}Options for a bad fieldManager / force."""
+    errs = mf.validate_write_options(r.query.get("fieldManager") or "", apply=apply, force=force(r), patch=patch)
+    if errs:
+        raise errors.invalid(options_kind, "meta.k8s.io", "", [Cause(*e) for e in errs])
+
+
+def track(r: Any, old: Optional[Obj], new: Obj) -> None:
+    """Record a create/update/non-apply patch in new.metadata.managedFields."""
+    s = r.strategy
+    mf.update_managed_fields(old, new, manager(r), "Update", types=types(s), subresource=r.info.subresource,
+                             ignored=ignored(s, r.info.subresource))
+
+
+def apply(r: Any, live: Optional[Obj], config: Obj) -> Obj:
+    """Server-side apply of `config` onto `live` (None = create); conflicts are 409."""
+    s = r.strategy
+    try:
+        obj, _ = mf.apply(live, config, manager(r), types=types(s), force=bool(force(r)),
+                          subresource=r.info.subresource, ignored=ignored(s, r.info.subresource))
+    except mf.ApplyConflict as e:
+        raise errors.APIError(409, "Conflict", e.message, details={"causes": e.causes}) from None
+    except mf.ManagedFieldsError as e:
+        raise errors.APIError(e.code, e.reason, e.message) from None
+    return obj
