@@ -45,6 +45,9 @@ __all__ = [
     "attributes_from_subject_access_review",
     "validate_subject_access_review",
     "rules_review_status",
+    "attributes_from_dict",
+    "as_access_check",
+    "as_rules_check",
     "SYSTEM_MASTERS",
     "StatusError",
     "ALL_AUTHENTICATED",
@@ -531,3 +534,47 @@ def _resource_rule_out(r: Mapping[str, Any]) -> dict:
     if r.get("resourceNames"):
         out["resourceNames"] = list(r["resourceNames"])
     return out
+
+
+# ---------------------------------------------------------------------------
+# adapters to the API server's hooks (kybernetes.apiserver: app.authorizer, Reviews)
+
+
+def attributes_from_dict(user: Any, attrs: Mapping[str, Any]) -> Attributes:
+    """Attributes from the API server's dict shape: resource_request, verb, namespace,
+    group, version, resource, subresource, name — or path for non-resource requests."""
+    if attrs.get("resource_request"):
+        return Attributes(
+            user=user,
+            verb=attrs.get("verb") or "",
+            namespace=attrs.get("namespace") or "",
+            api_group=attrs.get("group") or "",
+            api_version=attrs.get("version") or "*",
+            resource=attrs.get("resource") or "",
+            subresource=attrs.get("subresource") or "",
+            name=attrs.get("name") or "",
+            is_resource_request=True,
+            path=attrs.get("path") or "",
+        )
+    return Attributes(user=user, verb=attrs.get("verb") or "", path=attrs.get("path") or "", is_resource_request=False)
+
+
+def as_access_check(authorizer: Any):
+    """``authorizer`` as the API server's hook ``(user, attrs dict) -> (allowed, denied, reason)``."""
+
+    async def check(user: Any, attrs: Mapping[str, Any]) -> tuple[bool, bool, str]:
+        decision, reason = await authorizer.authorize(attributes_from_dict(user, attrs))
+        return decision is Decision.ALLOW, decision is Decision.DENY, reason
+
+    return check
+
+
+def as_rules_check(resolver: Any):
+    """``resolver.rules_for`` as the SelfSubjectRulesReview hook
+    ``(user, namespace) -> (resourceRules, nonResourceRules, incomplete, evaluationError)``."""
+
+    async def check(user: Any, namespace: str) -> tuple[list, list, bool, str]:
+        st = rules_review_status(await resolver.rules_for(user, namespace))
+        return st["resourceRules"], st["nonResourceRules"], st["incomplete"], st.get("evaluationError", "")
+
+    return check

@@ -438,6 +438,8 @@ class ServiceAccountTokenAuthenticator:
     first issuer), used when the request names none; ``lookup``: a
     ServiceAccountLookup (None skips the existence checks — tests only)."""
 
+    accepts_audiences = True
+
     def __init__(
         self,
         public_keys: Sequence[PublicKey],

@@ -34,6 +34,7 @@ __all__ = [
     "TokenFileAuthenticator",
     "BootstrapTokenAuthenticator",
     "UnionTokenAuthenticator",
+    "as_token_check",
     "with_authenticated_group",
     "parse_bootstrap_token",
     "generate_bootstrap_token",
@@ -345,17 +346,53 @@ class BootstrapTokenAuthenticator:
 class UnionTokenAuthenticator:
     """Try each authenticator in order; the first that accepts the token wins.  When
     none does, the reasons are aggregated (upstream's union: ``[a, b]``) and, if none
-    gave one, the reason is ``invalid bearer token``."""
+    gave one, the reason is ``invalid bearer token``.
 
-    def __init__(self, authenticators: Iterable[Any]) -> None:
+    ``audiences`` (TokenReview spec.audiences; None = the API server's own) is passed
+    to authenticators that understand audiences (``accepts_audiences = True``, e.g.
+    service-account tokens).  The others are audience-agnostic, as upstream's
+    WrapAudienceAgnosticToken: they only answer when the requested audiences include
+    one of ``api_audiences``, and report that intersection."""
+
+    accepts_audiences = True
+
+    def __init__(self, authenticators: Iterable[Any], api_audiences: Iterable[str] = ()) -> None:
         self.authenticators = list(authenticators)
+        self.api_audiences = list(api_audiences)
 
-    async def authenticate_token(self, token: str) -> AuthResult:
+    async def authenticate_token(self, token: str, audiences: Optional[Iterable[str]] = None) -> AuthResult:
+        requested = None if audiences is None else list(audiences)
         reasons: list[str] = []
         for a in self.authenticators:
-            r = await a.authenticate_token(token)
+            if getattr(a, "accepts_audiences", False):
+                r = await a.authenticate_token(token, audiences=requested)
+            else:
+                wanted = self.api_audiences if not requested else requested
+                common = tuple(x for x in self.api_audiences if x in wanted)
+                if requested and self.api_audiences and not common:
+                    continue
+                r = await a.authenticate_token(token)
+                if r.user is not None:
+                    r = AuthResult(r.user, r.reason, common)
             if r.user is not None:
                 return r
             if r.reason:
                 reasons.append(r.reason)
         return AuthResult(None, aggregate_errors(reasons) if reasons else INVALID_BEARER_TOKEN)
+
+
+def as_token_check(authenticator: Any) -> Callable[[str, list], Awaitable[tuple[Optional[Any], list, str]]]:
+    """Adapt a token authenticator to the API server's TokenReview hook
+    ``(token, audiences) -> (user | None, audiences, error)``; the user gets
+    system:authenticated as for any authenticated request."""
+
+    async def check(token: str, audiences: list) -> tuple[Optional[Any], list, str]:
+        if getattr(authenticator, "accepts_audiences", False):
+            r = await authenticator.authenticate_token(token, audiences=audiences or None)
+        else:
+            r = await authenticator.authenticate_token(token)
+        if r.user is None:
+            return None, [], r.reason or INVALID_BEARER_TOKEN
+        return with_authenticated_group(r.user), list(r.audiences), ""
+
+    return check

@@ -275,3 +275,25 @@ def test_status_errors():
     two = StatusError.invalid("K", "", "n", [("a", "x", "d1"), ("b", 1, "d2")])
     assert two.message == 'K "n" is invalid: [a: Invalid value: "x": d1, b: Invalid value: 1: d2]'
     assert StatusError.bad_request("bad").status()["code"] == 400
+
+
+# ---------------------------------------------------------------- API server adapters
+
+
+def test_attributes_from_dict():
+    a = az.attributes_from_dict(ALICE, {"resource_request": True, "verb": "get", "namespace": "ns", "group": "apps",
+                                        "version": "", "resource": "deployments", "subresource": "scale", "name": "d"})
+    assert a == Attributes(ALICE, "get", "ns", "apps", "*", "deployments", "scale", "d", True, "")
+    a = az.attributes_from_dict(ALICE, {"resource_request": False, "verb": "get", "path": "/healthz"})
+    assert a == Attributes(ALICE, "get", path="/healthz", is_resource_request=False)
+
+
+async def test_as_access_check_and_rules_check():
+    check = az.as_access_check(Union([PrivilegedGroups(), Fixed(Decision.DENY, "nope")]))
+    assert await check(ADMIN, {"resource_request": False, "verb": "get", "path": "/x"}) == (True, False, "")
+    assert await check(ALICE, {"resource_request": False, "verb": "get", "path": "/x"}) == (False, True, "nope")
+    rules = az.as_rules_check(FixedRules(Decision.NO_OPINION, rules=RulesResult(
+        [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], [], False, "e")))
+    assert await rules(ALICE, "ns") == ([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], [], False, "e")
+    rules = az.as_rules_check(AlwaysDeny())
+    assert await rules(ALICE, "ns") == ([], [], False, "")

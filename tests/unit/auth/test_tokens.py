@@ -245,3 +245,34 @@ async def test_union():
 
     r = await tk.UnionTokenAuthenticator([Failing("a"), Failing("b"), Failing("a")]).authenticate_token("x")
     assert r.reason == "[a, b]"
+
+
+async def test_union_audiences_and_token_check():
+    class AudAware:
+        accepts_audiences = True
+
+        async def authenticate_token(self, token, audiences=None):
+            AudAware.got = audiences
+            if token == "sa":
+                return tk.AuthResult(UserInfo("system:serviceaccount:a:b", ("system:serviceaccounts",)), "", ("vault",))
+            return tk.AuthResult(None, "sa says no")
+
+    f = tk.TokenFileAuthenticator.from_csv("t1,alice,u1,g\n")
+    u = tk.UnionTokenAuthenticator([f, AudAware()], api_audiences=["api"])
+    r = await u.authenticate_token("t1")
+    assert r.user.name == "alice" and r.audiences == ("api",)
+    r = await u.authenticate_token("t1", audiences=["api", "x"])
+    assert r.audiences == ("api",)
+    # a static token is not valid for other audiences
+    r = await u.authenticate_token("t1", audiences=["vault"])
+    assert r == tk.AuthResult(None, "sa says no") and AudAware.got == ["vault"]
+    r = await u.authenticate_token("sa", audiences=["vault"])
+    assert r.audiences == ("vault",)
+
+    check = tk.as_token_check(u)
+    user, auds, err = await check("t1", [])
+    assert user == UserInfo("alice", ("g", "system:authenticated"), "u1", {}) and auds == ["api"] and err == ""
+    assert await check("zz", ["vault"]) == (None, [], "sa says no")
+    plain = tk.as_token_check(f)
+    assert (await plain("t1", []))[0].name == "alice"
+    assert await plain("nope", []) == (None, [], "invalid bearer token")
