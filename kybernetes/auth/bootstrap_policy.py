@@ -38,6 +38,7 @@ __all__ = [
     "namespace_roles",
     "namespace_role_bindings",
     "desired_objects",
+    "kubelet_bootstrap_bindings",
     "node_rules",
     "ReconcileResult",
     "ReconcilePlan",
@@ -916,6 +917,29 @@ def namespace_role_bindings() -> dict[str, list[dict]]:
             _binding("kube-public", "system:controller:bootstrap-signer", [_sa("kube-system", "bootstrap-signer")]),
         ],
     }
+
+
+def kubelet_bootstrap_bindings(group: str = "system:bootstrappers:kyb:default-node-token") -> list[dict]:
+    """The ClusterRoleBindings that let bootstrap-token holders (``group``, the token's
+    auth-extra-groups) request node client certificates and have them auto-approved,
+    and nodes renew their own — what kubeadm creates for ``kubeadm join`` (not part of
+    the upstream bootstrap policy; no autoupdate annotation)."""
+    out = [
+        _cluster_binding("system:node-bootstrapper", [_group(group)], name="kyb:kubelet-bootstrap"),
+        _cluster_binding(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            [_group(group)],
+            name="kyb:node-autoapprove-bootstrap",
+        ),
+        _cluster_binding(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            [_group("system:nodes")],
+            name="kyb:node-autoapprove-certificate-rotation",
+        ),
+    ]
+    for o in out:
+        o["metadata"].pop("annotations")
+    return out
 
 
 def desired_objects() -> list[dict]:

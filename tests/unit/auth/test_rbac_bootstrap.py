@@ -336,3 +336,16 @@ def test_reconcile_plan_sorts_updates():
         ("ClusterRole", "system:basic-user"), ("ClusterRoleBinding", "system:discovery"),
     ]
     assert plan.create == plan.recreate == plan.skipped == []
+
+
+async def test_kubelet_bootstrap_bindings(cluster):
+    src, chain = cluster
+    for o in bp.kubelet_bootstrap_bindings():
+        assert "annotations" not in o["metadata"]
+        src.add(o)
+    joiner = UserInfo("system:bootstrap:abcdef", ("system:bootstrappers", "system:bootstrappers:kyb:default-node-token", "system:authenticated"))
+    assert await allowed(chain, A(joiner, "create", "", "certificates.k8s.io", "certificatesigningrequests"))
+    assert await allowed(chain, A(joiner, "create", "", "certificates.k8s.io", "certificatesigningrequests", "nodeclient"))
+    assert not await allowed(chain, A(joiner, "list", "", resource="secrets"))
+    node = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
+    assert await allowed(chain, A(node, "create", "", "certificates.k8s.io", "certificatesigningrequests", "selfnodeclient"))
