@@ -282,6 +282,7 @@ class ResourceHandlers:
         s = r.strategy
         old = self.objects.decode(kv)
         self._decode_check(r, new)
+        check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
         carry_meta(new, old, status_only=status_only or r.info.subresource == "finalize")
         if status_only:
@@ -633,6 +634,23 @@ def prepare_new_meta(obj: Obj, s: Strategy) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+
+
+def check_update_preconditions(s: Strategy, new: Obj, old: Obj, subresource: str) -> None:
+    """What an update may not do to metadata: change the uid (a 409 precondition failure,
+    as upstream) or add finalizers to an object that is being deleted (422)."""
+    nm, om = new["metadata"], old["metadata"]
+    if nm.get("uid") and nm["uid"] != om.get("uid"):
+        raise errors.conflict(s.resource, s.group, om["name"],
+                              f"Precondition failed: UID in precondition: {nm['uid']}, UID in object meta: {om.get('uid')}")
+    if om.get("deletionTimestamp") and subresource != "status":
+        added = [f for f in nm.get("finalizers") or [] if f not in (om.get("finalizers") or [])]
+        if added:
+            shown = ", ".join(f'"{f}"' for f in added)
+            raise errors.invalid(s.kind, s.group, om["name"], [Cause(
+                "FieldValueForbidden", "metadata.finalizers",
+                f"Forbidden: no new finalizers can be added if the object is being deleted, "
+                f"found new finalizers []string{{{shown}}}")])
 
 
 def carry_meta(new: Obj, old: Obj, *, status_only: bool) -> None:
