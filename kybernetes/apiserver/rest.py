@@ -47,10 +47,11 @@ class Request:
     query: dict[str, str]
     output: Output
     warnings: list[str] = field(default_factory=list)
+    options_dry_run: bool = False  # dryRun given in a DeleteOptions body rather than the query
 
     @property
     def dry_run(self) -> bool:
-        return "All" in self.http.query.getall("dryRun", [])
+        return self.options_dry_run or "All" in self.http.query.getall("dryRun", [])
 
 
 # An admission plugin: (operation, request, new object, old object) -> None; may mutate
@@ -571,7 +572,7 @@ class ResourceHandlers:
         for obj in objs:
             meta = obj["metadata"]
             sub = RequestInfo(**{**r.info.__dict__, "name": meta["name"], "namespace": meta.get("namespace", "")})
-            inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
+            inner = Request(r.http, sub, s, r.query, r.output, r.warnings, r.options_dry_run)
             try:
                 res = await self._delete_object(inner, obj, int(meta["resourceVersion"]), options)
             except errors.APIError as e:
@@ -699,6 +700,12 @@ def delete_options(r: Request, body: Optional[Obj]) -> Obj:
     if "orphanDependents" in q and "propagationPolicy" not in opts:
         if q["orphanDependents"].lower() == "true":
             opts["propagationPolicy"] = "Orphan"
+    dry = opts.get("dryRun")
+    if dry:
+        if not isinstance(dry, list) or any(d != "All" for d in dry):
+            raise errors.invalid("DeleteOptions", "", "", [Cause(
+                "FieldValueNotSupported", "dryRun", f'Unsupported value: {dry!r}: supported values: "All"')])
+        r.options_dry_run = True
     pol = opts.get("propagationPolicy")
     if pol is not None and pol not in ("Orphan", "Foreground", "Background"):
         raise errors.invalid("DeleteOptions", "", "", [Cause(
