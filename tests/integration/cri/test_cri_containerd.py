@@ -280,3 +280,50 @@ async def test_pod_exit_codes_and_oom(node):
             await cri.stop_pod_sandbox(sid)
             await cri.remove_pod_sandbox(sid)
     assert not cleanup.remove_cgroup(node.cgroup_parent(sbx.metadata.uid))
+
+
+def _stream_exec(url: str) -> dict:
+    """Read a v4.channel.k8s.io exec stream to the end (runs inside the node's netns,
+    where containerd's stream server listens on 127.0.0.1)."""
+    import json
+
+    import websocket
+
+    ws = websocket.create_connection("ws" + url[len("http"):], subprotocols=["v4.channel.k8s.io"], timeout=20,
+                                     http_no_proxy=["127.0.0.1"])
+    out: dict = {1: b"", 2: b"", 3: b""}
+    try:
+        while True:
+            try:
+                frame = ws.recv()
+            except websocket.WebSocketConnectionClosedException:
+                break
+            if not frame:
+                break
+            if isinstance(frame, str):
+                frame = frame.encode()
+            out[frame[0]] = out.get(frame[0], b"") + frame[1:]
+    finally:
+        ws.close()
+    return {"stdout": out[1], "stderr": out[2], "status": json.loads(out[3]) if out[3] else None}
+
+
+@pytest.mark.slow
+async def test_exec_stream(node):
+    from kybernetes.kubelet.runtime_netns import run_in_netns
+
+    sbx = sandbox_config(node, "stream")
+    async with CRIClient(node.rt.endpoint) as cri:
+        sid = await cri.run_pod_sandbox(sbx)
+        try:
+            cid = await cri.create_container(sid, busybox_container("c", "while true; do sleep 1; done"), sbx)
+            await cri.start_container(cid)
+            url = await cri.exec(cid, ["sh", "-c", "echo streamed; echo oops >&2; exit 2"])
+            res = await asyncio.to_thread(run_in_netns, node.netns, _stream_exec, url)
+            assert res["stdout"] == b"streamed\n" and res["stderr"] == b"oops\n"
+            assert res["status"]["status"] == "Failure"
+            assert res["status"]["details"]["causes"][0]["message"] == "2"
+        finally:
+            await cri.stop_pod_sandbox(sid)
+            await cri.remove_pod_sandbox(sid)
+    assert not cleanup.remove_cgroup(node.cgroup_parent(sbx.metadata.uid))
