@@ -144,9 +144,13 @@ def _classify(e: grpc.aio.AioRpcError) -> str:
         return "error"
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return "unavailable"
+    if code == grpc.StatusCode.INTERNAL:
+        # gRPC's transport says so when a member dies mid-stream ("Internal error
+        # from Core", RST_STREAM); etcd itself does not use INTERNAL for request errors.
+        return "unavailable"
     if code == grpc.StatusCode.CANCELLED:
         return "cancelled"
-    if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(
+    if code == grpc.StatusCode.UNKNOWN and any(
         s in details for s in ("leader", "timed out", "stopped", "connection", "not capable", "socket", "reset")
     ):
         return "unavailable"
