@@ -53,9 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("server", help="run the control plane (and, later, a node agent)")
     server.add_arguments(sp)
     sub.add_parser("kubectl", help="run kubectl against the local server", add_help=False)
+    from kybernetes.cli import images
+
+    ip = sub.add_parser("images", help="import and list images in the node's containerd")
+    images.add_arguments(ip)
     args = parser.parse_args(argv)
     if args.command == "server":
         return server.run(args)
+    if args.command == "images":
+        return images.run(args)
     return 2
 
 

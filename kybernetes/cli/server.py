@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-log-path", default="")
     p.add_argument("--encryption-provider-config", default="")
     p.add_argument("--authorization-mode", default="Node,RBAC")
+    p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
+    p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
+                   help="serve unauthenticated requests as system:anonymous (default true)")
+    p.add_argument("--service-account-issuer", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
 
 
@@ -163,8 +167,10 @@ class Server:
         client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         api = APIServer(catalog, self.objects, server_address=f"{client_host}:{port}")
         await bootstrap_kubernetes_service(self.objects, catalog, api.handlers.services, port or 6443)
+        sec = await self._security(api, paths)
         api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
         app = build_app(api)
+        app["security"] = sec
 
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(paths.serving_cert, paths.serving_key)
@@ -194,6 +200,25 @@ class Server:
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    async def _security(self, api, paths):
+        """Authenticators, the authorizer chain and the RBAC bootstrap policy."""
+        from kybernetes.apiserver import security
+        from kybernetes.apiserver.reviews import Reviews
+        from kybernetes.auth.authorizer import as_rules_check
+        from kybernetes.auth.tokens import as_token_check
+
+        args = self.args
+        await security.reconcile_bootstrap_policy(self.objects)
+        sec = await security.build(self.objects, sa_key=paths.sa_key, sa_pub=paths.sa_pub,
+                                   authorization_mode=args.authorization_mode,
+                                   token_auth_file=args.token_auth_file, issuer=args.service_account_issuer,
+                                   anonymous=args.anonymous_auth)
+        api.authorizer = sec.access
+        api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
+                                       rules=as_rules_check(sec.chain))
+        api.handlers.validating.append(security.escalation_admission(sec))
+        return sec
 
     async def _datastore_ok(self) -> bool:
         await self.store.current_revision()

@@ -48,6 +48,13 @@ async def authorize(request: web.Request, handler):
     allowed, _, reason = await check(user, attrs)
     if allowed:
         return await handler(request)
+    security = request.app.get("security")
+    if security is not None:
+        from kybernetes.auth.authorizer import attributes_from_dict, forbidden_message, forbidden_status
+
+        a = attributes_from_dict(user, attrs)
+        raise errors.APIError(403, "Forbidden", forbidden_message(a, reason),
+                              details=forbidden_status(a, reason).get("details"))
     raise forbidden(user.name, attrs, reason)
 
 
