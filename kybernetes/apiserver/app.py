@@ -112,6 +112,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         if doc is None:
             raise _not_found_path()
         return _json(doc)
+    if path in ("/.well-known/openid-configuration", "/openid/v1/jwks"):
+        return _oidc(request, path)
     if path.startswith("/openapi/"):
         from kybernetes.apiserver import openapi_handlers
 
@@ -190,6 +192,10 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
         if verb != "create":
             raise errors.method_not_allowed()
         return await h.bind(r, await _body(request))
+    if sub == "token" and s.resource == "serviceaccounts" and not s.group:
+        if verb != "create":
+            raise errors.method_not_allowed()
+        return await _token_request(request, r, await _body(request))
     if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
         raise _not_found_path()
 
@@ -223,3 +229,42 @@ async def _body(request: web.Request) -> Any:
     if not raw:
         raise errors.bad_request("the request body is empty")
     return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))
+
+
+async def _token_request(request: web.Request, r: Request, body: Any) -> web.Response:
+    """POST serviceaccounts/<name>/token: a bound service-account token (TokenRequest)."""
+    from kybernetes.apiserver.rest import warning_header
+    from kybernetes.auth.authorizer import StatusError
+    from kybernetes.auth.serviceaccount_tokens import create_token_request
+
+    sec = request.app.get("security")
+    if sec is None:
+        raise errors.method_not_allowed()
+    try:
+        out, warnings = await create_token_request(sec.issuer, body, namespace=r.info.namespace, name=r.info.name,
+                                                   lookup=sec.lookup, api_audiences=[sec.issuer.issuer])
+    except StatusError as e:
+        raise errors.APIError(e.code, e.reason, e.message, details=e.details) from None
+    data, ctype = negotiation.encode(out, r.output)
+    resp = web.Response(body=data, status=201, content_type=ctype)
+    for w in warnings:
+        resp.headers.add("Warning", warning_header(w))
+    return resp
+
+
+def _oidc(request: web.Request, path: str) -> web.Response:
+    """Service-account issuer discovery (OIDC configuration and the signing keys)."""
+    from kybernetes.auth.serviceaccount_tokens import jwks, openid_configuration
+
+    sec = request.app.get("security")
+    if sec is None:
+        raise _not_found_path()
+    if path == "/openid/v1/jwks":
+        body, ctype = orjson.dumps(jwks(sec.public_keys)), "application/jwk-set+json"
+    else:
+        issuer = sec.issuer.issuer
+        body = orjson.dumps(openid_configuration(issuer, issuer.rstrip("/") + "/openid/v1/jwks", sec.public_keys))
+        ctype = "application/json"
+    resp = web.Response(body=body, headers={"Cache-Control": "public, max-age=3600"})
+    resp.headers["Content-Type"] = ctype
+    return resp

@@ -75,3 +75,28 @@ def test_escalation_is_refused(kyb, jane):
     assert p.returncode != 0 and "attempting to grant RBAC permissions not currently held" in p.stderr
     # within her own rights it works
     as_jane(kyb, jane, "create", "role", "small", "-n", "team", "--verb=get", "--resource=configmaps", check=True)
+
+
+def with_token(kyb, token, *args):
+    return kyb.kubectl("--kubeconfig=/dev/null", f"--server={kyb.url}",
+                       f"--certificate-authority={kyb.data_dir / 'tls' / 'ca.crt'}", f"--token={token}",
+                       *args, check=False)
+
+
+def test_service_account_tokens(kyb):
+    kyb.kubectl("create", "serviceaccount", "bot", "-n", "team")
+    token = kyb.kubectl("create", "token", "bot", "-n", "team").stdout.strip()
+    assert token.count(".") == 2
+    who = with_token(kyb, token, "auth", "whoami", "-o", "yaml")
+    info = yaml.safe_load(who.stdout)["status"]["userInfo"]
+    assert info["username"] == "system:serviceaccount:team:bot"
+    assert "system:serviceaccounts:team" in info["groups"]
+    p = with_token(kyb, token, "get", "pods", "-n", "team")
+    assert p.returncode != 0 and 'User "system:serviceaccount:team:bot" cannot list resource "pods"' in p.stderr
+    kyb.kubectl("create", "rolebinding", "bot-view", "-n", "team", "--clusterrole=view", "--serviceaccount=team:bot")
+    assert with_token(kyb, token, "get", "cm", "-n", "team", "-o", "name").returncode == 0
+    # a forged token, and the token of a deleted service account, are 401
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert "Unauthorized" in with_token(kyb, forged, "get", "cm", "-n", "team").stderr
+    kyb.kubectl("delete", "serviceaccount", "bot", "-n", "team")
+    assert "Unauthorized" in with_token(kyb, token, "get", "cm", "-n", "team").stderr
