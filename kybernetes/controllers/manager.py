@@ -48,11 +48,20 @@ class AlwaysLeader:
             await asyncio.shield(on_stopped_leading())
 
 
-def default_controllers() -> list[ControllerFactory]:
-    """The controllers `kyb server` runs."""
-    from kybernetes.controllers.namespace import NamespaceController
+def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFactory]:
+    """The controllers `kyb server` runs.  `root_ca` (the cluster CA PEM) enables the
+    root CA publisher; without it that controller is left out."""
+    from functools import partial
 
-    return [NamespaceController]
+    from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
+    from kybernetes.controllers.namespace import NamespaceController
+    from kybernetes.controllers.rootca import RootCACertPublisher
+    from kybernetes.controllers.serviceaccounts import ServiceAccountsController
+
+    out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController]
+    if root_ca:
+        out.append(partial(RootCACertPublisher, root_ca=root_ca))
+    return out
 
 
 class ControllerManager:
@@ -159,6 +168,11 @@ async def start_controller_manager(
         client, own = source, False
     else:
         client, own = Client.from_kubeconfig(source), True
+        if controllers is None:
+            # the kubeconfig's certificate-authority is the cluster CA the publisher spreads
+            from kybernetes.client.kubeconfig import load_kubeconfig
+
+            controllers = default_controllers(root_ca=load_kubeconfig(source).ca_pem)
     manager = ControllerManager(client, controllers, leader_elector=leader_elector, close_client=own)
     try:
         await manager.start()
