@@ -124,7 +124,7 @@ async def run(objects: int, concurrency: int, sizes: list[int]) -> dict:
                     }
                 result["clusters"][str(size)] = r
             finally:
-                await asyncio.to_thread(cl.stop)
+                await asyncio.to_thread(cl.kill)
         result["sqlite"] = {
             "sequential": await _sqlite_creates(os.path.join(tmp, "seq.db"), objects, 1),
             "concurrent": await _sqlite_creates(os.path.join(tmp, "conc.db"), objects, concurrency),

@@ -348,10 +348,13 @@ class EtcdStore(Store):
                 literal.append(ipaddress.ip_address(host))
             except ValueError:
                 literal.append(None)
+        # With an address-list target gRPC has no host name to verify the server
+        # certificate against: use the first endpoint's (the `server_name` option
+        # overrides it, for members whose certificates share a DNS name instead).
         if all(a is not None and a.version == 4 for a in literal):
-            return "ipv4:" + ",".join(f"{h}:{p}" for h, p in eps), None
+            return "ipv4:" + ",".join(f"{h}:{p}" for h, p in eps), eps[0][0]
         if all(a is not None and a.version == 6 for a in literal):
-            return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in eps), None
+            return "ipv6:" + ",".join(f"[{h}]:{p}" for h, p in eps), eps[0][0]
         if len(eps) == 1:
             h, p = eps[0]
             return f"dns:///{h}:{p}", None

@@ -352,3 +352,33 @@ async def test_abandoned_watch_is_collected(single: EtcdCluster) -> None:
         assert len(store._watches) == 0
     finally:
         await store.close()
+
+
+async def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    from fixtures.etcd import make_tls
+
+    from kybernetes.storage import open_store
+
+    require_etcd()
+    tls = make_tls(tmp_path / "pki")
+    with EtcdCluster(tmp_path / "etcd-tls", size=3, tls=tls) as cl:
+        store = open_store(cl.url, compact_interval=0)
+        assert isinstance(store, EtcdStore) and store.tls
+        await store.start()
+        try:
+            kv = await store.create(P + "a", b"over tls")
+            w = store.watch(P, 0)
+            assert (await asyncio.wait_for(w.__anext__(), 5)).kv == kv
+            await w.aclose()
+        finally:
+            await store.close()
+        # no client certificate: refused, and said so (not a hang)
+        bare = EtcdStore(cl.endpoints, ca=tls.ca, compact_interval=0, request_timeout=1)
+        with pytest.raises(StorageError):
+            await bare.start()
+        # a server certificate from another CA is not trusted
+        other = make_tls(tmp_path / "other")
+        wrong = EtcdStore(cl.endpoints, ca=other.ca, cert=tls.client_cert, key=tls.client_key,
+                          compact_interval=0, request_timeout=1)
+        with pytest.raises(StorageError):
+            await wrong.start()

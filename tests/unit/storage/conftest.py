@@ -69,7 +69,7 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
         for s in reversed(opened):
             await s.close()
         for c in clusters:
-            c.stop()
+            c.kill()
 
 
 @pytest.fixture
