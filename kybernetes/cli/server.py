@@ -158,7 +158,9 @@ class Server:
             (Path(url[len("sqlite://"):]).parent).mkdir(parents=True, exist_ok=True)
         self.store = open_store(url)
         await self.store.start()
-        self.objects = ObjectStore(self.store)
+        from kybernetes.storage.encryption import transformer_from_file
+
+        self.objects = ObjectStore(self.store, transformer_from_file(args.encryption_provider_config))
         catalog = default_catalog()
         await bootstrap_namespaces(self.objects, catalog)
 
