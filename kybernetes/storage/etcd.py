@@ -78,10 +78,27 @@ _kvpb: Any = None
 
 def _load_pb() -> None:
     global _pb, _pbg, _kvpb
-    if _pb is None:
-        from etcd3aio._protobuf import kv_pb2, rpc_pb2, rpc_pb2_grpc
+    if _pb is not None:
+        return
+    # etcd3aio's generated modules import each other as the top-level package
+    # `etcd` (from its proto/ directory, a namespace package).  Any plain module
+    # named etcd.py on sys.path (bench/etcd.py, for a script in bench/) would win
+    # over a namespace package, so bind the name to etcd3aio's directory first.
+    import importlib.util
+    import sys
+    import types
 
-        _pb, _pbg, _kvpb = rpc_pb2, rpc_pb2_grpc, kv_pb2
+    if "etcd" not in sys.modules:
+        spec = importlib.util.find_spec("etcd3aio")
+        if spec is not None and spec.origin:
+            proto = os.path.join(os.path.dirname(spec.origin), "proto", "etcd")
+            if os.path.isdir(proto):
+                pkg = types.ModuleType("etcd")
+                pkg.__path__ = [proto]
+                sys.modules["etcd"] = pkg
+    from etcd3aio._protobuf import kv_pb2, rpc_pb2, rpc_pb2_grpc
+
+    _pb, _pbg, _kvpb = rpc_pb2, rpc_pb2_grpc, kv_pb2
 
 
 def _range_end(prefix: bytes) -> bytes:
