@@ -39,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-kubeconfig", type=Path, default=None)
     p.add_argument("--audit-policy-file", default="")
     p.add_argument("--audit-log-path", default="")
+    p.add_argument("--audit-log-maxsize", type=int, default=0, help="MB before the audit log is rotated (0 = never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=0)
+    p.add_argument("--audit-log-maxage", type=int, default=0, help="days to keep rotated audit logs")
+    p.add_argument("--audit-webhook-config-file", default="")
+    p.add_argument("--audit-webhook-batch-max-wait", type=float, default=30.0)
     p.add_argument("--encryption-provider-config", default="")
     p.add_argument("--authorization-mode", default="Node,RBAC")
     p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
@@ -173,6 +178,8 @@ class Server:
         api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
         app = build_app(api)
         app["security"] = sec
+        from kybernetes.apiserver import audit
+        self.audit = await audit.setup(app, args)
 
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(paths.serving_cert, paths.serving_key)
@@ -231,6 +238,8 @@ class Server:
             await self.controller_manager.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if getattr(self, "audit", None) is not None:
+            await self.audit.shutdown()
         if self.objects is not None:
             await self.objects.close()
         if self.store is not None:

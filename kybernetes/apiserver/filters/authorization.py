@@ -46,6 +46,8 @@ async def authorize(request: web.Request, handler):
     check = request.app["authorizer"]
     attrs = request_attributes(request)
     allowed, _, reason = await check(user, attrs)
+    request.setdefault("audit_annotations", {}).update(
+        {"authorization.k8s.io/decision": "allow" if allowed else "forbid", "authorization.k8s.io/reason": reason})
     if allowed:
         return await handler(request)
     security = request.app.get("security")
