@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("server", help="run the control plane (and, later, a node agent)")
     server.add_arguments(sp)
     sub.add_parser("kubectl", help="run kubectl against the local server", add_help=False)
-    from kybernetes.cli import images
+    from kybernetes.cli import datastore, images
+
+    datastore.add_arguments(sub)
 
     ip = sub.add_parser("images", help="import and list images in the node's containerd")
     images.add_arguments(ip)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return server.run(args)
     if args.command == "images":
         return images.run(args)
+    if args.command == "datastore":
+        return datastore.run(args)
     return 2
 
 

@@ -54,8 +54,9 @@ def test_open_store_urls(tmp_path: Path) -> None:
     assert isinstance(s, SQLiteStore) and s.path == f"{tmp_path}/b.db"
     s = open_store("sqlite://rel/c.db", compact_keep=5)
     assert s.path == "rel/c.db" and s.compact_keep == 5
-    with pytest.raises(NotImplementedError):
-        open_store("etcd://127.0.0.1:2379")
+    from kybernetes.storage.etcd import EtcdStore
+
+    assert isinstance(open_store("etcd://127.0.0.1:2379"), EtcdStore)
     with pytest.raises(ValueError):
         open_store("mysql://localhost/db")
     with pytest.raises(ValueError):
