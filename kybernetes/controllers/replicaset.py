@@ -1,0 +1,250 @@
+"""The ReplicaSet controller (and, with another resource, the ReplicationController
+manager): keep `spec.replicas` active pods matching the selector, as upstream's
+pkg/controller/replicaset.
+
+Pods are created from the template with a controller ownerReference and a generated
+name `<rs>-XXXXX`, in slow-start batches (1, 2, 4, ...); matching orphans are adopted
+and owned pods that stop matching are released; expectations keep a slow watch from
+causing double creates/deletes; scale-down deletes the lowest-ranked pods first;
+status goes through the status subresource.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+from kybernetes.api.selectors import LabelSelector, from_label_selector
+from kybernetes.client.errors import APIStatusError, Conflict, Forbidden, NotFound
+from kybernetes.client.informer import object_key
+from kybernetes.controllers import _pods
+from kybernetes.controllers.base import Controller, Requeue
+
+Obj = dict[str, Any]
+
+BURST_REPLICAS = 500  # upstream BurstReplicas
+REPLICA_FAILURE = "ReplicaFailure"
+
+
+def selector_of(rs: Obj, kind: str) -> LabelSelector:
+    sel = (rs.get("spec") or {}).get("selector")
+    if kind == "ReplicationController":
+        return from_label_selector({"matchLabels": sel or {}}) if sel else LabelSelector(nothing=True)
+    return from_label_selector(sel)
+
+
+def calculate_status(rs: Obj, pods: list[Obj], manage_error: Optional[BaseException], diff: int,
+                     now: Optional[float] = None) -> Obj:
+    """The new status (upstream calculateStatus)."""
+    spec = rs.get("spec") or {}
+    tlabels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    mrs = int(spec.get("minReadySeconds") or 0)
+    fully = ready = available = 0
+    for p in pods:
+        labels = (p.get("metadata") or {}).get("labels") or {}
+        if all(labels.get(k) == v for k, v in tlabels.items()):
+            fully += 1
+        if _pods.is_pod_ready(p):
+            ready += 1
+            if _pods.is_pod_available(p, mrs, now):
+                available += 1
+    old = rs.get("status") or {}
+    conditions = [c for c in old.get("conditions") or [] if c.get("type") != REPLICA_FAILURE]
+    failure = next((c for c in old.get("conditions") or [] if c.get("type") == REPLICA_FAILURE), None)
+    if manage_error is not None:
+        if failure is None:
+            failure = {"type": REPLICA_FAILURE, "status": "True",
+                       "reason": "FailedCreate" if diff < 0 else "FailedDelete",
+                       "message": str(manage_error), "lastTransitionTime": _pods.now_rfc3339()}
+        conditions.append(failure)
+    status: Obj = {"replicas": len(pods), "fullyLabeledReplicas": fully, "readyReplicas": ready,
+                   "availableReplicas": available,
+                   "observedGeneration": (rs.get("metadata") or {}).get("generation")}
+    if conditions:
+        status["conditions"] = conditions
+    return status
+
+
+def _status_equal(old: Obj, new: Obj) -> bool:
+    keys = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration")
+    return all(int(old.get(k) or 0) == int(new.get(k) or 0) for k in keys) and (
+        (old.get("conditions") or []) == (new.get("conditions") or []))
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset"
+    workers = 5
+    group, version, plural = "apps", "v1", "replicasets"
+    kind = "ReplicaSet"
+    burst_replicas = BURST_REPLICAS
+
+    def setup(self) -> None:
+        self.api_version = f"{self.group}/{self.version}" if self.group else self.version
+        self.expectations = _pods.Expectations()
+        self.rs_api = self.resource(self.group, self.version, self.plural)
+        self.pods_api = self.resource("", "v1", "pods")
+        self.sets = self.watch(self.group, self.version, self.plural)
+        self.pods = self.watch("", "v1", "pods", enqueue=None)
+        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+
+    # ------------------------------------------------------------------ pod events
+    def _owner_key(self, pod: Obj, ref: Optional[Obj]) -> Optional[str]:
+        if ref is None or ref.get("kind") != self.kind or ref.get("apiVersion", "").split("/")[0] != self.api_version.split("/")[0]:
+            return None
+        key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
+        rs = self.sets.get(key)
+        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return key
+
+    def _matching_sets(self, pod: Obj) -> list[str]:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        return [object_key(rs) for rs in self.sets.by_namespace(meta.get("namespace") or "")
+                if selector_of(rs, self.kind).matches(labels)]
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod)
+            return
+        ref = _pods.get_controller_of(pod)
+        if ref is not None:
+            key = self._owner_key(pod, ref)
+            if key is not None:
+                self.expectations.creation_observed(key)
+                self.enqueue(key)
+            return
+        for key in self._matching_sets(pod):
+            self.enqueue(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
+            return
+        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
+            # a graceful delete: count it as observed now, as upstream does
+            key = self._owner_key(new, _pods.get_controller_of(new))
+            if key is not None:
+                self.expectations.deletion_observed(key, object_key(new))
+        old_ref, new_ref = _pods.get_controller_of(old), _pods.get_controller_of(new)
+        if old_ref != new_ref and old_ref is not None:
+            k = self._owner_key(old, old_ref)
+            if k is not None:
+                self.enqueue(k)
+        if new_ref is not None:
+            k = self._owner_key(new, new_ref)
+            if k is not None:
+                self.enqueue(k)
+            return
+        if (old["metadata"].get("labels") != new["metadata"].get("labels")) or old_ref != new_ref:
+            for k in self._matching_sets(new):
+                self.enqueue(k)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod, _pods.get_controller_of(pod))
+        if key is not None:
+            self.expectations.deletion_observed(key, object_key(pod))
+            self.enqueue(key)
+
+    # ------------------------------------------------------------------ sync
+    async def reconcile(self, key: str) -> None:
+        rs = self.sets.get(key)
+        if rs is None:
+            self.expectations.delete(key)
+            return
+        ns = rs["metadata"].get("namespace") or ""
+        selector = selector_of(rs, self.kind)
+        needs_sync = self.expectations.satisfied(key)
+        all_pods = self.pods.by_namespace(ns)
+        active = [p for p in all_pods if _pods.is_pod_active(p)]
+        ref = _pods.controller_ref(rs, self.api_version, self.kind)
+
+        async def recheck() -> Optional[Obj]:
+            try:
+                return await self.rs_api.get(rs["metadata"]["name"], ns)
+            except NotFound:
+                return None
+
+        pods = await _pods.claim(self.pods_api, rs, selector, active, ref, recheck=recheck)
+        manage_error: Optional[BaseException] = None
+        diff = len(pods) - int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        if needs_sync and not rs["metadata"].get("deletionTimestamp"):
+            manage_error = await self._manage(key, rs, pods, all_pods, ref)
+        status = calculate_status(rs, pods, manage_error, diff)
+        rs = await self._update_status(rs, status)
+        if manage_error is not None:
+            raise Requeue(reason=f"{key}: {manage_error}")
+        mrs = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        st = rs.get("status") or {}
+        if mrs > 0 and st.get("readyReplicas") == rs["spec"].get("replicas") and \
+                st.get("availableReplicas") != rs["spec"].get("replicas"):
+            raise Requeue(after=float(mrs))
+
+    async def _manage(self, key: str, rs: Obj, pods: list[Obj], all_pods: list[Obj], ref: Obj) -> Optional[BaseException]:
+        want = int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        diff = len(pods) - want
+        if diff < 0:
+            n = min(-diff, self.burst_replicas)
+            self.expectations.expect_creations(key, n)
+            template = (rs.get("spec") or {}).get("template") or {}
+
+            async def create() -> None:
+                try:
+                    await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
+                except Forbidden as e:
+                    # a terminating namespace refuses new pods; nothing to retry then
+                    if "being terminated" in str(e):
+                        self.expectations.creation_observed(key)
+                        return
+                    raise
+
+            ok, err = await _pods.slow_start_batch(n, _pods.SLOW_START_INITIAL_BATCH, create)
+            if err is not None:
+                # neither the failed nor the skipped creations will be observed
+                self.expectations.creation_observed(key, n - ok)
+                self.log.warning("%s: failed to create pods: %s", key, err)
+            return err
+        if diff > 0:
+            n = min(diff, self.burst_replicas)
+            victims = _pods.pods_to_delete(pods, [p for p in all_pods if p not in pods], n)
+            self.expectations.expect_deletions(key, [object_key(p) for p in victims])
+            first: Optional[BaseException] = None
+            for p in victims:
+                try:
+                    await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
+                                               preconditions={"uid": p["metadata"]["uid"]})
+                except NotFound:
+                    self.expectations.deletion_observed(key, object_key(p))
+                except APIStatusError as e:
+                    self.expectations.deletion_observed(key, object_key(p))
+                    first = first or e
+            return first
+        return None
+
+    async def _update_status(self, rs: Obj, status: Obj) -> Obj:
+        old = rs.get("status") or {}
+        if _status_equal(old, status):
+            return rs
+        body = copy.deepcopy(rs)
+        for _ in range(2):
+            body["status"] = {**(body.get("status") or {}), **status}
+            if not status.get("conditions"):
+                body["status"].pop("conditions", None)
+            try:
+                return await self.rs_api.update_status(body)
+            except NotFound:
+                return rs
+            except Conflict:
+                try:
+                    body = await self.rs_api.get(rs["metadata"]["name"], rs["metadata"]["namespace"])
+                except NotFound:
+                    return rs
+                status["observedGeneration"] = status.get("observedGeneration")
+        raise Requeue(reason="status update conflicted")
+
+
+class ReplicationManager(ReplicaSetController):
+    """ReplicationControllers: the same controller over core/v1 (a map selector)."""
+
+    name = "replicationcontroller"
+    group, version, plural = "", "v1", "replicationcontrollers"
+    kind = "ReplicationController"
