@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datastore-endpoint", default="", help="sqlite://PATH (default DIR/db/state.db)")
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
     p.add_argument("--disable-controllers", action="store_true", help="do not run the controller manager")
+    p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--token", default="")
     p.add_argument("--write-kubeconfig", type=Path, default=None)
@@ -140,6 +141,7 @@ class Server:
         self.objects = None
         self.url = ""
         self.controller_manager = None
+        self.scheduler = None
 
     async def start(self) -> None:
         from kybernetes.api.catalog import default_catalog
@@ -158,14 +160,18 @@ class Server:
             sans_ip.append(args.bind_address)
         paths = await asyncio.to_thread(pki.ensure_pki, self.data_dir, sans_dns=sans_dns, sans_ip=sans_ip)
 
+        from kybernetes.storage.encryption import transformer_from_file
+
+        try:  # a bad encryption config must stop the server before it touches the data
+            transformer = await asyncio.to_thread(transformer_from_file, args.encryption_provider_config)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"kyb server: --encryption-provider-config: {e}") from None
         url = args.datastore_endpoint or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
         if url.startswith("sqlite://"):
             (Path(url[len("sqlite://"):]).parent).mkdir(parents=True, exist_ok=True)
         self.store = open_store(url)
         await self.store.start()
-        from kybernetes.storage.encryption import transformer_from_file
-
-        self.objects = ObjectStore(self.store, transformer_from_file(args.encryption_provider_config))
+        self.objects = ObjectStore(self.store, transformer)
         catalog = default_catalog()
         await bootstrap_namespaces(self.objects, catalog)
 
@@ -205,6 +211,10 @@ class Server:
             from kybernetes.controllers.manager import start_controller_manager
 
             self.controller_manager = await start_controller_manager(kc_path)
+        if not getattr(args, "disable_scheduler", False):
+            from kybernetes.scheduler import start_scheduler
+
+            self.scheduler = await start_scheduler(kc_path)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
@@ -234,6 +244,8 @@ class Server:
         return True
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.controller_manager is not None:
             await self.controller_manager.stop()
         if self.runner is not None:

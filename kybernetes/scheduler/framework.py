@@ -1,0 +1,366 @@
+"""The scheduling framework: extension points, plugin statuses, node snapshots and the
+runner that calls a profile's plugins in order (upstream pkg/scheduler/framework).
+
+A plugin is an object with a `name` and any of these methods (the extension points it
+implements are the methods it has):
+
+    pre_filter(state, pod) -> Status | None
+    filter(state, pod, node_info) -> Status | None
+    post_filter(state, pod, statuses: dict[node, Status]) -> (nominated_node | None, Status)
+    pre_score(state, pod, node_infos) -> Status | None
+    score(state, pod, node_info) -> int
+    normalize_score(state, pod, scores: dict[node, int]) -> None      (in place)
+    reserve(state, pod, node_name) -> Status | None ; unreserve(state, pod, node_name)
+    permit(state, pod, node_name) -> Status | None
+    async bind(state, pod, node_name) -> Status | None   (Skip passes to the next binder)
+
+Scheduling-cycle points are synchronous (they only read the cache); bind is async.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from kybernetes.scheduler.resources import Resource, pod_requests
+
+Obj = dict[str, Any]
+
+MAX_NODE_SCORE = 100
+MIN_NODE_SCORE = 0
+
+
+class Code(enum.IntEnum):
+    SUCCESS = 0
+    ERROR = 1
+    UNSCHEDULABLE = 2
+    UNSCHEDULABLE_AND_UNRESOLVABLE = 3
+    WAIT = 4
+    SKIP = 5
+
+
+class Status:
+    __slots__ = ("code", "reasons", "plugin", "error")
+
+    def __init__(self, code: Code = Code.SUCCESS, *reasons: str, plugin: str = "", error: Optional[BaseException] = None) -> None:
+        self.code = code
+        self.reasons = list(reasons)
+        self.plugin = plugin
+        self.error = error
+
+    @classmethod
+    def unschedulable(cls, *reasons: str) -> "Status":
+        return cls(Code.UNSCHEDULABLE, *reasons)
+
+    @classmethod
+    def unresolvable(cls, *reasons: str) -> "Status":
+        return cls(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, *reasons)
+
+    @classmethod
+    def as_error(cls, err: BaseException) -> "Status":
+        return cls(Code.ERROR, str(err), error=err)
+
+    def is_success(self) -> bool:
+        return self.code == Code.SUCCESS
+
+    def is_rejected(self) -> bool:
+        return self.code in (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
+
+    def message(self) -> str:
+        return ", ".join(self.reasons)
+
+    def __repr__(self) -> str:
+        return f"Status({self.code.name}, {self.reasons!r}, plugin={self.plugin!r})"
+
+
+SUCCESS = Status()
+
+
+def _ok(st: Optional[Status]) -> bool:
+    return st is None or st.code == Code.SUCCESS
+
+
+class CycleState(dict):
+    """Per-pod scratch space shared by the plugins during one scheduling attempt."""
+
+
+# --------------------------------------------------------------------------- node snapshot
+
+def pod_key(pod: Mapping[str, Any]) -> str:
+    m = pod.get("metadata") or {}
+    return f"{m.get('namespace', '')}/{m.get('name', '')}"
+
+
+class PodInfo:
+    """A pod with what the plugins need precomputed."""
+
+    __slots__ = ("pod", "key", "requests", "non_zero", "priority", "required_affinity",
+                 "required_anti_affinity", "preferred_affinity", "preferred_anti_affinity")
+
+    def __init__(self, pod: Obj) -> None:
+        self.pod = pod
+        self.key = pod_key(pod)
+        self.requests = pod_requests(pod)
+        self.non_zero = pod_requests(pod, non_zero=True)
+        spec = pod.get("spec") or {}
+        self.priority = int(spec.get("priority") or 0)
+        aff = spec.get("affinity") or {}
+        pa = aff.get("podAffinity") or {}
+        paa = aff.get("podAntiAffinity") or {}
+        self.required_affinity = pa.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        self.required_anti_affinity = paa.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        self.preferred_affinity = pa.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        self.preferred_anti_affinity = paa.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+
+
+class NodeInfo:
+    """A node and the pods assigned (or assumed) to it, with their summed requests."""
+
+    __slots__ = ("node", "name", "pods", "requested", "non_zero_requested", "allocatable", "labels",
+                 "taints", "generation", "used_ports")
+
+    def __init__(self, node: Optional[Obj] = None, name: str = "") -> None:
+        self.node: Optional[Obj] = None
+        self.name = name
+        self.pods: dict[str, PodInfo] = {}
+        self.requested = Resource()
+        self.non_zero_requested = Resource()
+        self.allocatable = Resource()
+        self.labels: Mapping[str, str] = {}
+        self.taints: list[Obj] = []
+        self.generation = 0
+        self.used_ports: dict[tuple[str, str, int], int] = {}
+        if node is not None:
+            self.set_node(node)
+
+    def set_node(self, node: Obj) -> None:
+        self.node = node
+        self.name = node["metadata"]["name"]
+        self.labels = node["metadata"].get("labels") or {}
+        self.taints = list((node.get("spec") or {}).get("taints") or [])
+        st = node.get("status") or {}
+        self.allocatable = Resource.from_list(st.get("allocatable") or st.get("capacity") or {})
+        self.generation += 1
+
+    def add_pod(self, pi: PodInfo) -> None:
+        old = self.pods.get(pi.key)
+        if old is not None:
+            self.remove_pod(pi.key)
+        self.pods[pi.key] = pi
+        self.requested.add(pi.requests)
+        self.non_zero_requested.add(pi.non_zero)
+        for p in _host_ports(pi.pod):
+            self.used_ports[p] = self.used_ports.get(p, 0) + 1
+        self.generation += 1
+
+    def remove_pod(self, key: str) -> Optional[PodInfo]:
+        pi = self.pods.pop(key, None)
+        if pi is None:
+            return None
+        self.requested.add(pi.requests, -1)
+        self.non_zero_requested.add(pi.non_zero, -1)
+        for p in _host_ports(pi.pod):
+            n = self.used_ports.get(p, 0) - 1
+            if n > 0:
+                self.used_ports[p] = n
+            else:
+                self.used_ports.pop(p, None)
+        self.generation += 1
+        return pi
+
+    def clone(self) -> "NodeInfo":
+        c = NodeInfo()
+        c.node, c.name, c.labels, c.taints = self.node, self.name, self.labels, self.taints
+        c.pods = dict(self.pods)
+        c.requested = self.requested.copy()
+        c.non_zero_requested = self.non_zero_requested.copy()
+        c.allocatable = self.allocatable
+        c.used_ports = dict(self.used_ports)
+        c.generation = self.generation
+        return c
+
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.name}, pods={len(self.pods)})"
+
+
+def _host_ports(pod: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            hp = p.get("hostPort")
+            if hp:
+                out.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(hp)))
+    return out
+
+
+# --------------------------------------------------------------------------- the runner
+
+@dataclass
+class PluginRef:
+    plugin: Any
+    weight: int = 1
+
+
+@dataclass
+class Diagnosis:
+    """Why a pod did not fit: each node's rejecting status, and PreFilter/PostFilter messages."""
+
+    node_statuses: dict[str, Status] = field(default_factory=dict)
+    pre_filter_msg: str = ""
+    post_filter_msg: str = ""
+    num_all_nodes: int = 0
+
+    def message(self) -> str:
+        """Upstream FitError.Error(): `0/N nodes are available: <histogram>. <postfilter>.`"""
+        msg = f"0/{self.num_all_nodes} nodes are available:"
+        if self.pre_filter_msg:
+            msg += f" {self.pre_filter_msg}."
+        else:
+            counts: dict[str, int] = {}
+            for st in self.node_statuses.values():
+                for r in st.reasons:
+                    counts[r] = counts.get(r, 0) + 1
+            parts = sorted(f"{v} {k}" for k, v in counts.items())
+            if parts:
+                msg += f" {', '.join(parts)}."
+        if self.post_filter_msg:
+            msg += f" {self.post_filter_msg}."
+        return msg
+
+
+class Framework:
+    """One profile's plugins, called per extension point in the order listed."""
+
+    def __init__(self, scheduler_name: str, plugins: Sequence[Any], weights: Optional[Mapping[str, int]] = None) -> None:
+        self.scheduler_name = scheduler_name
+        self.plugins = list(plugins)
+        weights = weights or {}
+
+        def having(method: str) -> list[Any]:
+            return [p for p in self.plugins if callable(getattr(p, method, None))]
+
+        self.pre_filter_plugins = having("pre_filter")
+        self.filter_plugins = having("filter")
+        self.post_filter_plugins = having("post_filter")
+        self.pre_score_plugins = having("pre_score")
+        self.score_plugins = [PluginRef(p, int(weights.get(p.name, 1))) for p in having("score")]
+        self.reserve_plugins = having("reserve")
+        self.permit_plugins = having("permit")
+        self.bind_plugins = having("bind")
+
+    def plugin(self, name: str) -> Any:
+        return next((p for p in self.plugins if p.name == name), None)
+
+    # -- scheduling cycle
+    def run_pre_filter(self, state: CycleState, pod: Obj) -> Status:
+        for p in self.pre_filter_plugins:
+            st = p.pre_filter(state, pod)
+            if not _ok(st):
+                if st.code == Code.SKIP:
+                    state.setdefault("__skip_filter", set()).add(p.name)
+                    continue
+                st.plugin = p.name
+                return st
+        return SUCCESS
+
+    def run_filter(self, state: CycleState, pod: Obj, ni: NodeInfo) -> Status:
+        skip = state.get("__skip_filter") or ()
+        for p in self.filter_plugins:
+            if p.name in skip:
+                continue
+            st = p.filter(state, pod, ni)
+            if not _ok(st):
+                st.plugin = p.name
+                return st
+        return SUCCESS
+
+    def run_post_filter(self, state: CycleState, pod: Obj, statuses: dict[str, Status]) -> tuple[Optional[str], Status]:
+        last: Status = Status.unschedulable()
+        for p in self.post_filter_plugins:
+            nominated, st = p.post_filter(state, pod, statuses)
+            if _ok(st):
+                return nominated, SUCCESS
+            st.plugin = p.name
+            last = st
+            if st.code != Code.UNSCHEDULABLE:
+                return None, st
+        return None, last
+
+    def run_pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
+        skip: set[str] = set()
+        for p in self.pre_score_plugins:
+            st = p.pre_score(state, pod, nodes)
+            if not _ok(st):
+                if st.code == Code.SKIP:
+                    skip.add(p.name)
+                    continue
+                st.plugin = p.name
+                return st
+        state["__skip_score"] = skip
+        return SUCCESS
+
+    def run_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> dict[str, int]:
+        """Total weighted score per node name (each plugin's scores normalized to 0..100)."""
+        totals = {ni.name: 0 for ni in nodes}
+        skip = state.get("__skip_score") or ()
+        for ref in self.score_plugins:
+            p = ref.plugin
+            if p.name in skip:
+                continue
+            scores = {ni.name: p.score(state, pod, ni) for ni in nodes}
+            norm = getattr(p, "normalize_score", None)
+            if norm is not None:
+                norm(state, pod, scores)
+            w = ref.weight
+            for n, s in scores.items():
+                totals[n] += s * w
+        return totals
+
+    def run_reserve(self, state: CycleState, pod: Obj, node: str) -> Status:
+        for i, p in enumerate(self.reserve_plugins):
+            st = p.reserve(state, pod, node)
+            if not _ok(st):
+                st.plugin = p.name
+                self.run_unreserve(state, pod, node)
+                return st
+        return SUCCESS
+
+    def run_unreserve(self, state: CycleState, pod: Obj, node: str) -> None:
+        for p in reversed(self.reserve_plugins):
+            un = getattr(p, "unreserve", None)
+            if un is not None:
+                un(state, pod, node)
+
+    def run_permit(self, state: CycleState, pod: Obj, node: str) -> Status:
+        for p in self.permit_plugins:
+            st = p.permit(state, pod, node)
+            if not _ok(st):
+                st.plugin = p.name
+                return st
+        return SUCCESS
+
+    # -- binding cycle
+    async def run_bind(self, state: CycleState, pod: Obj, node: str) -> Status:
+        for p in self.bind_plugins:
+            st = await p.bind(state, pod, node)
+            if st is not None and st.code == Code.SKIP:
+                continue
+            if not _ok(st):
+                st.plugin = p.name
+                return st
+            return SUCCESS
+        return Status(Code.ERROR, "no bind plugin bound the pod")
+
+
+def default_normalize(scores: dict[str, int], reverse: bool = False) -> None:
+    """Upstream helper.DefaultNormalizeScore: scale to 0..100 by the max; reverse flips."""
+    mx = max(scores.values(), default=0)
+    if mx == 0:
+        if reverse:
+            for k in scores:
+                scores[k] = MAX_NODE_SCORE
+        return
+    for k, s in scores.items():
+        s = MAX_NODE_SCORE * s // mx
+        scores[k] = MAX_NODE_SCORE - s if reverse else s

@@ -1,0 +1,18 @@
+"""NodeName: a pod that names a node (spec.nodeName) fits only that node."""
+
+from __future__ import annotations
+
+from kybernetes.scheduler.framework import Status
+
+NAME = "NodeName"
+ERR_REASON = "node(s) didn't match the requested node name"
+
+
+class NodeName:
+    name = NAME
+
+    def filter(self, state, pod, ni):
+        want = (pod.get("spec") or {}).get("nodeName")
+        if want and want != ni.name:
+            return Status.unresolvable(ERR_REASON)
+        return None

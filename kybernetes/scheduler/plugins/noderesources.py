@@ -1,0 +1,92 @@
+"""NodeResourcesFit: the node must have room for the pod's requests (cpu, memory,
+ephemeral-storage, extended resources such as nvidia.com/gpu) and for one more pod;
+scores with the LeastAllocated strategy (cpu and memory, weight 1 each).
+
+NodeResourcesBalancedAllocation (a sibling plugin here, as upstream keeps both in the
+noderesources package): favours nodes whose cpu and memory fractions stay balanced."""
+
+from __future__ import annotations
+
+from kybernetes.scheduler.framework import MAX_NODE_SCORE, PodInfo, Status
+from kybernetes.scheduler.resources import CPU, MEMORY
+
+NAME = "NodeResourcesFit"
+BALANCED = "NodeResourcesBalancedAllocation"
+TOO_MANY_PODS = "Too many pods"
+
+SCORE_RESOURCES = ((CPU, 1), (MEMORY, 1))
+
+
+def _pod_info(state, pod) -> PodInfo:
+    pi = state.get("__podinfo")
+    if pi is None:
+        pi = state["__podinfo"] = PodInfo(pod)
+    return pi
+
+
+def insufficient(pi: PodInfo, ni) -> list[str]:
+    """Upstream fitsRequest: every reason the pod does not fit the node."""
+    reasons = []
+    if len(ni.pods) + 1 > ni.allocatable.allowed_pods:
+        reasons.append(TOO_MANY_PODS)
+    req, alloc, used = pi.requests, ni.allocatable, ni.requested
+    if req.milli_cpu == 0 and req.memory == 0 and req.ephemeral_storage == 0 and not any(req.scalar.values()):
+        return reasons
+    if req.milli_cpu > 0 and req.milli_cpu > alloc.milli_cpu - used.milli_cpu:
+        reasons.append("Insufficient cpu")
+    if req.memory > 0 and req.memory > alloc.memory - used.memory:
+        reasons.append("Insufficient memory")
+    if req.ephemeral_storage > 0 and req.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage:
+        reasons.append("Insufficient ephemeral-storage")
+    for name, q in sorted(req.scalar.items()):
+        if q > 0 and q > alloc.scalar.get(name, 0) - used.scalar.get(name, 0):
+            reasons.append(f"Insufficient {name}")
+    return reasons
+
+
+class NodeResourcesFit:
+    name = NAME
+
+    def pre_filter(self, state, pod):
+        _pod_info(state, pod)
+        return None
+
+    def filter(self, state, pod, ni):
+        reasons = insufficient(_pod_info(state, pod), ni)
+        if reasons:
+            return Status.unschedulable(*reasons)
+        return None
+
+    def score(self, state, pod, ni):
+        """LeastAllocated: mean over resources of free fraction after placing the pod."""
+        pi = _pod_info(state, pod)
+        total = weights = 0
+        for res, w in SCORE_RESOURCES:
+            cap = ni.allocatable.get(res)
+            requested = ni.non_zero_requested.get(res) + pi.non_zero.get(res)
+            if cap == 0 or requested > cap:
+                s = 0
+            else:
+                s = (cap - requested) * MAX_NODE_SCORE // cap
+            total += s * w
+            weights += w
+        return total // weights if weights else 0
+
+
+class NodeResourcesBalancedAllocation:
+    name = BALANCED
+
+    def score(self, state, pod, ni):
+        pi = _pod_info(state, pod)
+        fractions = []
+        for res, _w in SCORE_RESOURCES:
+            cap = ni.allocatable.get(res)
+            if cap == 0:
+                continue
+            f = (ni.non_zero_requested.get(res) + pi.non_zero.get(res)) / cap
+            fractions.append(min(f, 1.0))
+        if len(fractions) < 2:
+            return MAX_NODE_SCORE
+        mean = sum(fractions) / len(fractions)
+        std = (sum((f - mean) ** 2 for f in fractions) / len(fractions)) ** 0.5
+        return int((1 - std) * MAX_NODE_SCORE)

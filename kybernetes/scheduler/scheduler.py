@@ -1,0 +1,410 @@
+"""The scheduler: watches pods and nodes through kybernetes.client, keeps the cache and the
+queue, and runs scheduling cycles (synchronous, on the cache) then binding cycles
+(asynchronous, concurrent), as upstream's scheduleOne / bindingCycle.
+
+Leader election is a seam: `Scheduler.run_with(elector)` takes the same LeaderElector as
+the controller manager; `start()` alone runs without election."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from kybernetes.client import APIStatusError, Client, Informer, NotFound
+from kybernetes.scheduler import queue as q_
+from kybernetes.scheduler.cache import Cache
+from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
+from kybernetes.scheduler.profile import DEFAULT_SCHEDULER_NAME, default_profile
+from kybernetes.scheduler.queue import QueuedPodInfo, SchedulingQueue
+
+log = logging.getLogger("kybernetes.scheduler")
+Obj = dict[str, Any]
+
+ERR_NO_NODES = "no nodes available to schedule pods"
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE = 5
+
+
+def num_feasible_nodes_to_find(num_all: int, percentage: int = 0) -> int:
+    """Upstream's adaptive percentageOfNodesToScore."""
+    if num_all < MIN_FEASIBLE_NODES_TO_FIND:
+        return num_all
+    pct = percentage
+    if pct <= 0:
+        pct = max(50 - num_all // 125, MIN_FEASIBLE_NODES_PERCENTAGE)
+    if pct >= 100:
+        return num_all
+    return max(num_all * pct // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _assigned(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+class FitError(Exception):
+    def __init__(self, diagnosis: Diagnosis) -> None:
+        super().__init__(diagnosis.message())
+        self.diagnosis = diagnosis
+
+
+class Scheduler:
+    def __init__(self, client: Client, *, profiles: Optional[Sequence[Framework]] = None,
+                 max_concurrent_binds: int = 64, record_scheduled_events: bool = True,
+                 queue: Optional[SchedulingQueue] = None, close_client: bool = False) -> None:
+        self.client = client
+        profiles = list(profiles) if profiles is not None else [default_profile(client)]
+        self.profiles = {p.scheduler_name: p for p in profiles}
+        self.cache = Cache()
+        self.queue = queue or SchedulingQueue()
+        self.pods = client.resource("", "v1", "pods")
+        self.events = client.resource("", "v1", "events")
+        self.pod_informer = Informer(self.pods, name="scheduler pods")
+        self.node_informer = Informer(client.resource("", "v1", "nodes"), name="scheduler nodes")
+        self._bind_sem = asyncio.Semaphore(max_concurrent_binds)
+        self.record_scheduled_events = record_scheduled_events
+        self.close_client = close_client
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: Optional[asyncio.Task[None]] = None
+        self._flush_task: Optional[asyncio.Task[None]] = None
+        self._next_start = 0
+        self._event_names: dict[tuple[str, str], tuple[str, int]] = {}
+        self.scheduled = 0
+        self.attempts = 0
+        self.latencies: list[float] = []  # queue-add to bound, seconds (bench/metrics)
+        self._rand = random.Random()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, *, sync_timeout: Optional[float] = 60) -> None:
+        self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
+        self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.node_informer.start()
+        self.pod_informer.start()
+        if not await self.node_informer.wait_synced(sync_timeout) or not await self.pod_informer.wait_synced(sync_timeout):
+            raise TimeoutError("scheduler: informers did not sync")
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._run(), name="scheduler loop")
+        self._flush_task = loop.create_task(self._flush_loop(), name="scheduler unschedulable flush")
+        log.info("scheduler: running profiles %s", ", ".join(self.profiles))
+
+    async def stop(self) -> None:
+        self.queue.close()
+        for t in (self._loop_task, self._flush_task):
+            if t is not None:
+                t.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*(t for t in (self._loop_task, self._flush_task, *self._tasks) if t is not None),
+                             return_exceptions=True)
+        await self.pod_informer.stop()
+        await self.node_informer.stop()
+        if self.close_client:
+            await self.client.close()
+
+    async def run_with(self, elector) -> None:
+        """Run while `elector` (a controllers.manager.LeaderElector) says we lead."""
+        await elector.run(self.start, self.stop)
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ event handlers
+    def _responsible(self, pod: Obj) -> bool:
+        return (pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME) in self.profiles
+
+    def _on_node_add(self, node: Obj) -> None:
+        self.cache.add_node(node)
+        self.queue.move_all(q_.NODE_ADD)
+
+    def _on_node_update(self, old: Obj, new: Obj) -> None:
+        self.cache.update_node(new)
+        if _node_changed(old, new):
+            self.queue.move_all(q_.NODE_UPDATE)
+
+    def _on_node_delete(self, node: Obj) -> None:
+        self.cache.remove_node(node)
+
+    def _on_pod_add(self, pod: Obj) -> None:
+        if _terminal(pod):
+            return
+        if _assigned(pod):
+            self.cache.add_pod(pod)
+            self.queue.move_all(q_.ASSIGNED_POD_ADD)
+        elif self._responsible(pod) and not pod["metadata"].get("deletionTimestamp") and not self.cache.is_assumed(pod):
+            self.queue.add(pod)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if _assigned(new):
+            if not _assigned(old):
+                self.queue.delete(new)
+            if _terminal(new):
+                self.cache.remove_pod(new)
+                self.queue.move_all(q_.ASSIGNED_POD_DELETE)
+            else:
+                self.cache.update_pod(new)
+                if old is not new and _assigned(old):
+                    self.queue.move_all(q_.ASSIGNED_POD_UPDATE)
+            return
+        if not self._responsible(new) or new["metadata"].get("deletionTimestamp") or _terminal(new):
+            self.queue.delete(new)
+            return
+        if self.cache.is_assumed(new):
+            return  # decided already; the bound pod is on its way
+        self.queue.update(old, new)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        if _assigned(pod) or self.cache.is_assumed(pod):
+            self.cache.remove_pod(pod)
+            self.queue.move_all(q_.ASSIGNED_POD_DELETE)
+        self.queue.delete(pod)
+
+    # ------------------------------------------------------------------ the loop
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            self.queue.flush_unschedulable_leftover()
+
+    async def _run(self) -> None:
+        n = 0
+        while True:
+            qpi = await self.queue.pop()
+            try:
+                self.schedule_one(qpi)
+            except Exception:  # noqa: BLE001
+                log.exception("scheduler: scheduling %s failed", qpi.key)
+                self.queue.requeue_error(qpi)
+            n += 1
+            if n % 8 == 0:
+                await asyncio.sleep(0)  # let watch events and bindings run
+
+    def schedule_one(self, qpi: QueuedPodInfo) -> None:
+        pod = qpi.pod
+        fwk = self.profiles.get((pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME))
+        if fwk is None or pod["metadata"].get("deletionTimestamp") or self.cache.is_assumed(pod):
+            self.queue.done(qpi)
+            return
+        self.attempts += 1
+        state = CycleState()
+        try:
+            node = self.schedule_pod(fwk, state, pod)
+        except FitError as e:
+            nominated, post = None, None
+            if fwk.post_filter_plugins:
+                nominated, post = fwk.run_post_filter(state, pod, e.diagnosis.node_statuses)
+                if post is not None and post.reasons and not post.is_success():
+                    e.diagnosis.post_filter_msg = post.message()
+            plugins = {st.plugin for st in e.diagnosis.node_statuses.values() if st.plugin}
+            self.queue.requeue_unschedulable(qpi, plugins, qpi.cycle)
+            self._spawn(self._record_failure(pod, "Unschedulable", e.diagnosis.message(), nominated))
+            return
+        except _NoNodes:
+            self.queue.requeue_unschedulable(qpi, (), qpi.cycle)
+            self._spawn(self._record_failure(pod, "Unschedulable", ERR_NO_NODES, None))
+            return
+        except _SchedError as e:
+            self.queue.requeue_error(qpi)
+            self._spawn(self._record_failure(pod, "SchedulerError", str(e), None))
+            return
+
+        assumed = copy.copy(pod)
+        assumed["spec"] = dict(pod["spec"], nodeName=node)
+        self.cache.assume_pod(assumed)
+        st = fwk.run_reserve(state, assumed, node)
+        if st.is_success():
+            st = fwk.run_permit(state, assumed, node)
+            if not st.is_success():
+                fwk.run_unreserve(state, assumed, node)
+        if not st.is_success():
+            self.cache.forget_pod(assumed)
+            self.queue.requeue_error(qpi)
+            self._spawn(self._record_failure(pod, "SchedulerError", st.message(), None))
+            return
+        self.queue.done(qpi)
+        self._spawn(self._binding_cycle(fwk, state, qpi, assumed, node))
+
+    def schedule_pod(self, fwk: Framework, state: CycleState, pod: Obj) -> str:
+        nodes = self.cache.node_infos()
+        if not nodes:
+            raise _NoNodes()
+        diag = Diagnosis(num_all_nodes=len(nodes))
+        st = fwk.run_pre_filter(state, pod)
+        if not st.is_success():
+            if st.is_rejected():
+                diag.pre_filter_msg = st.message()
+                for ni in nodes:
+                    diag.node_statuses[ni.name] = st
+                raise FitError(diag)
+            raise _SchedError(st.message())
+        feasible = self._find_feasible(fwk, state, pod, nodes, diag)
+        if not feasible:
+            raise FitError(diag)
+        if len(feasible) == 1:
+            return feasible[0].name
+        st = fwk.run_pre_score(state, pod, feasible)
+        if not st.is_success():
+            raise _SchedError(st.message())
+        scores = fwk.run_score(state, pod, feasible)
+        return self._select_host(scores)
+
+    def _find_feasible(self, fwk: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
+                       diag: Diagnosis) -> list[NodeInfo]:
+        n = len(nodes)
+        want = num_feasible_nodes_to_find(n)
+        feasible: list[NodeInfo] = []
+        start = self._next_start % n
+        processed = 0
+        for i in range(n):
+            ni = nodes[(start + i) % n]
+            processed += 1
+            st = fwk.run_filter(state, pod, ni)
+            if st.code == Code.SUCCESS:
+                feasible.append(ni)
+                if len(feasible) >= want:
+                    break
+            elif st.is_rejected():
+                diag.node_statuses[ni.name] = st
+            else:
+                raise _SchedError(st.message())
+        self._next_start = (start + processed) % n
+        return feasible
+
+    def _select_host(self, scores: dict[str, int]) -> str:
+        """Highest total; ties broken uniformly at random (reservoir sampling, as upstream)."""
+        best, best_score, ties = "", -1, 0
+        for name, s in scores.items():
+            if s > best_score:
+                best, best_score, ties = name, s, 1
+            elif s == best_score:
+                ties += 1
+                if self._rand.randrange(ties) == 0:
+                    best = name
+        return best
+
+    # ------------------------------------------------------------------ binding cycle
+    async def _binding_cycle(self, fwk: Framework, state: CycleState, qpi: QueuedPodInfo, assumed: Obj, node: str) -> None:
+        async with self._bind_sem:
+            try:
+                st = await fwk.run_bind(state, assumed, node)
+            except Exception as e:  # noqa: BLE001
+                st = Status.as_error(e)
+        if st.is_success():
+            self.cache.finish_binding(assumed)
+            self.scheduled += 1
+            self.latencies.append(time.monotonic() - (qpi.initial_attempt or time.monotonic()))
+            if self.record_scheduled_events:
+                meta = assumed["metadata"]
+                await self._event(assumed, "Normal", "Scheduled",
+                                  f"Successfully assigned {meta.get('namespace')}/{meta['name']} to {node}")
+            return
+        fwk.run_unreserve(state, assumed, node)
+        self.cache.forget_pod(assumed)
+        err = st.error
+        if isinstance(err, NotFound):
+            return
+        if isinstance(err, APIStatusError) and err.status == 409:
+            # already bound (or being deleted): the watch will tell us
+            return
+        log.info("scheduler: binding %s to %s failed: %s", qpi.key, node, st.message())
+        self.queue.requeue_after_bind_failure(qpi)
+        await self._record_failure(assumed, "SchedulerError", f"Binding rejected: {st.message()}", None)
+
+    # ------------------------------------------------------------------ failure reporting
+    async def _record_failure(self, pod: Obj, reason: str, message: str, nominated: Optional[str]) -> None:
+        meta = pod["metadata"]
+        ns, name = meta.get("namespace", "default"), meta["name"]
+        await self._event(pod, "Warning", "FailedScheduling", message)
+        cond = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message}
+        current = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        if current is not None and all(current.get(k) == v for k, v in cond.items()) and not nominated:
+            return
+        cond["lastProbeTime"] = None
+        cond["lastTransitionTime"] = (current or {}).get("lastTransitionTime") if current and current.get("status") == "False" else _now()
+        status: Obj = {"conditions": [cond]}
+        if nominated:
+            status["nominatedNodeName"] = nominated
+        try:
+            await self.pods.patch(name, {"status": status}, "strategic", namespace=ns, subresource="status")
+        except NotFound:
+            pass
+        except Exception as e:  # noqa: BLE001
+            log.warning("scheduler: updating status of %s/%s failed: %s", ns, name, e)
+
+    async def _event(self, pod: Obj, etype: str, reason: str, message: str) -> None:
+        """A core/v1 Event about the pod; repeats of the same message bump its count."""
+        meta = pod["metadata"]
+        ns = meta.get("namespace", "default")
+        now = _now()
+        k = (meta.get("uid") or pod_key(pod), reason + "\x00" + message)
+        prev = self._event_names.get(k)
+        try:
+            if prev is not None:
+                name, count = prev
+                await self.events.patch(name, {"count": count + 1, "lastTimestamp": now}, "merge", namespace=ns)
+                self._event_names[k] = (name, count + 1)
+                return
+            name = f"{meta['name']}.{time.time_ns():x}"
+            ev = {"apiVersion": "v1", "kind": "Event",
+                  "metadata": {"name": name, "namespace": ns},
+                  "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": meta["name"],
+                                     "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+                  "reason": reason, "message": message, "type": etype,
+                  "source": {"component": DEFAULT_SCHEDULER_NAME},
+                  "reportingComponent": DEFAULT_SCHEDULER_NAME, "reportingInstance": f"{DEFAULT_SCHEDULER_NAME}-{os.getpid()}",
+                  "firstTimestamp": now, "lastTimestamp": now, "count": 1, "action": "Scheduling" if etype == "Warning" else "Binding"}
+            await self.events.create(ev, namespace=ns)
+            if len(self._event_names) > 10000:
+                self._event_names.clear()
+            self._event_names[k] = (name, 1)
+        except NotFound:
+            self._event_names.pop(k, None)
+        except Exception as e:  # noqa: BLE001
+            log.debug("scheduler: event for %s failed: %s", pod_key(pod), e)
+
+
+class _NoNodes(Exception):
+    pass
+
+
+class _SchedError(Exception):
+    pass
+
+
+def _node_changed(old: Obj, new: Obj) -> bool:
+    os_, ns_ = old.get("status") or {}, new.get("status") or {}
+    return (old.get("spec") != new.get("spec")
+            or (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels")
+            or os_.get("allocatable") != ns_.get("allocatable")
+            or [c.get("status") for c in os_.get("conditions") or [] if c.get("type") == "Ready"]
+            != [c.get("status") for c in ns_.get("conditions") or [] if c.get("type") == "Ready"])
+
+
+async def start_scheduler(source: Union[Client, str, Path], **kwargs: Any) -> Scheduler:
+    """What `kyb server` calls: a running Scheduler for a kubeconfig path (it then owns and
+    closes its client) or a Client.  `await s.stop()` ends it."""
+    if isinstance(source, Client):
+        client, own = source, False
+    else:
+        client, own = Client.from_kubeconfig(source), True
+    s = Scheduler(client, close_client=own, **kwargs)
+    try:
+        await s.start()
+    except BaseException:
+        await s.stop()
+        raise
+    return s
