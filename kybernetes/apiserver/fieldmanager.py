@@ -12,10 +12,6 @@ from kybernetes.registry.base import Cause, Strategy
 
 Obj = dict[str, Any]
 
-# what a status write cannot change (carry_meta / prepare_for_status_update drop them)
-_STATUS_IGNORES = ("spec", "metadata.labels", "metadata.annotations", "metadata.finalizers",
-                   "metadata.ownerReferences")
-
 
 def manager(r: Any) -> str:
     """The field manager: ?fieldManager=, else derived from the User-Agent (upstream)."""
@@ -37,7 +33,7 @@ def types(s: Strategy, subresource: str = "") -> Any:
 
 def ignored(s: Strategy, subresource: str) -> Optional[Any]:
     if subresource == "status":
-        return mf.FieldSet.from_paths(*_STATUS_IGNORES)
+        return mf.FieldSet.from_paths("spec", *(f"metadata.{k}" for k in s.status_reset_meta))
     if s.has_status_split and not subresource:
         return mf.FieldSet.from_paths("status")
     return None

@@ -60,6 +60,15 @@ class ObjectStore:
             data = self._transformer[0](key, data)
         return data
 
+    def is_stale(self, kv: KeyValue) -> bool:
+        """True when the stored bytes were not written with the current encryption key, so a
+        no-op update must still rewrite them (what `kubectl replace` rotation relies on)."""
+        if not self._transformer:
+            return False
+        owner = getattr(self._transformer[0], "__self__", None)
+        check = getattr(owner, "is_stale", None)
+        return bool(check and check(kv.key, kv.value))
+
     def decode(self, kv: KeyValue) -> Obj:
         data = kv.value
         if self._transformer:

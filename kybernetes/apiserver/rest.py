@@ -285,7 +285,8 @@ class ResourceHandlers:
         self._decode_check(r, new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
-        carry_meta(new, old, status_only=status_only or r.info.subresource == "finalize")
+        carry_meta(new, old, reset=s.status_reset_meta if status_only else
+                   ("labels", "annotations", "finalizers", "ownerReferences") if r.info.subresource == "finalize" else ())
         if status_only:
             s.prepare_for_status_update(new, old)
         elif r.info.subresource == "finalize":
@@ -313,7 +314,7 @@ class ResourceHandlers:
         await self._admit(self.validating, "UPDATE", r, new, old)
         new["metadata"]["resourceVersion"] = str(kv.mod_revision)
         mf.revert_timestamp_only_changes(new, old)
-        if new == old:
+        if new == old and not self.objects.is_stale(kv):
             return old  # no-op: upstream skips the write and keeps the resourceVersion
         if r.dry_run:
             return new
@@ -506,18 +507,31 @@ class ResourceHandlers:
         meta = obj["metadata"]
         key = object_key(s, meta.get("namespace", ""), meta["name"])
         graceful = self._grace_period(s, obj, options)
-        finalizers = list(meta.get("finalizers") or [])
-        # TODO(gc): Orphan/Foreground propagation add the orphan/foregroundDeletion
-        # finalizers once the garbage collector exists to remove them; until then every
-        # policy deletes the object itself at once.
+        old_finalizers = list(meta.get("finalizers") or [])
+        finalizers = old_finalizers
+        # Garbage collection (upstream deletionFinalizersForGarbageCollection): the
+        # deletion options, else the finalizers already present, decide whether the
+        # garbage collector orphans the dependents first (`orphan`) or deletes them
+        # before the object (`foregroundDeletion`); Background adds neither.  Events
+        # do not take part (their default policy is Unsupported upstream).
+        if not (s.resource == "events" and s.group in ("", "events.k8s.io")):
+            orphan_gc, foreground_gc = "orphan", "foregroundDeletion"
+            policy = options.get("propagationPolicy")
+            if options.get("orphanDependents") is not None:
+                orphan, foreground = bool(options["orphanDependents"]), False
+            elif policy in ("Orphan", "Foreground", "Background"):
+                orphan, foreground = policy == "Orphan", policy == "Foreground"
+            else:
+                first = next((f for f in old_finalizers if f in (orphan_gc, foreground_gc)), None)
+                orphan, foreground = first == orphan_gc, first == foreground_gc
+            wanted = [f for f in old_finalizers if f not in (orphan_gc, foreground_gc)]
+            wanted += [orphan_gc] if orphan else []
+            wanted += [foreground_gc] if foreground else []
+            if set(wanted) != set(old_finalizers):
+                finalizers = wanted
         ns_pending = s.resource == "namespaces" and not s.group and bool((obj.get("spec") or {}).get("finalizers"))
-        if finalizers or graceful is not None or ns_pending:
-            if meta.get("deletionTimestamp"):
-                return obj  # already terminating: the finalizers / kubelet finish it
-            meta["deletionTimestamp"] = apimeta.now_rfc3339()
-            meta["deletionGracePeriodSeconds"] = graceful or 0
-            if ns_pending:
-                obj.setdefault("status", {})["phase"] = "Terminating"
+
+        async def write_terminating() -> Obj:
             if r.dry_run:
                 return obj
             try:
@@ -526,6 +540,28 @@ class ResourceHandlers:
                 raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
             meta["resourceVersion"] = str(nkv.mod_revision)
             return obj
+
+        if meta.get("deletionTimestamp") and finalizers is not old_finalizers \
+                and not meta.get("deletionGracePeriodSeconds"):
+            # already terminating: the deletion options may still switch the garbage
+            # collector's finalizers (not while a graceful deletion is pending, as upstream)
+            if finalizers:
+                meta["finalizers"] = finalizers
+            else:
+                meta.pop("finalizers", None)
+            if not finalized(obj):
+                return await write_terminating()
+            # no finalizer left (e.g. Background after Foreground): it goes now
+        elif finalizers or graceful is not None or ns_pending:
+            if meta.get("deletionTimestamp"):
+                return obj  # already terminating: the finalizers / kubelet finish it
+            if finalizers is not old_finalizers:
+                meta["finalizers"] = finalizers
+            meta["deletionTimestamp"] = apimeta.now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = graceful or 0
+            if ns_pending:
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            return await write_terminating()
         if r.dry_run:
             return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
         try:
@@ -654,8 +690,9 @@ def check_update_preconditions(s: Strategy, new: Obj, old: Obj, subresource: str
                 f"found new finalizers []string{{{shown}}}")])
 
 
-def carry_meta(new: Obj, old: Obj, *, status_only: bool) -> None:
-    """Fields of metadata an update may not change are taken from the stored object."""
+def carry_meta(new: Obj, old: Obj, *, reset: tuple[str, ...] = ()) -> None:
+    """Fields of metadata an update may not change are taken from the stored object;
+    `reset` names more of them (what a status write may not touch)."""
     nm, om = new["metadata"], old["metadata"]
     for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
         if k in om:
@@ -663,12 +700,11 @@ def carry_meta(new: Obj, old: Obj, *, status_only: bool) -> None:
         else:
             nm.pop(k, None)
     nm.pop("selfLink", None)
-    if status_only:
-        for k in ("labels", "annotations", "finalizers", "ownerReferences"):
-            if k in om:
-                nm[k] = om[k]
-            else:
-                nm.pop(k, None)
+    for k in reset:
+        if k in om:
+            nm[k] = om[k]
+        else:
+            nm.pop(k, None)
 
 
 def finalized(obj: Obj) -> bool:

@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("server", help="run the control plane (and, later, a node agent)")
     server.add_arguments(sp)
     sub.add_parser("kubectl", help="run kubectl against the local server", add_help=False)
-    from kybernetes.cli import datastore, images
+    from kybernetes.cli import datastore, images, secrets_encrypt, simnodes
 
     datastore.add_arguments(sub)
+    secrets_encrypt.add_arguments(sub)
+    snp = sub.add_parser("sim-nodes", help=simnodes.HELP)
+    simnodes.add_arguments(snp)
 
     ip = sub.add_parser("images", help="import and list images in the node's containerd")
     images.add_arguments(ip)
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return images.run(args)
     if args.command == "datastore":
         return datastore.run(args)
+    if args.command == "secrets-encrypt":
+        return secrets_encrypt.run(args)
+    if args.command == "sim-nodes":
+        return simnodes.run(args)
     return 2
 
 

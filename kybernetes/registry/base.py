@@ -76,6 +76,9 @@ class Strategy:
     # names: "dns1123-subdomain" (most), "dns1123-label" (namespaces, services), "path-segment"
     # (rbac, certificatesigningrequests; IPAddress, whose validate() adds the IP rule)
     name_format: ClassVar[str] = "dns1123-subdomain"
+    # metadata a status-subresource write may not change (upstream ResetObjectMetaForStatus;
+    # the apps kinds reset less, so their controllers can write annotations with status)
+    status_reset_meta: ClassVar[tuple[str, ...]] = ("labels", "annotations", "finalizers", "ownerReferences")
     # False for create-only "review" resources the server answers without storing
     persisted: ClassVar[bool] = True
     # True when the spec/status split exists: status is dropped on create and on

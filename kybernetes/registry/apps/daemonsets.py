@@ -42,6 +42,7 @@ class DaemonSetStrategy(Strategy):
     categories = ("all",)
     subresources = ("status",)
     has_status_split = True
+    status_reset_meta = ()  # upstream's status strategy keeps only spec
 
     columns = (
         NAME_COLUMN,

@@ -79,6 +79,7 @@ class DeploymentStrategy(Strategy):
     categories = ("all",)
     subresources = ("status", "scale")
     has_status_split = True
+    status_reset_meta = ("labels",)  # upstream's status strategy keeps only spec and labels
 
     columns = (
         NAME_COLUMN,

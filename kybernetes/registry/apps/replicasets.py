@@ -38,6 +38,7 @@ class ReplicaSetStrategy(Strategy):
     categories = ("all",)
     subresources = ("status", "scale")
     has_status_split = True
+    status_reset_meta = ()  # upstream's status strategy keeps only spec
 
     columns = (
         NAME_COLUMN,

@@ -56,6 +56,7 @@ class StatefulSetStrategy(Strategy):
     categories = ("all",)
     subresources = ("status", "scale")
     has_status_split = True
+    status_reset_meta = ()  # upstream's status strategy keeps only spec
 
     columns = (
         NAME_COLUMN,
