@@ -19,18 +19,50 @@ from ctl_helpers import condition  # noqa: E402
 Obj = dict[str, Any]
 
 
+_WATCHED = (("apps", "v1", "deployments"), ("apps", "v1", "replicasets"), ("", "v1", "pods"))
+_CLIENT: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True)
+def _remember(client, namespace):
+    _CLIENT["client"], _CLIENT["ns"] = client, namespace
+    yield
+
+
 async def wait_until(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Re-check `fn` whenever anything changes in the namespace's workloads, up to a deadline.
-    (Event-driven through a watch on pods and replicasets; the check itself lists.)"""
-    deadline = asyncio.get_running_loop().time() + timeout
+    """Check `fn` now and again after every change to the namespace's deployments,
+    replicasets or pods (watch events), until it returns something truthy or the
+    deadline passes."""
+    client, ns = _CLIENT["client"], _CLIENT["ns"]
+    changed = asyncio.Event()
+
+    async def watch(h: Any, rv: str) -> None:
+        while True:
+            async with h.watch(ns, resource_version=rv, timeout_seconds=60) as w:
+                async for _, obj in w:
+                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                    changed.set()
+
+    tasks = []
+    for gvr in _WATCHED:  # watches start from a list taken before the first check
+        h = client.resource(*gvr)
+        rv = (await h.list(ns, limit=1))["metadata"]["resourceVersion"]
+        tasks.append(asyncio.ensure_future(watch(h, rv)))
     last = None
-    while True:
-        last = await fn()
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-        await asyncio.sleep(0.1)  # poll interval of the test's check, not synchronisation of the system
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                changed.clear()
+                last = await fn()
+                if last:
+                    return last
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def deployment(name: str, replicas: int = 3, image: str = "busybox:1", **spec: Any) -> Obj:
@@ -74,11 +106,8 @@ class Api:
         return [p for p in pods if not (active_only and p["metadata"].get("deletionTimestamp"))]
 
 
-async def test_replicaset_creates_adopts_and_scales(client, namespace):
+async def test_replicaset_creates_releases_adopts_and_scales(client, namespace):
     api = Api(client, namespace)
-    # an orphan that matches is adopted rather than a fourth pod created
-    orphan = await api.pods.create({"metadata": {"name": "orphan", "labels": {"app": "rs1"}},
-                                    "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}, namespace)
     rs = await api.rs.create({"metadata": {"name": "rs1"}, "spec": {
         "replicas": 3, "selector": {"matchLabels": {"app": "rs1"}},
         "template": {"metadata": {"labels": {"app": "rs1"}}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}}},
@@ -88,14 +117,11 @@ async def test_replicaset_creates_adopts_and_scales(client, namespace):
         pods = await api.pods_of(rs)
         return pods if len(pods) == 3 else None
     pods = await wait_until(three, what="3 pods")
-    names = {p["metadata"]["name"] for p in pods}
-    assert "orphan" in names
     for p in pods:
-        ref = p["metadata"]["ownerReferences"][0]
-        assert ref == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs1", "uid": rs["metadata"]["uid"],
-                       "controller": True, "blockOwnerDeletion": True}
-        if p["metadata"]["name"] != "orphan":
-            assert p["metadata"]["name"].startswith("rs1-") and len(p["metadata"]["name"]) == len("rs1-") + 5
+        assert p["metadata"]["ownerReferences"] == [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs1", "uid": rs["metadata"]["uid"],
+            "controller": True, "blockOwnerDeletion": True}]
+        assert p["metadata"]["name"].startswith("rs1-") and len(p["metadata"]["name"]) == len("rs1-") + 5
 
     async def status():
         r = await api.rs.get("rs1", namespace)
@@ -105,24 +131,31 @@ async def test_replicaset_creates_adopts_and_scales(client, namespace):
     await wait_until(status, what="rs status")
 
     # a pod that stops matching is released and replaced
-    await api.pods.patch("orphan", {"metadata": {"labels": {"app": "other"}}}, namespace=namespace)
+    keep = pods[0]["metadata"]["name"]
+    await fake_kubelet_make_ready(client, pods[:1])
+    await api.pods.patch(keep, {"metadata": {"labels": {"app": "other"}}}, namespace=namespace)
 
     async def released():
-        p = await api.pods.get("orphan", namespace)
-        pods = await api.pods_of(rs)
-        return not p["metadata"].get("ownerReferences") and len(pods) == 3
+        p = await api.pods.get(keep, namespace)
+        return not p["metadata"].get("ownerReferences") and len(await api.pods_of(rs)) == 3
     await wait_until(released, what="release and replace")
 
-    # scale down: make one ready, the unready ones go first
-    pods = await api.pods_of(rs)
-    await fake_kubelet_make_ready(client, pods[:1])
+    # matching again, it is adopted; of the 4, an unready pending one is deleted
+    await api.pods.patch(keep, {"metadata": {"labels": {"app": "rs1"}}}, namespace=namespace)
+
+    async def adopted():
+        owned = await api.pods_of(rs)
+        return owned if len(owned) == 3 and keep in {p["metadata"]["name"] for p in owned} else None
+    await wait_until(adopted, what="adoption")
+
+    # scale down: the ready pod stays
     await api.rs.patch("rs1", {"spec": {"replicas": 1}}, namespace=namespace)
 
     async def one():
         left = await api.pods_of(rs)
         return left if len(left) == 1 else None
     left = await wait_until(one, what="scale down to 1")
-    assert left[0]["metadata"]["name"] == pods[0]["metadata"]["name"]
+    assert left[0]["metadata"]["name"] == keep
 
     async def ready_status():
         s = (await api.rs.get("rs1", namespace)).get("status") or {}
