@@ -560,22 +560,8 @@ class DeploymentController(Controller):
 
     # ------------------------------------------------------------------ writes
     async def _write_status(self, d: Obj) -> Obj:
-        rev = (d["metadata"].get("annotations") or {}).get(REVISION)
-        cached = self.deployments.get(object_key(d)) or {}
-        if rev and ((cached.get("metadata") or {}).get("annotations") or {}).get(REVISION) != rev:
-            # this server's status subresource keeps metadata as stored: the revision
-            # annotation goes through the main resource (upstream writes it with the status)
-            try:
-                patched = await self.d_api.patch(d["metadata"]["name"], {"metadata": {
-                    "annotations": {REVISION: rev}, "resourceVersion": d["metadata"].get("resourceVersion")}},
-                    namespace=d["metadata"]["namespace"])
-            except NotFound:
-                raise Requeue(after=0.0) from None
-            except Conflict:
-                raise Requeue(reason="deployment changed") from None
-            d["metadata"] = patched["metadata"]
-            if d.get("status"):
-                d["status"]["observedGeneration"] = patched["metadata"].get("generation")
+        """Status and the revision annotation in one write through the status subresource
+        (as upstream: it keeps spec and labels, takes annotations, moves no generation)."""
         try:
             return await self.d_api.update_status(d)
         except NotFound:

@@ -112,7 +112,9 @@ async def test_watch_sees_changes_in_order(client, namespace):
     events: list[tuple[str, str]] = []
 
     async def consume():
-        async with cms.watch(namespace, resource_version=start, timeout_seconds=30) as w:
+        # the root-CA publisher adds kube-root-ca.crt to every namespace; look past it
+        async with cms.watch(namespace, resource_version=start, timeout_seconds=30,
+                             field_selector="metadata.name!=kube-root-ca.crt") as w:
             async for etype, obj in w:
                 events.append((etype, obj["metadata"]["name"]))
                 if etype == "DELETED":
@@ -130,7 +132,8 @@ async def test_watch_ends_at_timeout(client, namespace):
     cms = client.resource("", "v1", "configmaps")
     rv = (await cms.list(namespace))["metadata"]["resourceVersion"]
     got = []
-    async with cms.watch(namespace, resource_version=rv, timeout_seconds=1) as w:
+    async with cms.watch(namespace, resource_version=rv, timeout_seconds=1,
+                         field_selector="metadata.name!=kube-root-ca.crt") as w:
         async for ev in w:
             got.append(ev)
     assert got == []

@@ -9,6 +9,8 @@ from typing import Any, Callable
 from kybernetes.client import Informer
 from kybernetes.controllers.base import InformerFactory
 
+NOT_ROOT_CA = "metadata.name!=kube-root-ca.crt"
+
 
 class Events:
     """Handler calls, with a way to wait (deadline) until a predicate over them holds."""
@@ -46,7 +48,8 @@ async def test_informer_sees_adds_updates_deletes(client, namespace):
     cms = client.resource("", "v1", "configmaps")
     await cms.create({"metadata": {"name": "pre"}, "data": {"a": "1"}}, namespace=namespace)
     ev = Events()
-    inf = Informer(cms, namespace=namespace)
+    # the root-CA publisher adds kube-root-ca.crt to every namespace; look past it
+    inf = Informer(cms, namespace=namespace, field_selector=NOT_ROOT_CA)
     inf.add_handlers(ev.add, ev.update, ev.delete)
     async with inf:
         assert await inf.wait_synced(20)
@@ -105,7 +108,8 @@ async def test_restart_resumes_and_410_relists_against_server(client, namespace)
     for n in ("a", "b"):
         await cms.create({"metadata": {"name": n}}, namespace=namespace)
     ev = Events()
-    inf = Informer(cms, namespace=namespace)
+    # the root-CA publisher adds kube-root-ca.crt to every namespace; look past it
+    inf = Informer(cms, namespace=namespace, field_selector=NOT_ROOT_CA)
     inf.add_handlers(ev.add, ev.update, ev.delete)
     inf.start()
     try:
