@@ -27,8 +27,8 @@ KUBE_VERSION = "v1.37.1"
 FILTERS = [panics.recover, requestinfo.with_request_info, authentication.authenticate, audit.audit,
            authorization.authorize]
 
-_READ_SUBRESOURCES = {"status", "scale"}
-_WRITE_SUBRESOURCES = {"status", "scale", "finalize"}
+_READ_SUBRESOURCES = {"status", "scale", "approval"}
+_WRITE_SUBRESOURCES = {"status", "scale", "finalize", "approval"}
 
 
 @dataclass

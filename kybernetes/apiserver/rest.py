@@ -201,6 +201,8 @@ class ResourceHandlers:
         self._decode_check(r, obj)
         await self._namespace_lifecycle(r, "CREATE", meta.get("name", ""))
         prepare_new_meta(obj, s)
+        if s.resource == "certificatesigningrequests" and s.group == "certificates.k8s.io":
+            set_requester(obj, r.http["user"])
         s.default(obj)
         if not tracked:
             fieldmanager.track(r, None, obj)
@@ -285,10 +287,12 @@ class ResourceHandlers:
         self._decode_check(r, new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
-        carry_meta(new, old, reset=s.status_reset_meta if status_only else
+        carry_meta(new, old, reset=s.status_reset_meta if status_only or r.info.subresource == "approval" else
                    ("labels", "annotations", "finalizers", "ownerReferences") if r.info.subresource == "finalize" else ())
         if status_only:
             s.prepare_for_status_update(new, old)
+        elif r.info.subresource == "approval":
+            s.prepare_for_approval_update(new, old)
         elif r.info.subresource == "finalize":
             # finalize changes only spec.finalizers (namespaces)
             finalizers = (new.get("spec") or {}).get("finalizers")
@@ -671,6 +675,20 @@ def prepare_new_meta(obj: Obj, s: Strategy) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+
+
+def set_requester(csr: Obj, user: Any) -> None:
+    """A CSR records who asked for it; clients cannot choose (upstream's CSR strategy)."""
+    spec = csr.setdefault("spec", {})
+    spec["username"] = user.name
+    for k in ("uid", "groups", "extra"):
+        spec.pop(k, None)
+    if user.uid:
+        spec["uid"] = user.uid
+    if user.groups:
+        spec["groups"] = list(user.groups)
+    if user.extra:
+        spec["extra"] = {k: list(v) for k, v in user.extra.items()}
 
 
 def check_update_preconditions(s: Strategy, new: Obj, old: Obj, subresource: str) -> None:

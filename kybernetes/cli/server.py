@@ -208,9 +208,15 @@ class Server:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
         if not args.disable_controllers:
-            from kybernetes.controllers.manager import start_controller_manager
+            import functools
 
-            self.controller_manager = await start_controller_manager(kc_path)
+            from kybernetes.controllers.csrsigning import CSRSigningController
+            from kybernetes.controllers.manager import default_controllers, start_controller_manager
+
+            ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
+            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
+                functools.partial(CSRSigningController, ca=ca)]
+            self.controller_manager = await start_controller_manager(kc_path, controllers=controllers)
         if not getattr(args, "disable_scheduler", False):
             from kybernetes.scheduler import start_scheduler
 
