@@ -55,12 +55,14 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
     from kybernetes.controllers.deployment import DeploymentController
+    from kybernetes.controllers.garbagecollector import GarbageCollector
     from kybernetes.controllers.namespace import NamespaceController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
     from kybernetes.controllers.rootca import RootCACertPublisher
     from kybernetes.controllers.serviceaccounts import ServiceAccountsController
 
-    out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController]
+    out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController,
+                                    GarbageCollector]
     out += [ReplicaSetController, ReplicationManager, DeploymentController]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
