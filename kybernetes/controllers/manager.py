@@ -56,6 +56,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
     from kybernetes.controllers.deployment import DeploymentController
     from kybernetes.controllers.garbagecollector import GarbageCollector
+    from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
     from kybernetes.controllers.rootca import RootCACertPublisher
@@ -63,7 +64,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
 
     out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController,
                                     GarbageCollector]
-    out += [ReplicaSetController, ReplicationManager, DeploymentController]
+    out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out
