@@ -85,7 +85,7 @@ async def build(objects: ObjectStore, *, sa_key: Path, sa_pub: Path, authorizati
     tokens = UnionTokenAuthenticator(authenticators, api_audiences=[token_issuer.issuer])
     modes = [m.strip() for m in authorization_mode.split(",") if m.strip()]
     rbac = RBACAuthorizer(await rbac_source_from_objects(objects)) if "RBAC" in modes else None
-    chain = build_authorizer(modes, rbac=rbac, node=None)
+    chain = build_authorizer(modes, rbac=rbac, node=await __import__("kybernetes.auth.node_authorizer", fromlist=["start_node_authorizer"]).start_node_authorizer(objects) if "Node" in modes else None)
     return Security(tokens, token_issuer, public_keys, chain, rbac, lookup, anonymous)
 
 

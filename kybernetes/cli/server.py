@@ -243,6 +243,7 @@ class Server:
         api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
                                        rules=as_rules_check(sec.chain))
         api.handlers.validating.append(security.escalation_admission(sec))
+        api.handlers.validating.append(__import__("kybernetes.admission.noderestriction", fromlist=["admission"]).admission(self.objects))
         return sec
 
     async def _datastore_ok(self) -> bool:
