@@ -54,6 +54,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from functools import partial
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
+    from kybernetes.controllers.cronjob import CronJobController
     from kybernetes.controllers.daemonset import DaemonSetController
     from kybernetes.controllers.deployment import DeploymentController
     from kybernetes.controllers.garbagecollector import GarbageCollector
@@ -65,7 +66,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
 
     out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController,
                                     GarbageCollector]
-    out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, DaemonSetController]
+    out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out

@@ -12,7 +12,7 @@ import pytest
 
 Obj = dict[str, Any]
 _CLIENT: dict[str, Any] = {}
-_WATCHED = (("batch", "v1", "jobs"), ("", "v1", "pods"))
+_WATCHED = (("batch", "v1", "jobs"), ("batch", "v1", "cronjobs"), ("", "v1", "pods"))
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def _remember(client, namespace):
 
 
 async def wait_until(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Check `fn` now and after every watch event on the namespace's jobs and pods."""
+    """Check `fn` now and after every watch event on the namespace's jobs, cronjobs and pods."""
     client, ns = _CLIENT["client"], _CLIENT["ns"]
     changed = asyncio.Event()
 
@@ -95,8 +95,13 @@ async def test_job_completions_3_parallelism_2(client, namespace):
     for p in first:
         assert "batch.kubernetes.io/job-tracking" in p["metadata"]["finalizers"]
         assert p["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "work"
-    cur = await jobs.get("work", namespace)
-    assert cur["status"]["active"] == 2 and cur["status"].get("startTime")
+
+    async def active2() -> Any:
+        cur = await jobs.get("work", namespace)
+        return cur if (cur.get("status") or {}).get("active") == 2 else None
+
+    cur = await wait_until(active2, what="status.active 2")
+    assert cur["status"].get("startTime")
     for p in first:
         await fake_kubelet_finish(client, p)
     last = await wait_until(lambda: running(1), what="the third pod")
