@@ -243,6 +243,7 @@ class Server:
         api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
                                        rules=as_rules_check(sec.chain))
         api.handlers.validating.append(security.escalation_admission(sec))
+        await __import__("kybernetes.admission.chain", fromlist=["install"]).install(api.handlers, objects=self.objects, args=args)
         api.handlers.validating.append(__import__("kybernetes.admission.noderestriction", fromlist=["admission"]).admission(self.objects))
         return sec
 
