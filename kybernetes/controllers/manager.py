@@ -63,10 +63,12 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
     from kybernetes.controllers.rootca import RootCACertPublisher
     from kybernetes.controllers.serviceaccounts import ServiceAccountsController
+    from kybernetes.controllers.statefulset import StatefulSetController
 
     out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController,
                                     GarbageCollector]
     out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
+    out.append(StatefulSetController)
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out
