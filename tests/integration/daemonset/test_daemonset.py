@@ -338,3 +338,54 @@ async def test_on_delete_and_history_limit(env):
         return revs if sorted(r["revision"] for r in revs) == [1, 3] else None
 
     await wait_until(client, ns, pruned, what="history pruned to the limit")
+
+
+async def test_rolling_update_with_max_surge_keeps_every_node_ready(env):
+    client, ns, pool, add_nodes = env
+    sim = await add_nodes(3, "s")
+    dss = client.resource("apps", "v1", "daemonsets")
+    pods = client.resource("", "v1", "pods")
+    await dss.create(daemonset("surge", pool, updateStrategy={"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 1}}), ns)
+
+    def converged(image: str):
+        async def check():
+            by_node = await _pods_by_node(client, ns, "surge")
+            ds = await dss.get("surge", ns)
+            st = ds.get("status") or {}
+            ok = (set(by_node) == set(sim.names)
+                  and all(len(v) == 1 and _ready(v[0]) and v[0]["spec"]["containers"][0]["image"] == image
+                          for v in by_node.values())
+                  and st.get("updatedNumberScheduled") == 3 and st.get("numberAvailable") == 3)
+            return ds if ok else None
+        return check
+
+    await wait_until(client, ns, converged("busybox:1"), what="initial roll-out")
+    lst = await pods.list(ns, label_selector="app=surge")
+    state = {p["metadata"]["name"]: p for p in lst["items"]}
+    seen = {"min_ready_nodes": 3, "max_pods": 3}
+
+    async def observe(rv: str) -> None:
+        while True:
+            async with pods.watch(ns, resource_version=rv, label_selector="app=surge", timeout_seconds=60) as w:
+                async for etype, p in w:
+                    rv = p["metadata"].get("resourceVersion") or rv
+                    if etype == "DELETED":
+                        state.pop(p["metadata"]["name"], None)
+                    else:
+                        state[p["metadata"]["name"]] = p
+                    live = [q for q in state.values() if not q["metadata"].get("deletionTimestamp")]
+                    ready_nodes = {q["spec"].get("nodeName") for q in live if _ready(q)}
+                    seen["min_ready_nodes"] = min(seen["min_ready_nodes"], len(ready_nodes & set(sim.names)))
+                    seen["max_pods"] = max(seen["max_pods"], len(live))
+
+    watcher = asyncio.ensure_future(observe(lst["metadata"]["resourceVersion"]))
+    try:
+        await dss.patch("surge", {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}},
+                        namespace=ns)
+        await wait_until(client, ns, converged("busybox:2"), what="surge roll-out to busybox:2")
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert seen["min_ready_nodes"] == 3, seen  # maxUnavailable 0: every node always had a ready pod
+    assert seen["max_pods"] <= 4, seen  # maxSurge 1: at most one extra pod at a time
