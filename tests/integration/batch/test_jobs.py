@@ -182,3 +182,44 @@ async def test_indexed_job(client, namespace):
     done = await wait_until(complete, what="Complete")
     assert done["status"]["completedIndexes"] == "0-2"
     assert done["status"]["succeeded"] == 3 and done["status"].get("failed", 0) == 0
+
+
+async def test_pod_failure_policy_fail_job(client, namespace):
+    jobs = client.resource("batch", "v1", "jobs")
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    j = await jobs.create(job("pfp", backoffLimit=6, podFailurePolicy=policy), namespace)
+
+    async def one() -> Any:
+        ps = await job_pods(client, namespace, j)
+        return ps[0] if ps else None
+
+    await fake_kubelet_finish(client, await wait_until(one, what="pod"), exit_code=42)
+
+    async def failed() -> Any:
+        cur = await jobs.get("pfp", namespace)
+        return cur if cond(cur, "Failed") else None
+
+    done = await wait_until(failed, what="Failed")
+    c = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
+    assert c["reason"] == "PodFailurePolicy" and "exit code 42" in c["message"]
+
+
+async def test_suspended_job_creates_no_pods(client, namespace):
+    jobs = client.resource("batch", "v1", "jobs")
+    j = await jobs.create(job("sleepy", suspend=True), namespace)
+
+    async def suspended() -> Any:
+        cur = await jobs.get("sleepy", namespace)
+        return cur if cond(cur, "Suspended") else None
+
+    cur = await wait_until(suspended, what="Suspended")
+    assert not cur["status"].get("startTime")
+    assert await job_pods(client, namespace, j) == []
+    await jobs.patch("sleepy", {"spec": {"suspend": False}}, namespace=namespace)
+
+    async def resumed() -> Any:
+        cur = await jobs.get("sleepy", namespace)
+        ps = await job_pods(client, namespace, j)
+        return cur if ps and not cond(cur, "Suspended") and cur["status"].get("startTime") else None
+
+    await wait_until(resumed, what="resumed with a pod")
