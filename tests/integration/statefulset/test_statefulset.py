@@ -264,3 +264,15 @@ async def test_rollout_history_and_undo(kyb, client, namespace):
     assert len(revs) == 2 and revs[s["status"]["updateRevision"]] == 3 and revs[rev2] == 2
     out = kyb.kubectl("-n", namespace, "rollout", "history", "statefulset/hist").stdout
     assert [ln.split()[0] for ln in out.splitlines()[2:] if ln.strip()] == ["2", "3"], out
+
+
+async def test_parallel_creates_all_at_once_and_ordinals_start(client, namespace):
+    api = Api(client, namespace)
+    await api.sts.create(statefulset("par", 3, podManagementPolicy="Parallel", ordinals={"start": 5}), namespace)
+
+    async def all_three():
+        pods = await api.pod_map()
+        return pods if set(pods) == {"par-5", "par-6", "par-7"} else None
+    pods = await api.wait(all_three, "3 pods without readiness")  # nobody played the kubelet
+    assert all((p.get("status") or {}).get("phase") == "Pending" for p in pods.values())
+    assert pods["par-7"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "7"
