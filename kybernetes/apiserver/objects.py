@@ -120,6 +120,11 @@ class ObjectStore:
                 self._caches[prefix] = c
         return c
 
+    async def start_caches(self, strategies) -> None:
+        """Start every resource's watch cache now, as upstream's cacher does at start-up, so
+        a list read from the store is never older than the cache a watch then uses."""
+        await asyncio.gather(*(self.cache(s) for s in strategies if s.persisted))
+
     async def close(self) -> None:
         for c in self._caches.values():
             await c.stop()

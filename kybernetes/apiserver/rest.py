@@ -380,7 +380,14 @@ class ResourceHandlers:
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             if r.info.subresource == "scale":
-                return await self._update_scale(r, patched)
+                try:
+                    return await self._update_scale(r, patched)
+                except errors.APIError as e:
+                    # the patch named no resourceVersion of its own: a race is retried
+                    if e.code == 409 and e.reason == "Conflict" and attempt + 1 < _MAX_PATCH_RETRIES \
+                            and not patch_doc_rv(patch_doc):
+                        continue
+                    raise
             patched = self._check_type(r, patched)
             patched["metadata"]["name"] = r.info.name
             self._check_namespace(r, patched)
@@ -502,7 +509,9 @@ class ResourceHandlers:
         if result is None:
             return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "details": status_details(s, obj)})
-        code = 202 if result["metadata"].get("deletionTimestamp") and not r.dry_run and (s.group, s.resource) not in _RETURN_DELETED_OBJECT else 200
+        # upstream answers 202 only for a pending delete that asked orphanDependents=false
+        code = 202 if (result["metadata"].get("deletionTimestamp") and not r.dry_run
+                       and r.http.query.get("orphanDependents", "").lower() == "false") else 200
         return self.respond(r, self._present(r, result), code)
 
     async def _delete_object(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> Optional[Obj]:
@@ -562,6 +571,8 @@ class ResourceHandlers:
             if finalizers is not old_finalizers:
                 meta["finalizers"] = finalizers
             meta["deletionTimestamp"] = apimeta.now_rfc3339()
+            if meta.get("generation"):
+                meta["generation"] += 1  # upstream: setting deletionTimestamp moves generation
             meta["deletionGracePeriodSeconds"] = graceful or 0
             if ns_pending:
                 obj.setdefault("status", {})["phase"] = "Terminating"
@@ -675,6 +686,13 @@ def prepare_new_meta(obj: Obj, s: Strategy) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+
+
+def patch_doc_rv(patch_doc: Any) -> Optional[str]:
+    """The resourceVersion a merge/strategic patch pins, if any."""
+    if isinstance(patch_doc, dict):
+        return (patch_doc.get("metadata") or {}).get("resourceVersion")
+    return None
 
 
 def set_requester(csr: Obj, user: Any) -> None:

@@ -181,6 +181,8 @@ class Server:
         api = APIServer(catalog, self.objects, server_address=f"{client_host}:{port}")
         await bootstrap_kubernetes_service(self.objects, catalog, api.handlers.services, port or 6443)
         sec = await self._security(api, paths)
+        # every watch cache starts before the first request, after the bootstrap writes
+        await self.objects.start_caches(catalog.strategies)
         api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
         app = build_app(api)
         app["security"] = sec

@@ -68,12 +68,30 @@ def test_generate_name_and_deployment(api, ns):
     apps.patch_namespaced_deployment_scale(d.metadata.name, ns, {"spec": {"replicas": 3}})
     d2 = apps.read_namespaced_deployment(d.metadata.name, ns)
     assert d2.spec.replicas == 3 and d2.metadata.generation == 2
-    # status writes ignore spec; spec writes ignore status
-    d2.status = client.V1DeploymentStatus(replicas=7)
-    d2.spec.replicas = 9
-    apps.replace_namespaced_deployment_status(d.metadata.name, ns, d2)
-    d3 = apps.read_namespaced_deployment(d.metadata.name, ns)
-    assert d3.status.replicas == 7 and d3.spec.replicas == 3
+    # status writes ignore spec; spec writes ignore status (the deployment controller also
+    # writes status, so retry a stale read and judge the write by its own answer)
+    for _ in range(20):
+        d2 = apps.read_namespaced_deployment(d.metadata.name, ns)
+        d2.status = client.V1DeploymentStatus(replicas=7, observed_generation=d2.metadata.generation)
+        d2.spec.replicas = 9
+        try:
+            written = apps.replace_namespaced_deployment_status(d.metadata.name, ns, d2)
+            break
+        except ApiException as e:
+            assert e.status == 409
+    assert written.status.replicas == 7 and written.spec.replicas == 3
+    assert apps.read_namespaced_deployment(d.metadata.name, ns).spec.replicas == 3
+    for _ in range(20):
+        d3 = apps.read_namespaced_deployment(d.metadata.name, ns)
+        before = d3.status
+        d3.status = client.V1DeploymentStatus(replicas=99)
+        d3.spec.replicas = 4
+        try:
+            written = apps.replace_namespaced_deployment(d.metadata.name, ns, d3)
+            break
+        except ApiException as e:
+            assert e.status == 409
+    assert written.spec.replicas == 4 and written.status.replicas != 99
 
 
 def test_pagination_is_a_consistent_snapshot(api, ns):
