@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.auth import bootstrap_policy
-from kybernetes.auth.authorizer import Decision, as_access_check, as_rules_check, attributes_from_dict, build_authorizer
+from kybernetes.auth.authorizer import Decision, as_access_check, attributes_from_dict, build_authorizer
+from kybernetes.auth.node_authorizer import start_node_authorizer
 from kybernetes.auth.rbac import RBACAuthorizer, rbac_source_from_objects
 from kybernetes.auth.serviceaccount_tokens import (
     DEFAULT_ISSUER,
@@ -85,7 +86,8 @@ async def build(objects: ObjectStore, *, sa_key: Path, sa_pub: Path, authorizati
     tokens = UnionTokenAuthenticator(authenticators, api_audiences=[token_issuer.issuer])
     modes = [m.strip() for m in authorization_mode.split(",") if m.strip()]
     rbac = RBACAuthorizer(await rbac_source_from_objects(objects)) if "RBAC" in modes else None
-    chain = build_authorizer(modes, rbac=rbac, node=await __import__("kybernetes.auth.node_authorizer", fromlist=["start_node_authorizer"]).start_node_authorizer(objects) if "Node" in modes else None)
+    node = await start_node_authorizer(objects) if "Node" in modes else None
+    chain = build_authorizer(modes, rbac=rbac, node=node)
     return Security(tokens, token_issuer, public_keys, chain, rbac, lookup, anonymous)
 
 

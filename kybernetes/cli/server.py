@@ -230,6 +230,8 @@ class Server:
 
     async def _security(self, api, paths):
         """Authenticators, the authorizer chain and the RBAC bootstrap policy."""
+        from kybernetes.admission import chain as admission_chain
+        from kybernetes.admission import noderestriction
         from kybernetes.apiserver import security
         from kybernetes.apiserver.reviews import Reviews
         from kybernetes.auth.authorizer import as_rules_check
@@ -245,8 +247,8 @@ class Server:
         api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
                                        rules=as_rules_check(sec.chain))
         api.handlers.validating.append(security.escalation_admission(sec))
-        await __import__("kybernetes.admission.chain", fromlist=["install"]).install(api.handlers, objects=self.objects, args=args)
-        api.handlers.validating.append(__import__("kybernetes.admission.noderestriction", fromlist=["admission"]).admission(self.objects))
+        await admission_chain.install(api.handlers, objects=self.objects, args=args)
+        api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec
 
     async def _datastore_ok(self) -> bool:

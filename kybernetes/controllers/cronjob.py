@@ -23,7 +23,6 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Optional
 
 from kybernetes.client.errors import AlreadyExists, NotFound
-from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
 

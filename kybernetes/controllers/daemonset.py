@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable, Optional
 
-from kybernetes.api.selectors import LabelSelector, from_label_selector
+from kybernetes.api.selectors import from_label_selector
 from kybernetes.client.errors import AlreadyExists, APIStatusError, Conflict, Forbidden, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods

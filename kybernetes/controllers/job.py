@@ -285,7 +285,6 @@ class JobController(Controller):
         nows = rfc3339(now)
         indexed = spec.get("completionMode") == "Indexed"
         completions = spec.get("completions")
-        parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else 1)
         suspended = bool(spec.get("suspend"))
 
         # ---- 1. newly finished pods -> uncountedTerminatedPods

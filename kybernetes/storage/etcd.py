@@ -41,7 +41,7 @@ import logging
 import os
 import time
 import weakref
-from typing import Any, AsyncIterator, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import grpc
 import grpc.aio

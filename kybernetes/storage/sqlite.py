@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, Callable, Optional
 
 from .errors import StoreClosedError, WatchTooSlowError
 from .interface import (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
-import orjson
 
 __all__ = [
     "PatchSchema",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from kybernetes.apiserver.audit.backends import Backend, BatchConfig, LogBackend, Union, WebhookBackend
-from kybernetes.apiserver.audit.events import HEADER_AUDIT_ID, new_audit_id
+from kybernetes.apiserver.audit.events import HEADER_AUDIT_ID
 from kybernetes.apiserver.audit.policy import Policy, PolicyError, load_policy, parse_policy
 
 __all__ = ["Auditor", "Backend", "BatchConfig", "HEADER_AUDIT_ID", "LogBackend", "Policy", "PolicyError",
