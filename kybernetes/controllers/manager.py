@@ -57,9 +57,13 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.cronjob import CronJobController
     from kybernetes.controllers.daemonset import DaemonSetController
     from kybernetes.controllers.deployment import DeploymentController
+    from kybernetes.controllers.endpoints import EndpointsController
+    from kybernetes.controllers.endpointslice import EndpointSliceController
     from kybernetes.controllers.garbagecollector import GarbageCollector
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
+    from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+    from kybernetes.controllers.podgc import PodGCController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
     from kybernetes.controllers.rootca import RootCACertPublisher
     from kybernetes.controllers.serviceaccounts import ServiceAccountsController
@@ -69,6 +73,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
                                     GarbageCollector]
     out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
     out.append(StatefulSetController)
+    out += [EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out
