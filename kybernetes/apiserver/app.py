@@ -197,6 +197,11 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
         if verb != "create":
             raise errors.method_not_allowed()
         return await _token_request(request, r, await _body(request))
+    if sub == "eviction" and s.resource == "pods" and not s.group:
+        if verb != "create":
+            raise errors.method_not_allowed()
+        from kybernetes.apiserver.eviction import evict
+        return await evict(h, r, await _body(request), api.catalog.lookup("policy", "v1", "poddisruptionbudgets"))
     if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
         raise _not_found_path()
 

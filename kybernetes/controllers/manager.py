@@ -57,6 +57,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.cronjob import CronJobController
     from kybernetes.controllers.daemonset import DaemonSetController
     from kybernetes.controllers.deployment import DeploymentController
+    from kybernetes.controllers.disruption import DisruptionController
     from kybernetes.controllers.endpoints import EndpointsController
     from kybernetes.controllers.endpointslice import EndpointSliceController
     from kybernetes.controllers.garbagecollector import GarbageCollector
@@ -73,6 +74,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
                                     GarbageCollector]
     out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
     out.append(StatefulSetController)
+    out.append(DisruptionController)
     out += [EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))

@@ -177,10 +177,10 @@ class PodStrategy(Strategy):
     singular = "pod"
     short_names = ("po",)
     categories = ("all",)
-    subresources = ("status", "binding")
+    subresources = ("status", "binding", "eviction")
     # upstream also serves these; routed once their handlers exist
     future_subresources = (
-        "attach", "ephemeralcontainers", "eviction", "exec", "log", "portforward", "proxy", "resize",
+        "attach", "ephemeralcontainers", "exec", "log", "portforward", "proxy", "resize",
     )
     has_status_split = True
 
