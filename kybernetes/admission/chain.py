@@ -27,6 +27,7 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, **sa_
         Priority(objects),
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
+        __import__("kybernetes.admission.resourcequota", fromlist=["ResourceQuota"]).ResourceQuota(objects),
     ]
 
 
