@@ -74,6 +74,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
                                     GarbageCollector]
     out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
     out.append(StatefulSetController)
+    out.append(__import__("kybernetes.controllers.resourcequota", fromlist=["_"]).ResourceQuotaController)
     out.append(DisruptionController)
     out += [EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController]
     if root_ca:
