@@ -1,0 +1,66 @@
+"""The kubelet: registers the node, heartbeats, watches the pods bound to it and runs them
+through the CRI with pod workers, noticing container exits through a relisting PLEG.
+
+    kl = Kubelet(client, runtime_endpoint, node_name="n1", data_dir=DIR)
+    await kl.start()
+    ...
+    await kl.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from kybernetes.client import Client, Informer
+from kybernetes.cri import CRIClient
+from kybernetes.kubelet.node_status import NodeStatusManager
+from kybernetes.kubelet.pleg import PLEG
+from kybernetes.kubelet.pod_workers import PodWorkers
+
+log = logging.getLogger("kybernetes.kubelet")
+
+
+class Kubelet:
+    def __init__(self, client: Client, runtime_endpoint: str, *, node_name: str, data_dir: Path,
+                 node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
+                 cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
+                 pleg_period: float = 1.0):
+        self.client = client
+        self.node_name = node_name
+        self.data_dir = Path(data_dir)
+        self.cri = CRIClient(runtime_endpoint)
+        self.node = NodeStatusManager(client, node_name, cri=self.cri, data_dir=self.data_dir, node_ip=node_ip,
+                                      status_interval=status_interval, lease_interval=lease_interval)
+        self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
+                                  log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root)
+        self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
+        self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
+                                 field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
+        self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
+                                   on_delete=self.workers.removed)
+        self.started = False
+
+    def _on_pod(self, pod: dict) -> None:
+        self.workers.update(pod)
+
+    async def start(self) -> "Kubelet":
+        await self.cri.wait_ready(60)
+        await self.node.register()
+        self.node.start()
+        self.informer.start()
+        await self.informer.wait_synced(60)
+        self.pleg.start()
+        self.started = True
+        log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)
+        return self
+
+    async def stop(self) -> None:
+        """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        await self.pleg.stop()
+        await self.informer.stop()
+        await self.workers.stop()
+        await self.node.stop()
+        await self.cri.close()
+        self.started = False

@@ -1,0 +1,57 @@
+"""A relisting pod lifecycle event generator: containerd 1.6 has no container events,
+so list sandboxes and containers every `period` and wake the pod workers of pods whose
+sandbox or container states changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+log = logging.getLogger("kybernetes.kubelet.pleg")
+
+L_UID = "io.kubernetes.pod.uid"
+
+
+class PLEG:
+    def __init__(self, cri, notify: Callable[[str], None], *, period: float = 1.0):
+        self.cri = cri
+        self.notify = notify
+        self.period = period
+        self.last: dict[str, tuple[str, int]] = {}  # id -> (pod uid, state)
+        self.relists = 0
+        self._task: asyncio.Task | None = None
+
+    async def relist(self) -> set[str]:
+        cur: dict[str, tuple[str, int]] = {}
+        for s in await self.cri.list_pod_sandbox():
+            cur["s:" + s.id] = (s.labels.get(L_UID, ""), s.state)
+        for c in await self.cri.list_containers():
+            cur["c:" + c.id] = (c.labels.get(L_UID, ""), c.state)
+        changed = {uid for k, (uid, st) in cur.items() if self.last.get(k) != (uid, st)}
+        changed |= {uid for k, (uid, _) in self.last.items() if k not in cur}
+        self.last = cur
+        self.relists += 1
+        changed.discard("")
+        for uid in changed:
+            self.notify(uid)
+        return changed
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.relist()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("relist failed: %s", e)
+            await asyncio.sleep(self.period)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,395 @@
+"""Pod workers: one task per pod that drives the pod towards its spec through the CRI
+(sandbox, init containers in order, app containers, restarts with back-off, graceful
+termination) and writes the pod status through pods/status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from kybernetes.client import Client, Conflict, NotFound
+from kybernetes.cri import CRIError, pb
+from kybernetes.kubelet import pod_status as ps
+from kybernetes.kubelet import runtime_cleanup as cleanup
+
+log = logging.getLogger("kybernetes.kubelet.pods")
+Obj = dict[str, Any]
+
+L_UID = "io.kubernetes.pod.uid"
+L_NAME = "io.kubernetes.pod.name"
+L_NS = "io.kubernetes.pod.namespace"
+L_CONTAINER = "io.kubernetes.container.name"
+L_KIND = "kyb.io/container-kind"  # "init" or "app"
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+
+
+def pull_policy(c: Obj) -> str:
+    if c.get("imagePullPolicy"):
+        return c["imagePullPolicy"]
+    img = c.get("image", "")
+    tag = img.rsplit("/", 1)[-1]
+    return "Always" if ":" not in tag and "@" not in img or tag.endswith(":latest") else "IfNotPresent"
+
+
+class PodWorker:
+    def __init__(self, workers: "PodWorkers", uid: str, pod: Obj):
+        self.w = workers
+        self.uid = uid
+        self.pod = pod
+        self.wake = asyncio.Event()
+        self.wake.set()
+        self.task: Optional[asyncio.Task] = None
+        self.last_status: Optional[Obj] = None
+        self.backoff: dict[str, tuple[float, float]] = {}  # container -> (delay, not_before)
+        self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
+        self.start_time: Optional[str] = None
+        self.done = False
+
+    def update(self, pod: Obj) -> None:
+        self.pod = pod
+        self.wake.set()
+
+    async def run(self) -> None:
+        while not self.done:
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.w.resync)
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("syncing pod %s", self.name)
+                await asyncio.sleep(1.0)
+
+    @property
+    def name(self) -> str:
+        m = self.pod.get("metadata") or {}
+        return f"{m.get('namespace')}/{m.get('name')}"
+
+    # ------------------------------------------------------------ sync
+    async def sync(self) -> None:
+        pod = self.pod
+        meta = pod["metadata"]
+        cri = self.w.cri
+        if meta.get("deletionTimestamp"):
+            await self.kill(grace=int(meta.get("deletionGracePeriodSeconds") or 0))
+            try:
+                await self.w.pods.delete(meta["name"], meta["namespace"], grace_period_seconds=0,
+                                         preconditions={"uid": self.uid})
+            except (NotFound, Conflict):
+                pass
+            self.done = True
+            self.w.forget(self.uid)
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed") and self.last_status is None:
+            await self.kill(grace=0, keep_sandbox_record=True)
+            return
+        sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
+        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
+        containers = await cri.list_containers(labels={L_UID: self.uid})
+        terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
+        if terminal:
+            return
+        if not ready:
+            attempt = len(sandboxes)
+            sid, sconfig = await self.run_sandbox(attempt)
+            containers = []
+            # Containers of a dead sandbox restart in the new one.
+        else:
+            sid = sorted(ready, key=lambda s: s.created_at)[-1].id
+            sconfig = self.sandbox_config(sorted(ready, key=lambda s: s.created_at)[-1].metadata.attempt)
+        st = await cri.pod_sandbox_status(sid)
+        pod_ip = st.status.network.ip if st.status.HasField("network") else ""
+        latest = self.latest(containers, sid)
+        spec = pod["spec"]
+        policy = spec.get("restartPolicy") or "Always"
+        init_failed = False
+        # init containers, in order
+        init_done = True
+        for c in spec.get("initContainers") or []:
+            cur = latest.get(c["name"])
+            if cur is None:
+                await self.start_container(sid, sconfig, c, 0, "init", pod_ip)
+                init_done = False
+                break
+            if cur.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED):
+                init_done = False
+                break
+            code = (await cri.container_status(cur.id)).status.exit_code
+            if code == 0:
+                continue
+            init_done = False
+            if policy == "Never":
+                init_failed = True
+            else:
+                await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)
+            break
+        if init_done and not init_failed:
+            for c in spec.get("containers") or []:
+                cur = latest.get(c["name"])
+                if cur is None:
+                    await self.start_container(sid, sconfig, c, 0, "app", pod_ip)
+                    continue
+                if cur.state != pb.CONTAINER_EXITED:
+                    continue
+                code = (await cri.container_status(cur.id)).status.exit_code
+                if policy == "Always" or (policy == "OnFailure" and code != 0):
+                    await self.maybe_restart(sid, sconfig, c, cur, "app", pod_ip)
+        containers = await cri.list_containers(labels={L_UID: self.uid})
+        await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done)
+
+    def latest(self, containers: list, sid: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for c in containers:
+            if c.pod_sandbox_id != sid:
+                continue
+            n = c.labels.get(L_CONTAINER, c.metadata.name)
+            if n not in out or c.metadata.attempt > out[n].metadata.attempt:
+                out[n] = c
+        return out
+
+    # ------------------------------------------------------------ sandbox
+    def sandbox_config(self, attempt: int) -> "pb.PodSandboxConfig":
+        meta = self.pod["metadata"]
+        spec = self.pod["spec"]
+        log_dir = self.w.log_root / f"{meta['namespace']}_{meta['name']}_{self.uid}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=meta["name"], uid=self.uid, namespace=meta["namespace"],
+                                           attempt=attempt),
+            hostname=spec.get("hostname") or meta["name"],
+            log_directory=str(log_dir),
+            labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
+            linux=pb.LinuxPodSandboxConfig(
+                cgroup_parent=self.w.cgroup_parent(self.uid),
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
+        )
+
+    async def run_sandbox(self, attempt: int) -> tuple[str, "pb.PodSandboxConfig"]:
+        cfg = self.sandbox_config(attempt)
+        sid = await self.w.cri.run_pod_sandbox(cfg)
+        if self.start_time is None:
+            self.start_time = ps.now()
+        return sid, cfg
+
+    # ------------------------------------------------------------ containers
+    async def ensure_image(self, c: Obj) -> Optional[str]:
+        cri, image = self.w.cri, c.get("image", "")
+        policy = pull_policy(c)
+        have = await cri.image_status(image)
+        if policy == "Never" and have is None:
+            self.waiting[c["name"]] = ("ErrImageNeverPull",
+                                       f'Container image "{image}" is not present with pull policy of Never')
+            return None
+        if have is not None and policy != "Always":
+            return have.id
+        try:
+            await cri.pull_image(image)
+        except CRIError as e:
+            if have is not None:
+                return have.id
+            self.waiting[c["name"]] = ("ErrImagePull", str(e))
+            return None
+        img = await cri.image_status(image)
+        return img.id if img else None
+
+    async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str) -> None:
+        if await self.ensure_image(c) is None:
+            return
+        env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip)
+        envd = dict(env)
+        cmd, args = ps.command_and_args(c, envd)
+        res = ps.linux_resources(c)
+        cfg = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=c["name"], attempt=attempt),
+            image=pb.ImageSpec(image=c["image"]),
+            command=cmd, args=args, working_dir=c.get("workingDir") or "",
+            envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in env],
+            log_path=f"{c['name']}/{attempt}.log",
+            labels={L_UID: self.uid, L_CONTAINER: c["name"], L_KIND: kind,
+                    L_NAME: self.pod["metadata"]["name"], L_NS: self.pod["metadata"]["namespace"]},
+            stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), tty=bool(c.get("tty")),
+            linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(**res)),
+        )
+        try:
+            cid = await self.w.cri.create_container(sid, cfg, sconfig)
+        except CRIError as e:
+            self.waiting[c["name"]] = ("CreateContainerError", str(e))
+            return
+        try:
+            await self.w.cri.start_container(cid)
+        except CRIError as e:
+            self.waiting[c["name"]] = ("RunContainerError", str(e))
+            return
+        self.waiting.pop(c["name"], None)
+
+    async def maybe_restart(self, sid: str, sconfig, c: Obj, cur, kind: str, pod_ip: str) -> None:
+        loop = time.monotonic()
+        delay, not_before = self.backoff.get(c["name"], (0.0, 0.0))
+        if loop < not_before:
+            self.waiting[c["name"]] = ("CrashLoopBackOff",
+                                       f"back-off {int(delay)}s restarting failed container={c['name']}")
+            asyncio.get_running_loop().call_later(not_before - loop + 0.05, self.wake.set)
+            return
+        delay = BACKOFF_INITIAL if delay == 0 else min(BACKOFF_MAX, delay * 2)
+        self.backoff[c["name"]] = (delay, loop + delay)
+        # keep only the latest exited instance (for lastState)
+        for old in await self.w.cri.list_containers(labels={L_UID: self.uid, L_CONTAINER: c["name"]}):
+            if old.id != cur.id and old.state == pb.CONTAINER_EXITED:
+                try:
+                    await self.w.cri.remove_container(old.id)
+                except CRIError:
+                    pass
+        await self.start_container(sid, sconfig, c, cur.metadata.attempt + 1, kind, pod_ip)
+
+    # ------------------------------------------------------------ status
+    async def container_status(self, spec_c: Obj, cur, prev_terminated: Optional[Obj]) -> Obj:
+        name = spec_c["name"]
+        out: Obj = {"name": name, "image": spec_c.get("image", ""), "imageID": "", "restartCount": 0,
+                    "ready": False, "started": False, "state": {}}
+        if cur is None:
+            reason, msg = self.waiting.get(name, ("ContainerCreating", ""))
+            out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
+            return out
+        st = (await self.w.cri.container_status(cur.id)).status
+        out["containerID"] = f"containerd://{cur.id}"
+        out["imageID"] = st.image_ref
+        out["restartCount"] = cur.metadata.attempt
+        if st.state == pb.CONTAINER_RUNNING:
+            out["state"] = {"running": {"startedAt": ps.rfc3339_from_ns(st.started_at)}}
+            out["ready"] = out["started"] = True
+        elif st.state == pb.CONTAINER_EXITED:
+            term = {"exitCode": st.exit_code,
+                    "reason": st.reason if st.reason == "OOMKilled" else ("Completed" if st.exit_code == 0 else "Error"),
+                    "startedAt": ps.rfc3339_from_ns(st.started_at), "finishedAt": ps.rfc3339_from_ns(st.finished_at),
+                    "containerID": f"containerd://{cur.id}"}
+            if st.message:
+                term["message"] = st.message
+            if name in self.waiting and self.waiting[name][0] == "CrashLoopBackOff":
+                out["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": self.waiting[name][1]}}
+                out["lastState"] = {"terminated": term}
+            else:
+                out["state"] = {"terminated": term}
+        else:
+            out["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        if "lastState" not in out:
+            out["lastState"] = {}
+        return out
+
+    async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool) -> None:
+        spec = self.pod["spec"]
+        inits = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("initContainers") or []]
+        apps = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("containers") or []]
+        for s in inits:
+            s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
+        phase = ps.pod_phase(self.pod, [s for s in inits if "terminated" in s["state"]]
+                             if all("terminated" in s["state"] for s in inits) else inits,
+                             apps, init_failed=init_failed)
+        status: Obj = {
+            "phase": phase,
+            "conditions": ps.pod_conditions(self.pod, phase, sandbox_ready=bool(sid), init_done=init_done,
+                                            statuses=apps),
+            "hostIP": self.w.host_ip, "hostIPs": [{"ip": self.w.host_ip}],
+            "podIP": pod_ip or None, "podIPs": [{"ip": pod_ip}] if pod_ip else None,
+            "startTime": (self.pod.get("status") or {}).get("startTime") or self.start_time or ps.now(),
+            "containerStatuses": apps,
+            "qosClass": (self.pod.get("status") or {}).get("qosClass") or _qos(self.pod),
+        }
+        if inits:
+            status["initContainerStatuses"] = inits
+        if status == self.last_status:
+            return
+        meta = self.pod["metadata"]
+        try:
+            await self.w.pods.patch(meta["name"], {"status": status}, "merge", meta["namespace"], "status")
+        except NotFound:
+            return
+        self.last_status = status
+        if phase in ("Succeeded", "Failed"):
+            await self.kill(grace=0, keep_sandbox_record=True)
+
+    # ------------------------------------------------------------ termination
+    async def kill(self, grace: int, keep_sandbox_record: bool = False) -> None:
+        cri = self.w.cri
+        containers = await cri.list_containers(labels={L_UID: self.uid})
+        running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)]
+        await asyncio.gather(*(cri.stop_container(c.id, timeout=grace) for c in running), return_exceptions=True)
+        for s in await cri.list_pod_sandbox(labels={L_UID: self.uid}):
+            try:
+                await cri.stop_pod_sandbox(s.id)
+                if not keep_sandbox_record:
+                    await cri.remove_pod_sandbox(s.id)
+            except CRIError as e:
+                log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
+        if not keep_sandbox_record:
+            await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
+
+
+def _qos(pod: Obj) -> str:
+    cs = (pod.get("spec") or {}).get("containers") or []
+    reqs = [((c.get("resources") or {}).get("requests") or {}, (c.get("resources") or {}).get("limits") or {}) for c in cs]
+    if not any(r or lim for r, lim in reqs):
+        return "BestEffort"
+    if all(lim.get("cpu") and lim.get("memory") and r.get("cpu", lim["cpu"]) == lim["cpu"]
+           and r.get("memory", lim["memory"]) == lim["memory"] for r, lim in reqs):
+        return "Guaranteed"
+    return "Burstable"
+
+
+class PodWorkers:
+    def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
+                 cgroup_root: str = "kubepods", resync: float = 10.0):
+        self.client = client
+        self.cri = cri
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.log_root = Path(log_root)
+        self.cgroup_root = cgroup_root.strip("/")
+        self.resync = resync
+        self.pods = client.resource("", "v1", "pods", namespaced=True)
+        self.workers: dict[str, PodWorker] = {}
+
+    def cgroup_parent(self, uid: str) -> str:
+        return f"/{self.cgroup_root}/pod{uid}"
+
+    def update(self, pod: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        w = self.workers.get(uid)
+        if w is None:
+            w = self.workers[uid] = PodWorker(self, uid, pod)
+            w.task = asyncio.ensure_future(w.run())
+        else:
+            w.update(pod)
+
+    def removed(self, pod: Obj) -> None:
+        """The pod object is gone from the API: stop and remove whatever still runs."""
+        uid = pod["metadata"]["uid"]
+        w = self.workers.get(uid)
+        if w is not None and not w.done:
+            w.pod = dict(pod, metadata=dict(pod["metadata"], deletionTimestamp=ps.now(),
+                                            deletionGracePeriodSeconds=0))
+            w.wake.set()
+
+    def wake(self, uid: str) -> None:
+        w = self.workers.get(uid)
+        if w is not None:
+            w.wake.set()
+
+    def forget(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.workers.clear()
