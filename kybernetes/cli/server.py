@@ -142,6 +142,7 @@ class Server:
         self.url = ""
         self.controller_manager = None
         self.scheduler = None
+        self.agent = None
 
     async def start(self) -> None:
         from kybernetes.api.catalog import default_catalog
@@ -223,6 +224,8 @@ class Server:
             from kybernetes.scheduler import start_scheduler
 
             self.scheduler = await start_scheduler(kc_path)
+        if not args.disable_agent:
+            await self._start_agent(kc_path)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
@@ -255,7 +258,19 @@ class Server:
         await self.store.current_revision()
         return True
 
+    async def _start_agent(self, kc_path: Path) -> None:
+        from kybernetes.cli.agent import start_node_agent
+        from kybernetes.client import Client
+
+        try:
+            self.agent = await start_node_agent(Client.from_kubeconfig(kc_path), node_name=self.args.node_name,
+                                                data_dir=self.data_dir)
+        except Exception as e:  # the control plane keeps serving without a node
+            log.error("node agent did not start (run with --disable-agent to skip it): %s", e)
+
     async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.controller_manager is not None:
