@@ -52,6 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve unauthenticated requests as system:anonymous (default true)")
     p.add_argument("--service-account-issuer", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+    p.add_argument("--leader-elect", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
+                   help="run the controller manager and scheduler under Lease leader election (default true)")
+    p.add_argument("--leader-elect-lease-duration", default="15s")
+    p.add_argument("--leader-elect-renew-deadline", default="10s")
+    p.add_argument("--leader-elect-retry-period", default="2s")
 
 
 class DataDirLock:
@@ -159,6 +164,7 @@ class Server:
         sans_dns = ["localhost", args.node_name]
         if args.bind_address not in ("0.0.0.0", "::", "127.0.0.1"):
             sans_ip.append(args.bind_address)
+        await self._sync_cluster_identity(sans_dns, sans_ip)
         paths = await asyncio.to_thread(pki.ensure_pki, self.data_dir, sans_dns=sans_dns, sans_ip=sans_ip)
 
         from kybernetes.storage.encryption import transformer_from_file
@@ -219,17 +225,92 @@ class Server:
             ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
             controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
                 functools.partial(CSRSigningController, ca=ca)]
-            self.controller_manager = await start_controller_manager(kc_path, controllers=controllers)
+            if args.leader_elect:
+                self.controller_manager = await self._elected_controller_manager(kc_path, controllers)
+            else:
+                self.controller_manager = await start_controller_manager(kc_path, controllers=controllers)
         if not getattr(args, "disable_scheduler", False):
             from kybernetes.scheduler import start_scheduler
 
-            self.scheduler = await start_scheduler(kc_path)
+            if args.leader_elect:
+                self.scheduler = await self._elected_scheduler(kc_path)
+            else:
+                self.scheduler = await start_scheduler(kc_path)
         if not args.disable_agent:
             await self._start_agent(kc_path)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    async def _sync_cluster_identity(self, sans_dns: list[str], sans_ip: list[str]) -> None:
+        """On a shared datastore (etcd) with --token: load the cluster's CA and
+        service-account key from it, or store ours if we are the first server."""
+        from kybernetes.auth import cluster_identity
+        from kybernetes.storage import open_store
+
+        url = self.args.datastore_endpoint
+        if not url or not cluster_identity.shared_datastore(url):
+            return
+        if not self.args.token:
+            log.warning("shared datastore without --token: this server's CA is not shared with other servers")
+            return
+        store = open_store(url)
+        await store.start()
+        try:
+            how = await cluster_identity.sync_identity(store, self.data_dir, self.args.token,
+                                                       sans_dns=sans_dns, sans_ip=sans_ip)
+        except cluster_identity.BootstrapError as e:
+            raise SystemExit(f"kyb server: {e}") from None
+        finally:
+            await store.close()
+        print(f"kyb server: cluster identity {how} ({'shared CA from the datastore' if how == 'loaded' else 'first server'})",
+              flush=True)
+
+    def _lease_elector(self, client, name: str):
+        from kybernetes.client.leaderelection import LeaseElector, LeaseLock, parse_duration, stable_identity
+
+        a = self.args
+        try:
+            return LeaseElector(LeaseLock(client, name), stable_identity(self.data_dir, a.node_name),
+                                lease_duration=parse_duration(a.leader_elect_lease_duration),
+                                renew_deadline=parse_duration(a.leader_elect_renew_deadline),
+                                retry_period=parse_duration(a.leader_elect_retry_period))
+        except ValueError as e:
+            raise SystemExit(f"kyb server: {e}") from None
+
+    async def _elected_controller_manager(self, kc_path: Path, controllers):
+        """The controller manager under the `kube-controller-manager` Lease; waits for the
+        first round of the election (so a sole server's controllers run before it reports
+        ready, as without election) but not for leadership."""
+        from kybernetes.client.rest import Client
+        from kybernetes.controllers.manager import ControllerManager
+
+        client = Client.from_kubeconfig(kc_path)
+        elector = self._lease_elector(client, "kube-controller-manager")
+        manager = ControllerManager(client, controllers, leader_elector=elector, close_client=True)
+        await manager.start(wait_leading=False)
+        try:
+            await asyncio.wait_for(elector.settled.wait(), 60)
+        except asyncio.TimeoutError:
+            pass
+        return manager
+
+    async def _elected_scheduler(self, kc_path: Path):
+        """The scheduler under the `kube-scheduler` Lease (a fresh one per term)."""
+        from kybernetes.client.leaderelection import ElectedComponent
+        from kybernetes.client.rest import Client
+        from kybernetes.scheduler import start_scheduler
+
+        client = Client.from_kubeconfig(kc_path)
+        elector = self._lease_elector(client, "kube-scheduler")
+        sched = ElectedComponent(elector, lambda: start_scheduler(kc_path), cleanup=client.close, name="scheduler")
+        await sched.start()
+        try:
+            await asyncio.wait_for(elector.settled.wait(), 60)
+        except asyncio.TimeoutError:
+            pass
+        return sched
 
     async def _security(self, api, paths):
         """Authenticators, the authorizer chain and the RBAC bootstrap policy."""

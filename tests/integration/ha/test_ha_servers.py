@@ -1,0 +1,186 @@
+"""Two `kyb server` processes on one real etcd with the same --token: one cluster.
+
+Shared state and watches across servers, a shared CA (server A's admin kubeconfig
+works against server B), a wrong token refused, exactly one holder per Lease, and
+hand-over within the lease duration when the leader is killed."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fixtures.etcd import EtcdCluster, require_etcd
+from fixtures.server import REPO, RunningServer, free_port, start_server
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "ha-test-token"
+LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
+ELECTION = ("--leader-elect-lease-duration", f"{LEASE}s", "--leader-elect-renew-deadline", f"{RENEW}s",
+            "--leader-elect-retry-period", f"{RETRY}s")
+
+
+def _server(base: Path, name: str, etcd: EtcdCluster, token: str = TOKEN) -> RunningServer:
+    return start_server(base / name, extra=("--datastore-endpoint", etcd.url, "--token", token,
+                                            "--node-name", name, *ELECTION), timeout=60)
+
+
+def _identity(srv: RunningServer) -> str:
+    return f"{srv.data_dir.name}_{(srv.data_dir / 'leader-election-id').read_text().strip()}"
+
+
+def _get(srv: RunningServer, path: str, ctx=None) -> dict:
+    with urllib.request.urlopen(srv.url + path, context=ctx or srv.ssl_context(), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _lease(srv: RunningServer, name: str) -> dict:
+    return _get(srv, f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}")["spec"]
+
+
+def _wait(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    require_etcd()
+    base = tmp_path_factory.mktemp("ha")
+    etcd = EtcdCluster(base / "etcd").start()
+    servers: list[RunningServer] = []
+    try:
+        servers.append(_server(base, "a", etcd))
+        servers.append(_server(base, "b", etcd))
+        yield etcd, servers[0], servers[1], base
+    finally:
+        for s in servers:
+            s.stop()
+        etcd.stop()
+
+
+def test_shared_ca_and_state(cluster):
+    etcd, a, b, _ = cluster
+    for f in ("ca.crt", "ca.key", "sa.key", "sa.pub"):
+        assert (a.data_dir / "tls" / f).read_bytes() == (b.data_dir / "tls" / f).read_bytes(), f
+    # each server has its own serving and admin certificates, from the shared CA
+    assert (a.data_dir / "tls" / "apiserver.crt").read_bytes() != (b.data_dir / "tls" / "apiserver.crt").read_bytes()
+    assert "cluster identity stored" in a.log() and "cluster identity loaded" in b.log()
+    # A's admin credentials against B, and B's against A
+    assert {n["metadata"]["name"] for n in _get(b, "/api/v1/namespaces", a.ssl_context())["items"]} >= {
+        "default", "kube-system"}
+    _get(a, "/api/v1/namespaces", b.ssl_context())
+    # A's kubeconfig, pointed at B, with the real kubectl
+    a.kubectl("create", "configmap", "shared-1", "--from-literal=k=v")
+    out = a.kubectl("--server", b.url, "get", "configmap", "shared-1", "-o", "json").stdout
+    assert json.loads(out)["data"] == {"k": "v"}
+
+
+def test_write_through_a_seen_by_watch_on_b(cluster):
+    etcd, a, b, _ = cluster
+    rv = _get(b, "/api/v1/namespaces/default/configmaps")["metadata"]["resourceVersion"]
+    conn = http.client.HTTPSConnection("127.0.0.1", b.port, context=b.ssl_context(), timeout=15)
+    try:
+        conn.request("GET", f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        a.kubectl("create", "configmap", "via-a", "--from-literal=x=1")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = resp.readline()
+            assert line, "watch ended"
+            ev = json.loads(line)
+            if ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "via-a":
+                assert ev["object"]["data"] == {"x": "1"}
+                break
+        else:
+            raise AssertionError("no ADDED event for via-a on B")
+    finally:
+        conn.close()
+
+
+def test_wrong_token_refused(cluster):
+    etcd, a, b, base = cluster
+    d = base / "wrong"
+    d.mkdir()
+    p = subprocess.run([sys.executable, "-m", "kybernetes.cli.main", "server", "--data-dir", str(d),
+                        "--https-port", str(free_port()), "--disable-agent", "--datastore-endpoint", etcd.url,
+                        "--token", "not-the-token"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "different --token" in (p.stdout + p.stderr), p.stdout + p.stderr
+    assert not (d / "tls" / "ca.key").exists()
+
+
+def test_one_holder_per_lease(cluster):
+    etcd, a, b, _ = cluster
+    ids = {_identity(a), _identity(b)}
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        first = _wait(lambda: _lease(a, name), 10, f"lease {name}")
+        assert first["holderIdentity"] in ids
+        assert first["leaseDurationSeconds"] == 3
+        assert first["acquireTime"] and first["renewTime"]
+        # the same holder keeps renewing, seen identically through both servers
+        later = _wait(lambda: (s := _lease(b, name))["renewTime"] != first["renewTime"] and s, 5 * RETRY + 3,
+                      f"renewal of {name}")
+        assert later["holderIdentity"] == first["holderIdentity"]
+        assert later["acquireTime"] == first["acquireTime"]
+
+
+def test_killing_the_leader_hands_over_within_the_lease_duration(tmp_path):
+    require_etcd()
+    etcd = EtcdCluster(tmp_path / "etcd").start()
+    servers: list[RunningServer] = []
+    try:
+        servers += [_server(tmp_path, "a", etcd), _server(tmp_path, "b", etcd)]
+        by_id = {_identity(s): s for s in servers}
+        name = "kube-controller-manager"
+        spec = _wait(lambda: (s := _lease(servers[0], name))["holderIdentity"] in by_id and s, 10, "a holder")
+        leader = by_id[spec["holderIdentity"]]
+        other = next(s for s in servers if s is not leader)
+        sched_holder = _lease(other, "kube-scheduler")["holderIdentity"]
+
+        leader.stop(signal.SIGKILL)  # a crash: nothing released
+        killed_at = time.monotonic()
+        new = _wait(lambda: (s := _lease(other, name))["holderIdentity"] == _identity(other) and s,
+                    LEASE + 4 * RETRY + 3, "hand-over")
+        took = time.monotonic() - killed_at
+        # the standby waits one lease duration from its last observed renewal, plus a retry round
+        assert took < LEASE + 2 * RETRY * 1.2 + 2.0, took
+        assert new["leaseTransitions"] == spec["leaseTransitions"] + 1
+        if sched_holder == _identity(leader):
+            _wait(lambda: _lease(other, "kube-scheduler")["holderIdentity"] == _identity(other),
+                  LEASE + 4 * RETRY + 3, "scheduler hand-over")
+        # the new leader's controllers act: a new namespace gets its default ServiceAccount
+        other.kubectl("create", "namespace", "after-handover")
+        _wait(lambda: other.kubectl("get", "serviceaccount", "default", "-n", "after-handover",
+                                    check=False).returncode == 0, 20, "default ServiceAccount")
+
+        # a clean shutdown releases the lease (holderIdentity cleared)
+        other.stop(signal.SIGTERM)
+        assert other.proc.returncode == 0
+        restarted = _server(tmp_path, "a" if leader.data_dir.name == "a" else "b", etcd)
+        servers.append(restarted)
+        # the released lease (or the restarted server's own, same identity) is taken at once
+        _wait(lambda: _lease(restarted, name)["holderIdentity"] == _identity(restarted), 2 * RETRY + 3,
+              "restarted server leads")
+    finally:
+        for s in servers:
+            s.stop()
+        etcd.stop()
