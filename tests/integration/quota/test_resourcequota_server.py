@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -122,3 +123,29 @@ def test_object_counts(kyb, ns):
     assert u["count/secrets"] == "1" and u["services"] == "1" and u["count/deployments.apps"] == "1"
     kyb.kubectl("delete", "secret", "s1", "-n", ns)
     _wait(lambda: used(kyb, ns, "objects")["count/secrets"] == "0", "secret usage drop")
+
+
+async def test_periodic_resync_corrects_tampered_usage(kyb, ns):
+    """A status-only change is not recounted on its own; the periodic resync (injectable
+    period) puts it right."""
+    from kybernetes.client.rest import Client
+    from kybernetes.controllers.resourcequota import ResourceQuotaController
+
+    quota(kyb, ns, "periodic", {"count/configmaps": "5"})
+    base = used(kyb, ns, "periodic")["count/configmaps"]
+    client = Client.from_kubeconfig(kyb.kubeconfig)
+    ctl = ResourceQuotaController(client, resync_period=0.3)
+    try:
+        await ctl.start(sync_timeout=10)
+        await asyncio.sleep(0.5)  # past the first pass over the quotas the informer adds
+        kyb.kubectl("patch", "quota", "periodic", "-n", ns, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"used": {"count/configmaps": "4"}}}))
+        seen = used(kyb, ns, "periodic")["count/configmaps"]
+        assert seen in ("4", base)
+        deadline = time.monotonic() + 10
+        while used(kyb, ns, "periodic")["count/configmaps"] != base:
+            assert time.monotonic() < deadline, "resync did not correct the usage"
+            await asyncio.sleep(0.1)
+    finally:
+        await ctl.stop()
+        await client.close()
