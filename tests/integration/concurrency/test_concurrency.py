@@ -96,7 +96,6 @@ async def _patches(kyb, *, burst):
         await asyncio.gather(*(s.close() for s in sessions))
 
 
-@pytest.mark.slow
 async def test_concurrent_service_creates_get_distinct_cluster_ips(kyb):
     sessions = await _sessions(kyb, SERVICE_CLIENTS)
     try:
