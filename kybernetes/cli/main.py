@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("server", help="run the control plane (and, later, a node agent)")
     server.add_arguments(sp)
     sub.add_parser("kubectl", help="run kubectl against the local server", add_help=False)
-    from kybernetes.cli import datastore, images, secrets_encrypt, simnodes
+    from kybernetes.cli import agent, datastore, images, secrets_encrypt, simnodes
+
+    ap = sub.add_parser("agent", help="run a node agent (containerd + kubelet) joined to a server")
+    agent.add_arguments(ap)
 
     datastore.add_arguments(sub)
     secrets_encrypt.add_arguments(sub)
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "server":
         return server.run(args)
+    if args.command == "agent":
+        return agent.run(args)
     if args.command == "images":
         return images.run(args)
     if args.command == "datastore":
