@@ -141,6 +141,10 @@ def test_one_holder_per_lease(cluster):
                       f"renewal of {name}")
         assert later["holderIdentity"] == first["holderIdentity"]
         assert later["acquireTime"] == first["acquireTime"]
+    # only the holder of kube-controller-manager runs controllers
+    holder = _lease(a, "kube-controller-manager")["holderIdentity"]
+    running = [s for s in (a, b) if "controller manager: running" in s.log()]
+    assert [_identity(s) for s in running] == [holder]
 
 
 def test_killing_the_leader_hands_over_within_the_lease_duration(tmp_path):
