@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
 
 from kybernetes.admission import lookup
-from kybernetes.apiserver.objects import ObjectStore, object_key
+from kybernetes.apiserver.objects import ObjectStore, collection_prefix, object_key
 from kybernetes.storage.interface import ConflictError, KeyNotFoundError
 
 Obj = dict[str, Any]
@@ -516,11 +516,16 @@ class ResourceQuota:
         namespace = (new.get("metadata") or {}).get("namespace") or getattr(r.info, "namespace", "") or ""
         if not namespace:
             return
+        rq = lookup.strategy("", "v1", "resourcequotas")
+        # as upstream's quota lister: a namespace without quotas in the cache costs no
+        # consistent read (most writes); with quotas, read them as current as the store
+        cache = await self.objects.cache(rq)
+        if not cache.list(prefix=collection_prefix(rq, namespace)).items:
+            return
         quotas = await lookup.list_objects(self.objects, "", "v1", "resourcequotas", namespace)
         if not quotas:
             return
         name = (new.get("metadata") or {}).get("name", "")
-        rq = lookup.strategy("", "v1", "resourcequotas")
         for _ in range(self.retries):
             try:
                 charges = charge(quotas, evaluator, op, new, old)
