@@ -34,7 +34,9 @@ Obj = dict[str, Any]
 _RETURN_DELETED_OBJECT = {("", "pods"), ("", "namespaces")}
 _IMMORTAL_NAMESPACES = {"default", "kube-system", "kube-public"}
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_MAX_PATCH_RETRIES = 5
+# Writes that name no resourceVersion retry storage conflicts as upstream's GuaranteedUpdate
+# does (until they succeed); the bound only stops a pathological livelock.
+_MAX_PATCH_RETRIES = 1000
 
 
 @dataclass

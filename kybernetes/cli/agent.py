@@ -19,6 +19,7 @@ log = logging.getLogger("kybernetes.agent")
 # Pods of a node started by default get this bridge network, with no gateway address on
 # the host and no default route in the pod: pods reach each other, nothing leaves the host.
 DEFAULT_POD_SUBNET = "10.42.0.0/24"
+POD_BRIDGE = "kyb0"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,10 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class NodeAgent:
-    def __init__(self, runtime, kubelet, client):
+    """containerd + kubelet of one node; `bridge` is the pod bridge to remove on stop."""
+
+    def __init__(self, runtime, kubelet, client, bridge: str = ""):
         self.runtime = runtime
         self.kubelet = kubelet
         self.client = client
+        self.bridge = bridge
 
     async def stop(self, *, remove_pods: bool = True) -> None:
         try:
@@ -46,7 +50,11 @@ class NodeAgent:
             try:
                 await self.runtime.stop(remove_pods=remove_pods)
             finally:
-                await self.client.close()
+                try:
+                    if self.bridge and remove_pods:
+                        await _delete_link(self.bridge)
+                finally:
+                    await self.client.close()
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
@@ -62,7 +70,7 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
     if not runtime_endpoint:
         conf = rt.cni_conf_dir
         if not conf.exists() or not any(conf.glob("*.conflist")):
-            write_conflist(conf, bridge_conflist("kyb", "kyb0", DEFAULT_POD_SUBNET, gateway=False,
+            write_conflist(conf, bridge_conflist("kyb", POD_BRIDGE, DEFAULT_POD_SUBNET, gateway=False,
                                                  ipam_dir=adir / "cni" / "ipam"))
     await rt.start()
     try:
@@ -72,7 +80,14 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
     except BaseException:
         await rt.stop()
         raise
-    return NodeAgent(rt, kl, client)
+    return NodeAgent(rt, kl, client, bridge="" if runtime_endpoint else POD_BRIDGE)
+
+
+async def _delete_link(name: str) -> None:
+    """Remove the pod bridge the CNI plugin made, so a stopped node leaves no link behind."""
+    proc = await asyncio.create_subprocess_exec("ip", "link", "del", name, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    await proc.wait()
 
 
 def _client(args: argparse.Namespace):

@@ -21,11 +21,6 @@ SERVICES = 1000
 # Both patch tests pass when ResourceHandlers.patch retries storage conflicts without a
 # bound (checked by running the server with _MAX_PATCH_RETRIES raised); with the bound of
 # 5 some patches answer 409 although they name no resourceVersion.
-_RETRY_BOUND = pytest.mark.xfail(
-    strict=False, reason="PATCH gives up after _MAX_PATCH_RETRIES (5) storage conflicts in apiserver/rest.py; "
-                         "upstream's GuaranteedUpdate retries until it succeeds")
-
-
 async def _sessions(kyb, n):
     ctx = kyb.ssl_context()
     return [aiohttp.ClientSession(base_url=kyb.url, connector=aiohttp.TCPConnector(ssl=ctx, limit=8))
@@ -40,13 +35,11 @@ async def _req(s, method, path, body=None, ctype="application/json", ok=(200, 20
         return orjson.loads(text)
 
 
-@_RETRY_BOUND
 async def test_concurrent_patches_lose_no_update(kyb):
     """8 clients, each with its requests in sequence: 8 patches in flight at a time."""
     await _patches(kyb, burst=False)
 
 
-@_RETRY_BOUND
 async def test_burst_of_concurrent_patches_lose_no_update(kyb):
     """All 200 patches in flight at once over the 8 clients."""
     await _patches(kyb, burst=True)
