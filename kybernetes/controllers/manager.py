@@ -66,17 +66,17 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
     from kybernetes.controllers.podgc import PodGCController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
+    from kybernetes.controllers.resourcequota import ResourceQuotaController
     from kybernetes.controllers.rootca import RootCACertPublisher
     from kybernetes.controllers.serviceaccounts import ServiceAccountsController
     from kybernetes.controllers.statefulset import StatefulSetController
 
-    out: list[ControllerFactory] = [NamespaceController, ServiceAccountsController, ClusterRoleAggregationController,
-                                    GarbageCollector]
-    out += [ReplicaSetController, ReplicationManager, DeploymentController, JobController, CronJobController, DaemonSetController]
-    out.append(StatefulSetController)
-    out.append(__import__("kybernetes.controllers.resourcequota", fromlist=["_"]).ResourceQuotaController)
-    out.append(DisruptionController)
-    out += [EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController]
+    out: list[ControllerFactory] = [
+        NamespaceController, ServiceAccountsController, ClusterRoleAggregationController, GarbageCollector,
+        ReplicaSetController, ReplicationManager, DeploymentController, StatefulSetController, DaemonSetController,
+        JobController, CronJobController, ResourceQuotaController, DisruptionController,
+        EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
+    ]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out

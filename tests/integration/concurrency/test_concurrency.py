@@ -11,7 +11,6 @@ import uuid
 
 import aiohttp
 import orjson
-import pytest
 
 CLIENTS = 8
 PATCHES = 200
