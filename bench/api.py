@@ -63,14 +63,15 @@ async def run_pool(n: int, concurrency: int, fn) -> tuple[float, list[float]]:
 async def bench(args) -> dict:
     from store import raw_create_throughput  # bench/store.py
 
-    results: dict = {"objects": args.objects, "concurrency": args.concurrency}
+    results: dict = {"objects": args.objects, "concurrency": args.concurrency, "api_only": args.api_only}
     with tempfile.TemporaryDirectory(prefix="kyb-bench-") as tmp:
         raw = await raw_create_throughput(str(Path(tmp) / "raw.db"), args.objects, args.concurrency)
         results["raw_store_create"] = raw
         results["raw_store_create_sequential"] = await raw_create_throughput(
             str(Path(tmp) / "raw1.db"), min(args.objects, 5000), 1)
 
-        srv = start_server(Path(tmp) / "srv")
+        extra = ("--disable-controllers", "--disable-scheduler") if args.api_only else ()
+        srv = start_server(Path(tmp) / "srv", extra=extra)
         try:
             results["rss_idle_mib"] = rss_mib(srv.proc.pid)
             ctx = srv.ssl_context()
@@ -189,10 +190,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--api-only", action="store_true",
+                    help="run the server without its controllers and scheduler (the API alone)")
     args = ap.parse_args()
     r = asyncio.run(bench(args))
     print(table(r))
-    out = HERE / "results" / "api.json"
+    out = HERE / "results" / ("api-only.json" if args.api_only else "api.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")
     print(f"\nwrote {out}")
