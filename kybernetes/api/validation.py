@@ -71,11 +71,12 @@ _LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanu
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """Upstream's RegexError wording: message, examples, then the regex."""
+    """Upstream's RegexError wording: message, examples, then the regex (each example is
+    followed by "', " before the next " or ", hence upstream's doubled spaces)."""
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
-    quoted = " or ".join(f"'{e}'" for e in examples)
-    return f"{msg} (e.g. {quoted}, regex used for validation is '{fmt}')"
+    quoted = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {quoted}regex used for validation is '{fmt}')"
 
 
 def max_len_error(n: int) -> str:
