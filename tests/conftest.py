@@ -18,3 +18,29 @@ def kyb(tmp_path_factory) -> RunningServer:
     srv = start_server(tmp_path_factory.mktemp("kyb"))
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+async def client(kyb):
+    """A kybernetes.client.Client on the module's server (admin credentials)."""
+    from kybernetes.client import Client
+
+    async with Client.from_kubeconfig(kyb.kubeconfig) as c:
+        yield c
+
+
+@pytest.fixture
+async def namespace(client) -> str:
+    """A fresh namespace for one test (removed afterwards if it is still there)."""
+    import secrets
+
+    from kybernetes.client import NotFound
+
+    name = f"t-{secrets.token_hex(4)}"
+    nsapi = client.resource("", "v1", "namespaces")
+    await nsapi.create({"metadata": {"name": name}})
+    yield name
+    try:
+        await nsapi.delete(name)
+    except NotFound:
+        pass
