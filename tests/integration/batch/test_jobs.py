@@ -5,10 +5,11 @@ terminated container state through pods/status."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Callable
 
 import pytest
+
+from fixtures.waits import wait_until as _wait_until  # noqa: E402
 
 Obj = dict[str, Any]
 _CLIENT: dict[str, Any] = {}
@@ -24,35 +25,7 @@ def _remember(client, namespace):
 async def wait_until(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Check `fn` now and after every watch event on the namespace's jobs, cronjobs and pods."""
     client, ns = _CLIENT["client"], _CLIENT["ns"]
-    changed = asyncio.Event()
-
-    async def watch(h: Any, rv: str) -> None:
-        while True:
-            async with h.watch(ns, resource_version=rv, timeout_seconds=60) as w:
-                async for _, obj in w:
-                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
-                    changed.set()
-
-    tasks = []
-    for gvr in _WATCHED:
-        h = client.resource(*gvr)
-        rv = (await h.list(ns, limit=1))["metadata"]["resourceVersion"]
-        tasks.append(asyncio.ensure_future(watch(h, rv)))
-    last = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                changed.clear()
-                last = await fn()
-                if last:
-                    return last
-                await changed.wait()
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    return await _wait_until(client, [(gvr, ns) for gvr in _WATCHED], fn, timeout, what)
 
 
 def job(name: str, **spec: Any) -> Obj:

@@ -17,6 +17,8 @@ import pytest
 from kybernetes.client import Client, NotFound
 from kybernetes.scheduler.simnodes import SimNodes
 
+from fixtures.waits import wait_until as _wait_until  # noqa: E402
+
 Obj = dict[str, Any]
 
 
@@ -77,36 +79,9 @@ async def wait_until(client: Client, ns: str, fn: Callable[[], Any], timeout: fl
                      what: str = "condition") -> Any:
     """Check `fn` now and after every change to daemonsets, pods, controllerrevisions
     or nodes, until it returns something truthy."""
-    changed = asyncio.Event()
-
-    async def watch(h: Any, namespace: str | None, rv: str) -> None:
-        while True:
-            async with h.watch(namespace, resource_version=rv, timeout_seconds=60) as w:
-                async for _, obj in w:
-                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
-                    changed.set()
-
-    tasks = []
-    for gvr, namespace in ((("apps", "v1", "daemonsets"), ns), (("", "v1", "pods"), ns),
-                           (("apps", "v1", "controllerrevisions"), ns), (("", "v1", "nodes"), None)):
-        h = client.resource(*gvr)
-        rv = (await h.list(namespace, limit=1))["metadata"]["resourceVersion"]
-        tasks.append(asyncio.ensure_future(watch(h, namespace, rv)))
-    last = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                changed.clear()
-                last = await fn()
-                if last:
-                    return last
-                await changed.wait()
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    watched = ((("apps", "v1", "daemonsets"), ns), (("", "v1", "pods"), ns),
+               (("apps", "v1", "controllerrevisions"), ns), (("", "v1", "nodes"), None))
+    return await _wait_until(client, watched, fn, timeout, what)
 
 
 def daemonset(name: str, pool: str, image: str = "busybox:1", **spec: Any) -> Obj:

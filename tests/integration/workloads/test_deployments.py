@@ -5,8 +5,6 @@ There is no scheduler or kubelet: pods stay Pending unless a test plays the kube
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "controllers"))
 from ctl_helpers import condition  # noqa: E402
+
+from fixtures.waits import wait_until as _wait_until  # noqa: E402
 
 Obj = dict[str, Any]
 
@@ -30,39 +30,9 @@ def _remember(client, namespace):
 
 
 async def wait_until(fn: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Check `fn` now and again after every change to the namespace's deployments,
-    replicasets or pods (watch events), until it returns something truthy or the
-    deadline passes."""
+    """Check `fn` now and after every watch event on the namespace's deployments, replicasets and pods."""
     client, ns = _CLIENT["client"], _CLIENT["ns"]
-    changed = asyncio.Event()
-
-    async def watch(h: Any, rv: str) -> None:
-        while True:
-            async with h.watch(ns, resource_version=rv, timeout_seconds=60) as w:
-                async for _, obj in w:
-                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
-                    changed.set()
-
-    tasks = []
-    for gvr in _WATCHED:  # watches start from a list taken before the first check
-        h = client.resource(*gvr)
-        rv = (await h.list(ns, limit=1))["metadata"]["resourceVersion"]
-        tasks.append(asyncio.ensure_future(watch(h, rv)))
-    last = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                changed.clear()
-                last = await fn()
-                if last:
-                    return last
-                await changed.wait()
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    return await _wait_until(client, [(gvr, ns) for gvr in _WATCHED], fn, timeout, what)
 
 
 def deployment(name: str, replicas: int = 3, image: str = "busybox:1", **spec: Any) -> Obj:
