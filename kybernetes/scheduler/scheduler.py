@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from kybernetes.client import APIStatusError, Client, Informer, NotFound
+from kybernetes.client import APIStatusError, Client, Conflict, Informer, NotFound
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
@@ -338,9 +338,12 @@ class Scheduler:
         status: Obj = {"conditions": [cond]}
         if nominated:
             status["nominatedNodeName"] = nominated
+        # pinned to the version the decision was made on: a pod bound (or changed) meanwhile
+        # keeps its newer state, and its update event brings it back to the queue
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status}
         try:
-            await self.pods.patch(name, {"status": status}, "strategic", namespace=ns, subresource="status")
-        except NotFound:
+            await self.pods.patch(name, body, "strategic", namespace=ns, subresource="status")
+        except (NotFound, Conflict):
             pass
         except Exception as e:  # noqa: BLE001
             log.warning("scheduler: updating status of %s/%s failed: %s", ns, name, e)
