@@ -92,18 +92,14 @@ class ObjectStore:
         return await self.store.get(key)
 
     async def namespace(self, name: str) -> Optional[KeyValue]:
-        """The stored Namespace `name`: from the namespaces watch cache, falling back to
-        the store for one created so recently that the cache has not seen it yet."""
-        key = f"/registry/namespaces/{name}"
-        cache = self._caches.get("/registry/namespaces/")
-        if cache is None:
-            from kybernetes.api.catalog import default_catalog
+        """The stored Namespace `name`, read consistently (from the namespaces watch cache
+        when it is current, else the store): a namespace that has just started terminating
+        must never look active to NamespaceLifecycle."""
+        from kybernetes.api.catalog import default_catalog
 
-            cache = await self.cache(default_catalog().lookup("", "v1", "namespaces"))
-        kv = cache.get(key)
-        if kv is None:
-            kv = await self.store.get(key)
-        return kv
+        s = default_catalog().lookup("", "v1", "namespaces")
+        await self.cache(s)
+        return await self.read(s, f"/registry/namespaces/{name}")
 
     # ----- caches -----
     async def cache(self, s: Strategy) -> WatchCache:
