@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Container, Iterable, Mapping, Optional
 
+from kybernetes.api.goformat import go_quote as _go_quote
+
 __all__ = [
     "SelectorError",
     "Requirement",
@@ -127,26 +129,6 @@ def is_valid_label_value(value: str) -> list[str]:
     if not _LABEL_VALUE_RE.fullmatch(value):
         errs.append(_regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
-
-
-def _go_quote(s: str) -> str:
-    """Go's %q for a string (strconv.Quote), close enough for error messages."""
-    out = ['"']
-    for ch in s:
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _go_strings(values: Optional[list[str]]) -> str:

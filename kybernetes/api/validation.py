@@ -29,6 +29,7 @@ import functools
 import re
 from typing import Any, Iterable, Optional
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.api import schema as _schema
 from kybernetes.registry.base import Cause
 
@@ -203,31 +204,6 @@ def name_errors(name: str, name_format: str, *, prefix: bool = False) -> list[st
 
 
 # ================================================================ field errors
-def go_quote(s: str) -> str:
-    """A string as Go's %q prints it."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def _go_value(value: Any) -> str:
     if value is None:
         return "null"

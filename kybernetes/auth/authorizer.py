@@ -23,6 +23,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple, Optional, Protocol, Sequence, runtime_checkable
 
+from kybernetes.api.goformat import go_quote
+
 __all__ = [
     "UserInfo",
     "ANONYMOUS",
@@ -135,28 +137,6 @@ class RuleResolver(Protocol):
 
 # ---------------------------------------------------------------------------
 # Go-style formatting helpers (messages must match upstream byte for byte)
-
-
-def go_quote(s: str) -> str:
-    """Go's %q of a string (strconv.Quote) for the characters names can contain."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def go_quote_list(items: Iterable[str]) -> str:

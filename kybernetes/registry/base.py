@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, ClassVar, Optional
 
+from kybernetes.api.goformat import go_quote
+
 Obj = dict[str, Any]
 
 
@@ -224,24 +226,6 @@ def go_value(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
     return repr(value)
-
-
-def go_quote(s: str) -> str:
-    """A string as Go's %q writes it."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def _body(kind: str, value: Any = None, detail: str = "", *, show_value: bool = True) -> str:

@@ -25,6 +25,8 @@ import math
 from decimal import Decimal
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
+from kybernetes.api.goformat import go_quote
+
 PE = tuple  # (kind, payload); see the module docstring
 Path = tuple  # a tuple of PE
 
@@ -167,30 +169,6 @@ def go_json(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(go_json_string(k) + ":" + go_json(value[k]) for k in sorted(value)) + "}"
     raise TypeError(f"not a JSON value: {value!r}")
-
-
-def go_quote(s: str) -> str:
-    """A string as Go's %q (strconv.Quote) prints it."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                        "\t": "\\t", "\v": "\\v"}[ch])
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif o <= 0xFFFF:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _value_string(frozen: tuple) -> str:
