@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
-from kybernetes.admission import lookup
 from kybernetes.apiserver.errors import APIError
-from kybernetes.apiserver.objects import ObjectStore, object_key
-from kybernetes.storage.sqlite import SQLiteStore
 
 
-@pytest.fixture
-async def objects(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"), compact_interval=0)
-    await store.start()
-    objs = ObjectStore(store)
-    yield objs
-    await objs.close()
-    await store.close()
-
-
-async def put(objects, group, version, resource, obj):
-    s = lookup.strategy(group, version, resource)
-    key = object_key(s, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-    await objects.store.create(key, objects.encode(key, obj))
-
-
-def req(resource="pods", ns="ns1", sub="", group="", version="v1"):
-    return SimpleNamespace(strategy=lookup.strategy(group, version, resource),
-                           info=SimpleNamespace(namespace=ns, subresource=sub), http={})
-
-
-def pod(name="p", resources=None, **spec):
-    c = {"name": "c", "image": "nginx"}
-    if resources is not None:
-        c["resources"] = resources
-    return {"metadata": {"name": name, "namespace": "ns1"}, "spec": {"containers": [c], **spec}}
+from admission_helpers import pod, put, req  # noqa: E402
 
 
 from kybernetes.admission.limitranger import LimitRanger, validate_pod  # noqa: E402

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
+import admission_helpers as helpers
 from kybernetes.admission import lookup
 from kybernetes.admission.resourcequota import (
     Q,
@@ -22,9 +22,7 @@ from kybernetes.admission.resourcequota import (
     service_usage,
 )
 from kybernetes.apiserver.errors import APIError
-from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.controllers.resourcequota import _evaluators_for, calculate_usage
-from kybernetes.storage.sqlite import SQLiteStore
 
 
 def pod(name="p", requests=None, limits=None, init=None, **spec):
@@ -172,20 +170,8 @@ def test_status_unknown_and_update_delta():
 
 
 # ---------------------------------------------------------------- the plugin against a store
-@pytest.fixture
-async def objects(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"), compact_interval=0)
-    await store.start()
-    objs = ObjectStore(store)
-    yield objs
-    await objs.close()
-    await store.close()
-
-
 async def put(objects, obj):
-    s = lookup.strategy("", "v1", "resourcequotas")
-    key = object_key(s, "ns1", obj["metadata"]["name"])
-    await objects.store.create(key, objects.encode(key, obj))
+    await helpers.put(objects, "", "v1", "resourcequotas", obj, namespace="ns1")
 
 
 async def stored_used(objects, name):
@@ -193,8 +179,7 @@ async def stored_used(objects, name):
 
 
 def req(resource="pods", dry_run=False):
-    return SimpleNamespace(strategy=lookup.strategy("", "v1", resource),
-                           info=SimpleNamespace(namespace="ns1", subresource=""), dry_run=dry_run, http={})
+    return helpers.req(resource, dry_run=dry_run)
 
 
 async def test_plugin_charges_with_cas_and_refuses(objects):

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
-from kybernetes.admission import lookup
+import admission_helpers as helpers
 from kybernetes.admission.serviceaccount import MOUNT_PATH, ServiceAccount, mount_service_account_token
 from kybernetes.apiserver.errors import APIError
-from kybernetes.apiserver.objects import ObjectStore, object_key
-from kybernetes.storage.sqlite import SQLiteStore
-
-
-@pytest.fixture
-async def objects(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"), compact_interval=0)
-    await store.start()
-    objs = ObjectStore(store)
-    yield objs
-    await objs.close()
-    await store.close()
 
 
 async def put(objects, group, resource, obj):
-    s = lookup.strategy(group, "v1", resource)
-    key = object_key(s, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-    await objects.store.create(key, objects.encode(key, obj))
+    await helpers.put(objects, group, "v1", resource, obj)
 
 
 def req(resource="pods", ns="ns1", sub=""):
-    return SimpleNamespace(strategy=lookup.strategy("", "v1", resource),
-                           info=SimpleNamespace(namespace=ns, subresource=sub), http={})
+    return helpers.req(resource, ns, sub)
 
 
 def pod(name="p", **spec):
