@@ -206,10 +206,10 @@ class Client:
             raise status_error(decoded, resp.status)
         return decoded
 
-    def stream_watch(self, path: str, params: Params = None, *, idle_timeout: Optional[float] = None) -> "WatchStream":
+    def stream_watch(self, path: str, params: Params = None, *, idle_timeout: Optional[float] = None,
+                     accept: str = "application/json") -> "WatchStream":
         """A watch on `path` (params should include watch=1 or use the /watch/ form)."""
-        req = HTTPRequest("GET", path, _norm_params(params), self._headers("application/json", None, None),
-                          None, idle_timeout)
+        req = HTTPRequest("GET", path, _norm_params(params), self._headers(accept, None, None), None, idle_timeout)
         return WatchStream(self, req)
 
     # ------------------------------------------------------------------ discovery
@@ -231,6 +231,10 @@ class ResourceHandle:
     """The verbs of one resource.  Single-object calls on a namespaced resource need a
     namespace (argument or the object's metadata.namespace); list/watch/delete_collection
     without one span all namespaces."""
+
+    # what reads ask the server for (a metadata-only handle asks for PartialObjectMetadata)
+    accept: str = "application/json"
+    list_accept: str = "application/json"
 
     def __init__(self, client: Client, group: str, version: str, resource: str, *, namespaced: Optional[bool] = None) -> None:
         self.client = client
@@ -269,7 +273,8 @@ class ResourceHandle:
 
     # ------------------------------------------------------------------ reads
     async def get(self, name: str, namespace: Optional[str] = None, *, subresource: Optional[str] = None) -> Obj:
-        return await self.client.request("GET", self.path(self._object_ns(namespace), name, subresource))
+        return await self.client.request("GET", self.path(self._object_ns(namespace), name, subresource),
+                                         accept=self.accept)
 
     async def list(
         self,
@@ -293,7 +298,7 @@ class ResourceHandle:
             "resourceVersionMatch": resource_version_match,
             "timeoutSeconds": timeout_seconds,
         }
-        return await self.client.request("GET", self.path(namespace), params=params)
+        return await self.client.request("GET", self.path(namespace), params=params, accept=self.list_accept)
 
     async def list_all(
         self,
@@ -362,7 +367,7 @@ class ResourceHandle:
         }
         # idle limit: the server ends the watch at timeoutSeconds; allow for slack
         idle = (timeout_seconds + 30.0) if timeout_seconds else None
-        return self.client.stream_watch(self.path(namespace), params, idle_timeout=idle)
+        return self.client.stream_watch(self.path(namespace), params, idle_timeout=idle, accept=self.accept)
 
     # ------------------------------------------------------------------ writes
     async def create(self, obj: Obj, namespace: Optional[str] = None, *, dry_run: bool = False,

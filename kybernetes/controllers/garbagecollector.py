@@ -52,8 +52,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Optional, Protoco
 from kybernetes.client.discovery import APIResource, DiscoveryError
 from kybernetes.client.errors import APIStatusError, ClientError, Conflict, NotFound
 from kybernetes.client.informer import Informer
-from kybernetes.client.rest import Client, ResourceHandle, WatchStream
-from kybernetes.client.transport import HTTPRequest
+from kybernetes.client.rest import Client, ResourceHandle
 from kybernetes.client.workqueue import ItemExponentialFailureRateLimiter, RateLimiter, ShutDown, WorkQueue
 from kybernetes.controllers.base import Controller, InformerFactory, ReconcileError, Requeue
 
@@ -532,62 +531,13 @@ class RESTMapper:
         return len(self._by_gvk)
 
 
-def _params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for k, v in params.items():
-        if v is None:
-            continue
-        out.append((k, ("true" if v else "false") if isinstance(v, bool) else str(v)))
-    return out
-
-
 class MetadataResourceHandle(ResourceHandle):
     """A resource handle whose reads answer PartialObjectMetadata (and lists/watches
     PartialObjectMetadataList / PartialObjectMetadata events): what client-go's
     metadata client does, so caches hold metadata only."""
 
-    async def get(self, name: str, namespace: Optional[str] = None, *, subresource: Optional[str] = None) -> Obj:
-        return await self.client.request("GET", self.path(self._object_ns(namespace), name, subresource),
-                                         accept=METADATA_ACCEPT)
-
-    async def list(self, namespace: Optional[str] = None, label_selector: Optional[str] = None,
-                   field_selector: Optional[str] = None, limit: Optional[int] = None,
-                   continue_: Optional[str] = None, resource_version: Optional[str] = None, *,
-                   resource_version_match: Optional[str] = None, timeout_seconds: Optional[int] = None) -> Obj:
-        params = {
-            "labelSelector": label_selector or None,
-            "fieldSelector": field_selector or None,
-            "limit": limit or None,
-            "continue": continue_ or None,
-            "resourceVersion": resource_version,
-            "resourceVersionMatch": resource_version_match,
-            "timeoutSeconds": timeout_seconds,
-        }
-        return await self.client.request("GET", self.path(namespace), params=params, accept=METADATA_LIST_ACCEPT)
-
-    def watch(self, namespace: Optional[str] = None, resource_version: Optional[str] = None,
-              label_selector: Optional[str] = None, field_selector: Optional[str] = None, *,
-              allow_watch_bookmarks: bool = False, timeout_seconds: Optional[int] = None,
-              send_initial_events: Optional[bool] = None, resource_version_match: Optional[str] = None,
-              name: Optional[str] = None) -> WatchStream:
-        if name:
-            fs = f"metadata.name={name}"
-            field_selector = f"{field_selector},{fs}" if field_selector else fs
-        params = {
-            "watch": "true",
-            "resourceVersion": resource_version,
-            "labelSelector": label_selector or None,
-            "fieldSelector": field_selector or None,
-            "allowWatchBookmarks": True if allow_watch_bookmarks else None,
-            "timeoutSeconds": timeout_seconds,
-            "sendInitialEvents": send_initial_events,
-            "resourceVersionMatch": resource_version_match,
-        }
-        idle = (timeout_seconds + 30.0) if timeout_seconds else None
-        # the client's stream_watch has no Accept choice: build the request ourselves
-        headers = self.client._headers(METADATA_ACCEPT, None, None)
-        req = HTTPRequest("GET", self.path(namespace), _params(params), headers, None, idle)
-        return WatchStream(self.client, req)
+    accept = METADATA_ACCEPT
+    list_accept = METADATA_LIST_ACCEPT
 
 
 class Access(Protocol):
