@@ -90,9 +90,9 @@ ERRORS = [
                      f'values[0][a]: Invalid value: "-x": {VALUE_REGEX}, '
                      f'values[1][a]: Invalid value: "y-": {VALUE_REGEX}]'),
     ("a=" + "v" * 64, "unable to parse requirement: values[0][a]: Invalid value: "
-                      f'"{"v" * 64}": must be no more than 63 characters'),
+                      f'"{"v" * 64}": must be no more than 63 bytes'),
     ("k" * 64, f'unable to parse requirement: <nil>: Invalid value: "{"k" * 64}": '
-               "name part must be no more than 63 characters"),
+               "name part must be no more than 63 bytes"),
     ("/a", 'unable to parse requirement: <nil>: Invalid value: "/a": prefix part must be non-empty'),
     ("a/", f'unable to parse requirement: <nil>: Invalid value: "a/": name part must be non-empty; {QNAME_REGEX}'),
     ("Example.com/a", 'unable to parse requirement: <nil>: Invalid value: "Example.com/a": prefix part '
@@ -100,7 +100,7 @@ ERRORS = [
                       "'-' or '.', and must start and end with an alphanumeric character (e.g. "
                       "'example.com', regex used for validation is "
                       "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
-    ("a/b/c ?=? def", 'unable to parse requirement: <nil>: Invalid value: "a/b/c": a qualified name '
+    ("a/b/c ?=? def", 'unable to parse requirement: <nil>: Invalid value: "a/b/c": a valid label key '
                       "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
                       "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
                       "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an "
