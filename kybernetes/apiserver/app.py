@@ -6,7 +6,6 @@ recover panics -> request info -> authentication -> audit -> authorization -> ha
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -151,20 +150,18 @@ def _discovery_root(api: APIServer, request: web.Request, *, legacy: bool) -> we
 
 
 async def _readyz(api: APIServer, request: web.Request) -> web.Response:
-    verbose = "verbose" in request.query
-    lines, ok = [], True
-    for name, check in api.ready_checks.items():
-        try:
-            good = await asyncio.wait_for(check(), 5)
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            good = False
-        ok = ok and good
-        lines.append(f"[{'+' if good else '-'}]{name} {'ok' if good else 'failed'}")
-    if verbose:
-        body = "\n".join(lines + [f"readyz check {'passed' if ok else 'failed'}"]) + "\n"
+    from kybernetes.apiserver import healthz
+
+    path = request.path.rstrip("/")
+    if path != "/readyz":
+        answer = await healthz.single(api.ready_checks, path[len("/readyz/"):])
+        if answer is None:
+            raise _not_found_path()
+        status, body = answer
     else:
-        body = "ok" if ok else "\n".join(lines) + "\nreadyz check failed\n"
-    return web.Response(text=body, status=200 if ok else 500)
+        status, body = await healthz.root("readyz", api.ready_checks, request.query,
+                                          request.query.getall("exclude", []))
+    return web.Response(text=body, status=status, headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
