@@ -244,26 +244,42 @@ class Server:
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
 
     async def _sync_cluster_identity(self, sans_dns: list[str], sans_ip: list[str]) -> None:
-        """On a shared datastore (etcd) with --token: load the cluster's CA and
-        service-account key from it, or store ours if we are the first server."""
+        """On a shared datastore (etcd): load the cluster's CA and service-account key
+        from it, or store ours sealed with the token if we are the first server.
+
+        Without --token the server uses the token it generated before (DATA_DIR/token);
+        on a datastore that holds no identity yet it generates one there (as k3s does).
+        It refuses to start when the datastore already holds an identity and it has no
+        token: it could neither read the cluster's CA nor issue credentials the other
+        servers accept."""
         from kybernetes.auth import cluster_identity
         from kybernetes.storage import open_store
 
         url = self.args.datastore_endpoint
         if not url or not cluster_identity.shared_datastore(url):
             return
-        if not self.args.token:
-            log.warning("shared datastore without --token: this server's CA is not shared with other servers")
-            return
+        token = self.args.token or cluster_identity.read_local_token(self.data_dir)
         store = open_store(url)
         await store.start()
         try:
-            how = await cluster_identity.sync_identity(store, self.data_dir, self.args.token,
+            generated = False
+            if not token:
+                if await cluster_identity.sealed_identity_exists(store):
+                    raise SystemExit(
+                        "kyb server: the datastore already holds a cluster identity sealed with a token, and no "
+                        "--token was given; start this server with the cluster's --token (the first server "
+                        "keeps it in its data dir, file 'token')")
+                token, generated = cluster_identity.new_token(), True
+            how = await cluster_identity.sync_identity(store, self.data_dir, token,
                                                        sans_dns=sans_dns, sans_ip=sans_ip)
         except cluster_identity.BootstrapError as e:
             raise SystemExit(f"kyb server: {e}") from None
         finally:
             await store.close()
+        if generated:
+            path = await asyncio.to_thread(cluster_identity.write_local_token, self.data_dir, token)
+            print(f"kyb server: no --token given: generated the cluster token in {path}; start other "
+                  "servers on this datastore with --token set to its content", flush=True)
         print(f"kyb server: cluster identity {how} ({'shared CA from the datastore' if how == 'loaded' else 'first server'})",
               flush=True)
 
