@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-webhook-config-file", default="")
     p.add_argument("--audit-webhook-batch-max-wait", type=float, default=30.0)
     p.add_argument("--encryption-provider-config", default="")
+    p.add_argument("--encryption-provider-config-automatic-reload", nargs="?", const="true", default=False,
+                   type=lambda v: str(v).lower() in ("1", "true", "yes"),
+                   help="reload the encryption config when its file changes (polled every minute)")
+    p.add_argument("--encryption-provider-config-reload-interval", type=float, default=60.0,
+                   help=argparse.SUPPRESS)  # tests poll faster
     p.add_argument("--authorization-mode", default="Node,RBAC")
     p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
@@ -167,12 +172,7 @@ class Server:
         await self._sync_cluster_identity(sans_dns, sans_ip)
         paths = await asyncio.to_thread(pki.ensure_pki, self.data_dir, sans_dns=sans_dns, sans_ip=sans_ip)
 
-        from kybernetes.storage.encryption import transformer_from_file
-
-        try:  # a bad encryption config must stop the server before it touches the data
-            transformer = await asyncio.to_thread(transformer_from_file, args.encryption_provider_config)
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"kyb server: --encryption-provider-config: {e}") from None
+        transformer, self.encryption_reloader = await self._encryption(args)
         url = args.datastore_endpoint or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
         if url.startswith("sqlite://"):
             (Path(url[len("sqlite://"):]).parent).mkdir(parents=True, exist_ok=True)
@@ -283,6 +283,24 @@ class Server:
         print(f"kyb server: cluster identity {how} ({'shared CA from the datastore' if how == 'loaded' else 'first server'})",
               flush=True)
 
+    async def _encryption(self, args):
+        """The ObjectStore transformer hook for --encryption-provider-config, and the
+        reloader when --encryption-provider-config-automatic-reload is on (else None)."""
+        from kybernetes.storage.encryption import transformer_from_file
+        from kybernetes.storage.encryption_reload import automatic_reload
+
+        path = args.encryption_provider_config
+        try:  # a bad encryption config must stop the server before it touches the data
+            if path and getattr(args, "encryption_provider_config_automatic_reload", False):
+                dynamic, reloader = await asyncio.to_thread(
+                    automatic_reload, path, interval=args.encryption_provider_config_reload_interval,
+                    apiserver_id=f"kube-apiserver-{args.node_name}")
+                reloader.start()
+                return dynamic.hook(), reloader
+            return await asyncio.to_thread(transformer_from_file, path), None
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"kyb server: --encryption-provider-config: {e}") from None
+
     def _lease_elector(self, client, name: str):
         from kybernetes.client.leaderelection import LeaseElector, LeaseLock, parse_duration, stable_identity
 
@@ -390,6 +408,8 @@ class Server:
             await self.runner.cleanup()
         if getattr(self, "audit", None) is not None:
             await self.audit.shutdown()
+        if getattr(self, "encryption_reloader", None) is not None:
+            await self.encryption_reloader.stop()
         if self.objects is not None:
             await self.objects.close()
         if self.store is not None:

@@ -547,7 +547,7 @@ async def rewrite_all(objects_or_store, prefixes: Sequence[str] = ("/registry/se
     if transformers is None:
         hook = getattr(objects_or_store, "_transformer", None)
         owner = getattr(hook[0], "__self__", None) if hook else None
-        if not isinstance(owner, EncryptionTransformers):
+        if not hasattr(owner, "decode_with_staleness"):  # EncryptionTransformers or a reloading set
             raise ValueError("rewrite_all needs EncryptionTransformers (pass transformers=...)")
         transformers = owner
     counts = {"rewritten": 0, "current": 0, "failed": 0, "conflicts": 0}
