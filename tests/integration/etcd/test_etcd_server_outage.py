@@ -1,4 +1,5 @@
-"""A real `kyb server` on etcd survives etcd being gone for 30 s, without a restart.
+"""A real `kyb server` on etcd survives etcd being gone for 30 s, without a restart, and
+API writes survive the etcd leader of a 3-member cluster being killed.
 
 Clients keep creating ConfigMaps through the API the whole time.  While etcd is down
 (frozen with SIGSTOP, or killed and later restarted on its data) the API answers
@@ -176,6 +177,30 @@ async def _wait_readyz(session, url: str, status: int, timeout: float) -> str:
     raise AssertionError(f"/readyz did not answer {status} within {timeout}s; last {last}")
 
 
+async def _verify(session: aiohttp.ClientSession, url: str, writers: Writers, watcher: Watcher) -> None:
+    """Every acknowledged write is stored, and the watch delivered each object once."""
+    # every acknowledged write is stored
+    async with session.get(url + CM) as r:
+        assert r.status == 200
+        stored = {o["metadata"]["name"]: o for o in (await r.json())["items"]}
+    written = writers.acked | writers.landed_on_retry
+    assert written <= set(stored), sorted(written - set(stored))[:10]
+    for name in written:
+        assert stored[name]["data"] == {"n": name}
+    # nothing but what the writers attempted (and the root CA ConfigMap of the controllers)
+    assert {n for n in stored if not n.startswith("w")} <= {"kube-root-ca.crt"}
+
+    # the watch from before the outage: every stored object exactly once, no gap
+    try:
+        await watcher.wait_for(set(stored), timeout=60)
+    finally:
+        await watcher.close()
+    assert not watcher.errors, watcher.errors
+    dupes = {n: c for n, c in watcher.seen.items() if c != 1}
+    assert not dupes, dupes
+    assert set(watcher.seen) == set(stored), sorted(set(watcher.seen) ^ set(stored))[:10]
+
+
 @pytest.fixture
 def server_on_etcd(tmp_path: Path):
     require_etcd()
@@ -201,19 +226,9 @@ async def test_server_survives_etcd_down_30s(server_on_etcd, how):
     conn = aiohttp.TCPConnector(ssl=srv.ssl_context(), limit=20)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as session:
         url = srv.url
-        async with session.post(url + "/api/v1/namespaces", json={"metadata": {"name": NS}}) as r:
-            assert r.status == 201, await r.text()
-        async with session.get(url + CM) as r:
-            doc = await r.json()
-        watcher = Watcher(session, url, doc["metadata"]["resourceVersion"], set())
-        watcher.start()
-        writers = Writers(session, url)
-        writers.start()
+        writers, watcher = await _start_traffic(session, url)
         try:
-            async with asyncio.timeout(30):
-                while len(writers.acked) < 20:
-                    writers.progress.clear()
-                    await writers.progress.wait()
+            await _wait_acked(writers, 20, 30)
             status, text = await _readyz(session, url)
             assert status == 200 and "[+]etcd ok" in text, text
 
@@ -221,7 +236,7 @@ async def test_server_survives_etcd_down_30s(server_on_etcd, how):
             if how == "sigstop":
                 os.kill(member.pid, signal.SIGSTOP)
             else:
-                member.kill()
+                await asyncio.to_thread(member.kill)
             down_at = time.monotonic()
             acked_before = len(writers.acked | writers.landed_on_retry)
 
@@ -240,36 +255,64 @@ async def test_server_survives_etcd_down_30s(server_on_etcd, how):
             if how == "sigstop":
                 os.kill(member.pid, signal.SIGCONT)
             else:
-                etcd.restart(member)
+                await asyncio.to_thread(etcd.restart, member)
             await _wait_readyz(session, url, 200, timeout=60)
-            async with asyncio.timeout(60):
-                while len(writers.acked | writers.landed_on_retry) <= acked_before + 20:
-                    writers.progress.clear()
-                    await writers.progress.wait()
+            await _wait_acked(writers, acked_before + 20, 60)
         finally:
             await writers.finish()
         assert not writers.other, writers.other[:5]
 
-        # every acknowledged write is stored
-        async with session.get(url + CM) as r:
-            assert r.status == 200
-            stored = {o["metadata"]["name"]: o for o in (await r.json())["items"]}
-        written = writers.acked | writers.landed_on_retry
-        assert written <= set(stored), sorted(written - set(stored))[:10]
-        for name in written:
-            assert stored[name]["data"] == {"n": name}
-        # nothing but what the writers attempted (and the root CA ConfigMap of the controllers)
-        assert {n for n in stored if not n.startswith("w")} <= {"kube-root-ca.crt"}
-
-        # the watch from before the outage: every stored object exactly once, no gap
-        try:
-            await watcher.wait_for(set(stored), timeout=60)
-        finally:
-            await watcher.close()
-        assert not watcher.errors, watcher.errors
-        dupes = {n: c for n, c in watcher.seen.items() if c != 1}
-        assert not dupes, dupes
-        assert set(watcher.seen) == set(stored), sorted(set(watcher.seen) ^ set(stored))[:10]
+        await _verify(session, url, writers, watcher)
         assert srv.proc.poll() is None
         print(f"{how}: acked={len(writers.acked)} landed_on_retry={len(writers.landed_on_retry)} "
               f"retryable={dict(writers.retryable)} relists={watcher.relists} rewatches={watcher.rewatches}")
+
+
+async def _start_traffic(session: aiohttp.ClientSession, url: str) -> tuple[Writers, Watcher]:
+    async with session.post(url + "/api/v1/namespaces", json={"metadata": {"name": NS}}) as r:
+        assert r.status == 201, await r.text()
+    async with session.get(url + CM) as r:
+        doc = await r.json()
+    watcher = Watcher(session, url, doc["metadata"]["resourceVersion"], set())
+    watcher.start()
+    writers = Writers(session, url)
+    writers.start()
+    return writers, watcher
+
+
+async def _wait_acked(writers: Writers, count: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while len(writers.acked | writers.landed_on_retry) < count:
+            writers.progress.clear()
+            await writers.progress.wait()
+
+
+async def test_api_writes_survive_killing_the_etcd_leader(tmp_path):
+    require_etcd()
+    etcd = EtcdCluster(tmp_path / "etcd", size=3).start()
+    srv: Optional[RunningServer] = None
+    try:
+        srv = start_server(tmp_path / "srv", extra=("--datastore-endpoint", etcd.url, "--token", "leader-kill"),
+                           timeout=90)
+        conn = aiohttp.TCPConnector(ssl=srv.ssl_context(), limit=20)
+        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as session:
+            writers, watcher = await _start_traffic(session, srv.url)
+            try:
+                await _wait_acked(writers, 30, 60)
+                leader = await asyncio.to_thread(etcd.leader)
+                await asyncio.to_thread(leader.kill)  # mid-stream: no graceful hand-over
+                before = len(writers.acked | writers.landed_on_retry)
+                await _wait_acked(writers, before + 50, 90)  # the two survivors elect and serve
+                await asyncio.to_thread(etcd.restart, leader)
+                await _wait_acked(writers, before + 80, 90)
+            finally:
+                await writers.finish()
+            assert not writers.other, writers.other[:5]
+            await _verify(session, srv.url, writers, watcher)
+            assert srv.proc.poll() is None
+            print(f"leader kill: acked={len(writers.acked)} landed_on_retry={len(writers.landed_on_retry)} "
+                  f"retryable={dict(writers.retryable)} relists={watcher.relists}")
+    finally:
+        if srv is not None:
+            srv.stop()
+        etcd.kill()
