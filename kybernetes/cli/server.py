@@ -191,6 +191,7 @@ class Server:
         # every watch cache starts before the first request, after the bootstrap writes
         await self.objects.start_caches(catalog.strategies)
         self._add_datastore_checks(api)
+        self._add_kms_checks(api, transformer)
         app = build_app(api)
         app["security"] = sec
         from kybernetes.apiserver import audit
@@ -382,6 +383,27 @@ class Server:
         check = RateLimitedCheck(lambda: probe(timeout=2.0), interval=1.0)
         api.ready_checks["etcd"] = check
         api.ready_checks["etcd-readiness"] = check
+
+    def _add_kms_checks(self, api, transformer) -> None:
+        """/readyz checks of KMS v2 plugins, named as upstream: one `kms-providers` check
+        over the current set when the config reloads, else `kms-provider-<i>` each."""
+        from kybernetes.apiserver.healthz import RateLimitedCheck
+
+        owner = getattr(transformer[0], "__self__", None) if transformer else None
+        if owner is None or not owner.kms_providers():
+            return
+
+        def probe(select):
+            async def check() -> None:
+                for kms in select():
+                    await asyncio.to_thread(kms.check_health)
+            return RateLimitedCheck(check, interval=1.0)
+
+        if self.encryption_reloader is not None:
+            api.ready_checks["kms-providers"] = probe(owner.kms_providers)
+        else:
+            for i, kms in enumerate(owner.kms_providers()):
+                api.ready_checks[f"kms-provider-{i}"] = probe(lambda k=kms: [k])
 
     async def _datastore_ok(self) -> bool:
         await self.store.current_revision()

@@ -538,6 +538,15 @@ class EncryptionTransformers:
         c = self._chains
         return c.get(gr) or c.get((gr[0], "*")) or c.get(("*", "*")) or self._identity
 
+    def kms_providers(self) -> list[Any]:
+        """The KMS v2 transformers in configuration order (each once)."""
+        out: list[Any] = []
+        for chain in self._chains.values():
+            for _, t in chain.items:
+                if hasattr(t, "client") and t not in out:
+                    out.append(t)
+        return out
+
     def covers(self, gr: tuple[str, str]) -> bool:
         c = self._chains
         return gr in c or (gr[0], "*") in c or ("*", "*") in c

@@ -51,6 +51,14 @@ def read_config(path: Union[str, Path]) -> tuple[EncryptionTransformers, str]:
     return EncryptionTransformers(parse_encryption_config(data, str(path))), content_hash(data)
 
 
+def _close_later(kms, delay: float = 10.0) -> None:
+    import threading
+
+    t = threading.Timer(delay, kms.close)
+    t.daemon = True
+    t.start()
+
+
 class DynamicTransformers:
     """EncryptionTransformers that can be replaced while the server runs.  Every call
     resolves the current set, so ObjectStore and rewrite_all use it unchanged."""
@@ -59,7 +67,14 @@ class DynamicTransformers:
         self.current = current
 
     def set(self, transformers: EncryptionTransformers) -> None:
-        self.current = transformers
+        old, self.current = self.current, transformers
+        for kms in old.kms_providers():
+            if kms not in transformers.kms_providers():
+                # reads that began on the old set may still need its plugin: close a little later
+                _close_later(kms)
+
+    def kms_providers(self) -> list:
+        return self.current.kms_providers()
 
     def encode(self, key: str, data: bytes) -> bytes:
         return self.current.encode(key, data)

@@ -193,6 +193,13 @@ class KMSv2Transformer:
 
         threading.Thread(target=run, name=f"kms-status-{self.name}", daemon=True).start()
 
+    def check_health(self) -> None:
+        """The plugin's Status must be healthy (raises KMSError); for /readyz."""
+        _check_status(self.client.status())
+
+    def close(self) -> None:
+        self.client.close()
+
     # ---- transforms
     def to_storage(self, data: bytes, ad: bytes) -> bytes:
         from .encryption import TransformError

@@ -133,6 +133,17 @@ def test_corrupt_envelope_is_a_clear_error(plugin):
         kms.from_storage(b"\xff\xff\xff", b"k")
 
 
+def readyz(srv) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(srv.url + "/readyz?verbose", context=srv.ssl_context(), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 @pytest.mark.slow
 def test_server_on_etcd_with_kms_v2(plugin, tmp_path):
     require_etcd()
@@ -157,6 +168,15 @@ def test_server_on_etcd_with_kms_v2(plugin, tmp_path):
         out = srv.kubectl("get", "secret", "s1", "-o", "jsonpath={.data.password}").stdout
         assert base64.b64decode(out) == b"TopSecretValue123"
         assert plugin.calls("Decrypt") == decrypts + 1  # the restarted server unwrapped the seed once
+        assert "[+]kms-provider-0 ok\n" in readyz(srv)[1]
+        plugin.stop()  # the plugin goes away: /readyz says so; the cached seed still serves reads
+        deadline = time.monotonic() + 20
+        while (r := readyz(srv))[0] != 500:
+            assert time.monotonic() < deadline, r
+            time.sleep(0.1)
+        assert "[-]kms-provider-0 failed: reason withheld\n" in r[1] and "[+]etcd ok\n" in r[1], r
+        out = srv.kubectl("get", "secret", "s1", "-o", "jsonpath={.data.password}").stdout
+        assert base64.b64decode(out) == b"TopSecretValue123"
     finally:
         if srv is not None:
             srv.stop()
