@@ -6,6 +6,7 @@ recover panics -> request info -> authentication -> audit -> authorization -> ha
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from kybernetes.apiserver import discovery, errors, negotiation
 from kybernetes.apiserver.filters import audit, authentication, authorization, panics, requestinfo
 from kybernetes.apiserver.objects import ObjectStore
 from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
+from kybernetes.storage.interface import UnavailableError
+
+log = logging.getLogger("kybernetes.apiserver")
 
 KUBE_VERSION = "v1.37.1"
 
@@ -82,6 +86,16 @@ def build_app(api: APIServer) -> web.Application:
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _route(request)
+    except UnavailableError as e:  # the datastore is down: a retryable Status, not a panic
+        info = request["info"]
+        log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
+        raise errors.storage_unavailable(info.verb or request.method.lower(), info.resource, info.api_group,
+                                         maybe_applied=e.maybe_applied) from None
+
+
+async def _route(request: web.Request) -> web.StreamResponse:
     api: APIServer = request.app["api"]
     path = request.path.rstrip("/") or "/"
     info = request["info"]

@@ -29,7 +29,7 @@ async def recover(request: web.Request, handler):
         return status_response(e)
     except web.HTTPException:
         raise
-    except UnavailableError as e:  # the datastore is down: retryable, not a panic
+    except UnavailableError as e:  # raised before dispatch (authn/authz reads): still retryable
         info = request.get("info")
         log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
         return status_response(errors.storage_unavailable(
