@@ -6,7 +6,7 @@ recover panics -> request info -> authentication -> audit -> authorization -> ha
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +21,9 @@ from kybernetes.apiserver import discovery, errors, negotiation
 from kybernetes.apiserver.filters import audit, authentication, authorization, panics, requestinfo
 from kybernetes.apiserver.objects import ObjectStore
 from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
+from kybernetes.storage.interface import UnavailableError
+
+log = logging.getLogger("kybernetes.apiserver")
 
 KUBE_VERSION = "v1.37.1"
 
@@ -83,6 +86,16 @@ def build_app(api: APIServer) -> web.Application:
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _route(request)
+    except UnavailableError as e:  # the datastore is down: a retryable Status, not a panic
+        info = request["info"]
+        log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
+        raise errors.storage_unavailable(info.verb or request.method.lower(), info.resource, info.api_group,
+                                         maybe_applied=e.maybe_applied) from None
+
+
+async def _route(request: web.Request) -> web.StreamResponse:
     api: APIServer = request.app["api"]
     path = request.path.rstrip("/") or "/"
     info = request["info"]
@@ -151,20 +164,18 @@ def _discovery_root(api: APIServer, request: web.Request, *, legacy: bool) -> we
 
 
 async def _readyz(api: APIServer, request: web.Request) -> web.Response:
-    verbose = "verbose" in request.query
-    lines, ok = [], True
-    for name, check in api.ready_checks.items():
-        try:
-            good = await asyncio.wait_for(check(), 5)
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            good = False
-        ok = ok and good
-        lines.append(f"[{'+' if good else '-'}]{name} {'ok' if good else 'failed'}")
-    if verbose:
-        body = "\n".join(lines + [f"readyz check {'passed' if ok else 'failed'}"]) + "\n"
+    from kybernetes.apiserver import healthz
+
+    path = request.path.rstrip("/")
+    if path != "/readyz":
+        answer = await healthz.single(api.ready_checks, path[len("/readyz/"):])
+        if answer is None:
+            raise _not_found_path()
+        status, body = answer
     else:
-        body = "ok" if ok else "\n".join(lines) + "\nreadyz check failed\n"
-    return web.Response(text=body, status=200 if ok else 500)
+        status, body = await healthz.root("readyz", api.ready_checks, request.query,
+                                          request.query.getall("exclude", []))
+    return web.Response(text=body, status=status, headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:

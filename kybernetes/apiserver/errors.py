@@ -121,3 +121,17 @@ def timeout(message: str) -> APIError:
 
 def unavailable(message: str) -> APIError:
     return APIError(503, "ServiceUnavailable", message, headers={"Retry-After": "1"})
+
+
+def storage_unavailable(operation: str, resource: str, group: str, *, maybe_applied: bool) -> APIError:
+    """The datastore did not answer (etcd down, no quorum).  Upstream's wording for an
+    unreachable store; 503 when nothing was changed (a read, or a write that never left),
+    504 Timeout when a write was sent and may still be applied.  Both carry Retry-After."""
+    target = _qualified(resource, group) if resource else "the datastore"
+    message = f"The {operation} operation against {target} could not be completed at this time, please try again."
+    details: dict[str, Any] = {"name": operation, "kind": resource, "retryAfterSeconds": 1}
+    if group:
+        details["group"] = group
+    if maybe_applied:
+        return APIError(504, "Timeout", message, details=details, headers={"Retry-After": "1"})
+    return APIError(503, "ServiceUnavailable", message, details=details, headers={"Retry-After": "1"})

@@ -32,11 +32,16 @@ from kybernetes.auth import pki
 __all__ = [
     "BOOTSTRAP_PREFIX",
     "BootstrapError",
+    "TOKEN_FILE",
     "bootstrap_key",
     "decrypt",
     "encrypt",
+    "new_token",
+    "read_local_token",
+    "sealed_identity_exists",
     "shared_datastore",
     "sync_identity",
+    "write_local_token",
 ]
 
 log = logging.getLogger("kybernetes.auth.cluster_identity")
@@ -137,12 +142,51 @@ async def sync_identity(store, data_dir: Path, token: str, *, sans_dns: list[str
         await asyncio.to_thread(pki.ensure_pki, paths.dir.parent, sans_dns=sans_dns, sans_ip=sans_ip)
         blob = await asyncio.to_thread(lambda: encrypt(token, _read_local(paths)))
         try:
-            await store.create(key, blob)
+            created = await store.create(key, blob)
         except KeyExistsError:
             continue  # another server won the race: load theirs
+        # Two first servers with different tokens may both have stored theirs: the older
+        # identity is the cluster's; the later one withdraws and refuses to start.
+        rivals = [kv for kv in (await store.list(BOOTSTRAP_PREFIX)).items
+                  if kv.key != key and kv.create_revision < created.create_revision]
+        if rivals:
+            try:
+                await store.delete(key, created.mod_revision)
+            except Exception as e:  # noqa: BLE001 - refusing matters more than tidying up
+                log.warning("could not withdraw %s: %s", key, e)
+            raise BootstrapError("another server stored this cluster's bootstrap data at the same time, sealed "
+                                 "with a different --token; start this server with the cluster's token")
         log.info("cluster identity stored in the datastore (%s)", key)
         return "stored"
     raise BootstrapError("could not store or load the bootstrap data")
+
+
+TOKEN_FILE = "token"
+
+
+def read_local_token(data_dir: Path) -> str:
+    """The token this server generated or was given before (DATA_DIR/token), or ''."""
+    try:
+        return (Path(data_dir) / TOKEN_FILE).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def write_local_token(data_dir: Path, token: str) -> Path:
+    path = Path(data_dir) / TOKEN_FILE
+    pki.write_atomic(path, (token + "\n").encode(), 0o600)
+    return path
+
+
+async def sealed_identity_exists(store) -> bool:
+    """Whether any server has stored a sealed cluster identity in the datastore."""
+    return bool((await store.list(BOOTSTRAP_PREFIX, limit=1)).items)
+
+
+def new_token() -> str:
+    import secrets
+
+    return "K" + secrets.token_hex(32)
 
 
 def shared_datastore(url: str) -> bool:

@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-webhook-config-file", default="")
     p.add_argument("--audit-webhook-batch-max-wait", type=float, default=30.0)
     p.add_argument("--encryption-provider-config", default="")
+    p.add_argument("--encryption-provider-config-automatic-reload", nargs="?", const="true", default=False,
+                   type=lambda v: str(v).lower() in ("1", "true", "yes"),
+                   help="reload the encryption config when its file changes (polled every minute)")
+    p.add_argument("--encryption-provider-config-reload-interval", type=float, default=60.0,
+                   help=argparse.SUPPRESS)  # tests poll faster
     p.add_argument("--authorization-mode", default="Node,RBAC")
     p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
@@ -167,12 +172,7 @@ class Server:
         await self._sync_cluster_identity(sans_dns, sans_ip)
         paths = await asyncio.to_thread(pki.ensure_pki, self.data_dir, sans_dns=sans_dns, sans_ip=sans_ip)
 
-        from kybernetes.storage.encryption import transformer_from_file
-
-        try:  # a bad encryption config must stop the server before it touches the data
-            transformer = await asyncio.to_thread(transformer_from_file, args.encryption_provider_config)
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"kyb server: --encryption-provider-config: {e}") from None
+        transformer, self.encryption_reloader = await self._encryption(args)
         url = args.datastore_endpoint or f"sqlite://{self.data_dir / 'db' / 'state.db'}"
         if url.startswith("sqlite://"):
             (Path(url[len("sqlite://"):]).parent).mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,8 @@ class Server:
         sec = await self._security(api, paths)
         # every watch cache starts before the first request, after the bootstrap writes
         await self.objects.start_caches(catalog.strategies)
-        api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
+        self._add_datastore_checks(api)
+        self._add_kms_checks(api, transformer)
         app = build_app(api)
         app["security"] = sec
         from kybernetes.apiserver import audit
@@ -244,28 +245,62 @@ class Server:
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
 
     async def _sync_cluster_identity(self, sans_dns: list[str], sans_ip: list[str]) -> None:
-        """On a shared datastore (etcd) with --token: load the cluster's CA and
-        service-account key from it, or store ours if we are the first server."""
+        """On a shared datastore (etcd): load the cluster's CA and service-account key
+        from it, or store ours sealed with the token if we are the first server.
+
+        Without --token the server uses the token it generated before (DATA_DIR/token);
+        on a datastore that holds no identity yet it generates one there (as k3s does).
+        It refuses to start when the datastore already holds an identity and it has no
+        token: it could neither read the cluster's CA nor issue credentials the other
+        servers accept."""
         from kybernetes.auth import cluster_identity
         from kybernetes.storage import open_store
 
         url = self.args.datastore_endpoint
         if not url or not cluster_identity.shared_datastore(url):
             return
-        if not self.args.token:
-            log.warning("shared datastore without --token: this server's CA is not shared with other servers")
-            return
+        token = self.args.token or cluster_identity.read_local_token(self.data_dir)
         store = open_store(url)
         await store.start()
         try:
-            how = await cluster_identity.sync_identity(store, self.data_dir, self.args.token,
+            generated = False
+            if not token:
+                if await cluster_identity.sealed_identity_exists(store):
+                    raise SystemExit(
+                        "kyb server: the datastore already holds a cluster identity sealed with a token, and no "
+                        "--token was given; start this server with the cluster's --token (the first server "
+                        "keeps it in its data dir, file 'token')")
+                token, generated = cluster_identity.new_token(), True
+            how = await cluster_identity.sync_identity(store, self.data_dir, token,
                                                        sans_dns=sans_dns, sans_ip=sans_ip)
         except cluster_identity.BootstrapError as e:
             raise SystemExit(f"kyb server: {e}") from None
         finally:
             await store.close()
+        if generated:
+            path = await asyncio.to_thread(cluster_identity.write_local_token, self.data_dir, token)
+            print(f"kyb server: no --token given: generated the cluster token in {path}; start other "
+                  "servers on this datastore with --token set to its content", flush=True)
         print(f"kyb server: cluster identity {how} ({'shared CA from the datastore' if how == 'loaded' else 'first server'})",
               flush=True)
+
+    async def _encryption(self, args):
+        """The ObjectStore transformer hook for --encryption-provider-config, and the
+        reloader when --encryption-provider-config-automatic-reload is on (else None)."""
+        from kybernetes.storage.encryption import transformer_from_file
+        from kybernetes.storage.encryption_reload import automatic_reload
+
+        path = args.encryption_provider_config
+        try:  # a bad encryption config must stop the server before it touches the data
+            if path and getattr(args, "encryption_provider_config_automatic_reload", False):
+                dynamic, reloader = await asyncio.to_thread(
+                    automatic_reload, path, interval=args.encryption_provider_config_reload_interval,
+                    apiserver_id=f"kube-apiserver-{args.node_name}")
+                reloader.start()
+                return dynamic.hook(), reloader
+            return await asyncio.to_thread(transformer_from_file, path), None
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"kyb server: --encryption-provider-config: {e}") from None
 
     def _lease_elector(self, client, name: str):
         from kybernetes.client.leaderelection import LeaseElector, LeaseLock, parse_duration, stable_identity
@@ -335,6 +370,41 @@ class Server:
         api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec
 
+    def _add_datastore_checks(self, api) -> None:
+        """/readyz checks of the datastore.  On etcd, upstream's pair (`etcd`,
+        `etcd-readiness`): one short-deadline read shared by both, at most once a second,
+        so /readyz fails within ~2 s while etcd is down instead of waiting out retries."""
+        from kybernetes.apiserver.healthz import RateLimitedCheck
+
+        probe = getattr(self.store, "check_health", None)
+        if probe is None:
+            api.ready_checks["datastore"] = self._datastore_ok
+            return
+        check = RateLimitedCheck(lambda: probe(timeout=2.0), interval=1.0)
+        api.ready_checks["etcd"] = check
+        api.ready_checks["etcd-readiness"] = check
+
+    def _add_kms_checks(self, api, transformer) -> None:
+        """/readyz checks of KMS v2 plugins, named as upstream: one `kms-providers` check
+        over the current set when the config reloads, else `kms-provider-<i>` each."""
+        from kybernetes.apiserver.healthz import RateLimitedCheck
+
+        owner = getattr(transformer[0], "__self__", None) if transformer else None
+        if owner is None or not owner.kms_providers():
+            return
+
+        def probe(select):
+            async def check() -> None:
+                for kms in select():
+                    await asyncio.to_thread(kms.check_health)
+            return RateLimitedCheck(check, interval=1.0)
+
+        if self.encryption_reloader is not None:
+            api.ready_checks["kms-providers"] = probe(owner.kms_providers)
+        else:
+            for i, kms in enumerate(owner.kms_providers()):
+                api.ready_checks[f"kms-provider-{i}"] = probe(lambda k=kms: [k])
+
     async def _datastore_ok(self) -> bool:
         await self.store.current_revision()
         return True
@@ -360,6 +430,8 @@ class Server:
             await self.runner.cleanup()
         if getattr(self, "audit", None) is not None:
             await self.audit.shutdown()
+        if getattr(self, "encryption_reloader", None) is not None:
+            await self.encryption_reloader.stop()
         if self.objects is not None:
             await self.objects.close()
         if self.store is not None:

@@ -28,6 +28,7 @@ import binascii
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
@@ -205,8 +206,12 @@ class Key:
 
 @dataclass
 class Provider:
-    type: str  # identity | aescbc | aesgcm | secretbox
+    type: str  # identity | aescbc | aesgcm | secretbox | kms
     keys: list[Key] = field(default_factory=list)
+    # kms (apiVersion v2) only
+    name: str = ""
+    endpoint: str = ""
+    timeout: float = 3.0
 
 
 @dataclass
@@ -304,6 +309,73 @@ def _validate_keys(keys: Any, path: str, sizes: Sequence[int]) -> tuple[list[str
     return errs, out
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _go_duration(v: Any) -> float:
+    """Seconds in a Go duration string ("3s", "1m30s", "500ms"); ValueError if malformed."""
+    s = str(v).strip()
+    sign = -1.0 if s.startswith("-") else 1.0
+    s = s.lstrip("+-")
+    if s == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ValueError(f'time: invalid duration "{v}"')
+    return sign * total
+
+
+def _validate_kms(body: Any, path: str, names: set[str]) -> tuple[list[str], Optional[Provider]]:
+    """Upstream's KMS provider rules; only apiVersion v2 is served (KMSv1 is off upstream too)."""
+    if not isinstance(body, dict):
+        return [_field_invalid(path, body, "kms must be an object")], None
+    errs: list[str] = []
+    unknown = set(body) - {"apiVersion", "name", "endpoint", "cachesize", "timeout"}
+    if unknown:
+        errs.append(f'{path}: unknown field "{sorted(unknown)[0]}"')
+    version = body.get("apiVersion") or "v1"
+    name = str(body.get("name") or "")
+    endpoint = str(body.get("endpoint") or "")
+    if not name:
+        errs.append(_field_required(f"{path}.name", "name is a mandatory field for a provider"))
+    if version != "v1" and ":" in name:
+        errs.append(_field_invalid(f"{path}.name", name, f"invalid KMS provider name {name}, must not contain ':'"))
+    if name and name in names:
+        errs.append(_field_invalid(f"{path}.name", name, f"duplicate KMS provider name {name}, names must be unique"))
+    names.add(name)
+    try:
+        timeout = _go_duration(body["timeout"]) if body.get("timeout") is not None else 3.0
+    except ValueError as e:
+        errs.append(_field_invalid(f"{path}.timeout", str(body.get("timeout")), str(e)))
+        timeout = 3.0
+    if timeout <= 0:
+        errs.append(_field_invalid(f"{path}.timeout", str(body.get("timeout")), "timeout should be a positive value"))
+    if not endpoint:
+        errs.append(_field_invalid(f"{path}.endpoint", "", "endpoint is a mandatory field for a kms"))
+    elif endpoint.split("://", 1)[0] != "unix" or "://" not in endpoint:
+        scheme = endpoint.split("://", 1)[0] if "://" in endpoint else ""
+        errs.append(_field_invalid(f"{path}.endpoint", endpoint,
+                                   f'unsupported scheme "{scheme}" for KMS provider, only unix is supported'))
+    if version != "v1" and body.get("cachesize") is not None:
+        errs.append(_field_invalid(f"{path}.cachesize", body["cachesize"], "cachesize is not supported in v2"))
+    if version not in ("v1", "v2"):
+        errs.append(_field_invalid(f"{path}.apiVersion", version,
+                                   "unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported"))
+    elif version == "v1":
+        errs.append(_field_invalid(f"{path}.apiVersion", version,
+                                   "KMSv1 is deprecated and will only receive security updates going forward. "
+                                   "Use KMSv2 instead. KMSv1 is not served by kybernetes"))
+    if errs:
+        return errs, None
+    return [], Provider("kms", name=name, endpoint=endpoint, timeout=timeout)
+
+
 def parse_encryption_config(data: Union[bytes, str], source: str = "") -> EncryptionConfig:
     """Decode and validate an EncryptionConfiguration (YAML or JSON).  Raises
     EncryptionConfigError with upstream's messages."""
@@ -337,6 +409,7 @@ def parse_encryption_config(data: Union[bytes, str], source: str = "") -> Encryp
     if not resources:
         raise EncryptionConfigError("error while parsing file: " + _field_required("resources", "at least one resources is required"))
     out: list[ResourceConfig] = []
+    kms_names: set[str] = set()
     for i, conf in enumerate(resources):
         rpath, ppath = f"resources[{i}].resources", f"resources[{i}].providers"
         if not isinstance(conf, dict):
@@ -363,8 +436,10 @@ def parse_encryption_config(data: Union[bytes, str], source: str = "") -> Encryp
             kind_ = found[0]
             body = prov[kind_]
             if kind_ == "kms":
-                errs.append(_field_invalid(f"{p}.kms", (body or {}).get("name", "") if isinstance(body, dict) else "",
-                                           "the kms provider is not supported by kybernetes; use aescbc, aesgcm, secretbox or identity"))
+                kerrs, kms = _validate_kms(body, f"{p}.kms", kms_names)
+                errs.extend(kerrs)
+                if kms is not None:
+                    providers.append(kms)
                 continue
             if kind_ == "identity":
                 providers.append(Provider("identity"))
@@ -406,6 +481,13 @@ def parse_group_resource(s: str) -> tuple[str, str]:
 def _provider_transformer(p: Provider) -> tuple[bytes, Any]:
     if p.type == "identity":
         return b"", Identity()
+    if p.type == "kms":
+        from . import kmsv2
+
+        try:  # connects to the plugin and makes the first DEK seed
+            return kmsv2.provider_prefix(p.name), kmsv2.new_transformer(p.name, p.endpoint, p.timeout)
+        except (kmsv2.KMSError, ValueError) as e:
+            raise EncryptionConfigError(f'error while building transformers: kms provider "{p.name}": {e}') from None
     ctor, prefix, what = {
         "aescbc": (AESCBC, AESCBC_PREFIX, "AES"),
         "aesgcm": (AESGCM, AESGCM_PREFIX, "AES"),
@@ -456,6 +538,15 @@ class EncryptionTransformers:
         c = self._chains
         return c.get(gr) or c.get((gr[0], "*")) or c.get(("*", "*")) or self._identity
 
+    def kms_providers(self) -> list[Any]:
+        """The KMS v2 transformers in configuration order (each once)."""
+        out: list[Any] = []
+        for chain in self._chains.values():
+            for _, t in chain.items:
+                if hasattr(t, "client") and t not in out:
+                    out.append(t)
+        return out
+
     def covers(self, gr: tuple[str, str]) -> bool:
         c = self._chains
         return gr in c or (gr[0], "*") in c or ("*", "*") in c
@@ -476,6 +567,8 @@ class EncryptionTransformers:
             first_prefix, first = t.items[0]
             if isinstance(first, PrefixTransformers):
                 stale = not stored.startswith(first_prefix + first.items[0][0])
+            elif first_prefix:  # kms: its own from_storage judged the key id
+                stale = not stored.startswith(first_prefix)
             else:
                 stale = stored.startswith(ENCRYPTED_PREFIX)
         return out, stale
@@ -547,7 +640,7 @@ async def rewrite_all(objects_or_store, prefixes: Sequence[str] = ("/registry/se
     if transformers is None:
         hook = getattr(objects_or_store, "_transformer", None)
         owner = getattr(hook[0], "__self__", None) if hook else None
-        if not isinstance(owner, EncryptionTransformers):
+        if not hasattr(owner, "decode_with_staleness"):  # EncryptionTransformers or a reloading set
             raise ValueError("rewrite_all needs EncryptionTransformers (pass transformers=...)")
         transformers = owner
     counts = {"rewritten": 0, "current": 0, "failed": 0, "conflicts": 0}

@@ -174,6 +174,16 @@ def _classify(e: grpc.aio.AioRpcError) -> str:
     return "error"
 
 
+def _never_sent(e: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call certainly never reached a member: gRPC could not connect
+    (no transport, so nothing was written), or etcd refused it before proposing."""
+    details = (e.details() or "").lower()
+    if "too many requests" in details:
+        return True
+    return e.code() == grpc.StatusCode.UNAVAILABLE and any(
+        s in details for s in ("failed to connect", "connection refused", "no route to host"))
+
+
 def _describe(e: grpc.aio.AioRpcError) -> str:
     return f"etcd {e.code().name.lower()}: {e.details() or ''}".rstrip(": ")
 
@@ -425,7 +435,7 @@ class EtcdStore(Store):
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 0.5)
                         continue
-                    raise UnavailableError(_describe(e)) from None
+                    raise UnavailableError(_describe(e), maybe_applied=not (retry or _never_sent(e))) from None
                 raise StorageError(_describe(e)) from None
             except (grpc.aio.UsageError, RuntimeError) as e:  # channel closed under us
                 if self._closing:
@@ -446,6 +456,18 @@ class EtcdStore(Store):
             return await self.current_revision()
         except StorageError:
             return self._rev
+
+    async def check_health(self, timeout: float = 2.0) -> None:
+        """One linearizable read of the `/registry/health` key under a short deadline and
+        without retries, as upstream's etcd health check does; raises UnavailableError
+        (or StorageError) when etcd does not answer in time."""
+        self._check_open()
+        try:
+            await self._kv_stub.Range(_pb.RangeRequest(key=b"/registry/health", count_only=True), timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            raise UnavailableError(f"error getting data from etcd: {_describe(e)}", maybe_applied=False) from None
+        except (grpc.aio.UsageError, RuntimeError) as e:
+            raise StorageError(f"etcd client: {e}") from None
 
     # ---- reads ---------------------------------------------------------------------------
 

@@ -62,7 +62,14 @@ class FutureRevisionError(StorageError):
 
 
 class UnavailableError(StorageError):
-    """The backend cannot be reached right now (retryable, HTTP 503/504)."""
+    """The backend cannot be reached right now (retryable, HTTP 503/504).
+
+    `maybe_applied` is False when the request certainly never reached the backend
+    (nothing changed); a write that timed out after it was sent may still land."""
+
+    def __init__(self, message: str, *, maybe_applied: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from kybernetes.apiserver import errors
+from kybernetes.storage.interface import UnavailableError
 
 log = logging.getLogger("kybernetes.apiserver")
 
@@ -28,6 +29,12 @@ async def recover(request: web.Request, handler):
         return status_response(e)
     except web.HTTPException:
         raise
+    except UnavailableError as e:  # raised before dispatch (authn/authz reads): still retryable
+        info = request.get("info")
+        log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
+        return status_response(errors.storage_unavailable(
+            getattr(info, "verb", "") or request.method.lower(), getattr(info, "resource", ""),
+            getattr(info, "api_group", ""), maybe_applied=e.maybe_applied))
     except Exception as e:  # noqa: BLE001 - the last line of defence
         log.exception("panic serving %s %s", request.method, request.path)
         return status_response(errors.internal(f"{type(e).__name__}: {e}"))

@@ -43,3 +43,42 @@ async def test_first_server_stores_later_server_loads_wrong_token_refused(tmp_pa
         assert not (c / "tls" / "ca.key").exists()
     finally:
         await store.close()
+
+
+async def test_concurrent_first_servers_with_different_tokens_later_one_withdraws(tmp_path):
+    """Both saw an empty datastore and stored their identity: the older one stands."""
+    store = open_store(f"sqlite://{tmp_path / 'state.db'}")
+    await store.start()
+
+    class Blind:  # the first list() sees nothing, as if the rival stored just after it
+        def __init__(self, inner) -> None:
+            self.inner, self.blind = inner, True
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        async def list(self, prefix, **kw):
+            res = await self.inner.list(prefix, **kw)
+            if self.blind:
+                self.blind = False
+                return type(res)([], res.revision, False, 0)
+            return res
+
+    try:
+        assert await ci.sync_identity(store, tmp_path / "a", "tok-a", **SANS) == "stored"
+        with pytest.raises(ci.BootstrapError, match="at the same time"):
+            await ci.sync_identity(Blind(store), tmp_path / "b", "tok-b", **SANS)
+        keys = [kv.key for kv in (await store.list(ci.BOOTSTRAP_PREFIX)).items]
+        assert keys == [ci.bootstrap_key("tok-a")]  # b's identity withdrawn
+        assert await ci.sealed_identity_exists(store)
+    finally:
+        await store.close()
+
+
+def test_local_token_file(tmp_path):
+    assert ci.read_local_token(tmp_path) == ""
+    tok = ci.new_token()
+    assert len(tok) > 32 and tok != ci.new_token()
+    path = ci.write_local_token(tmp_path, tok)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert ci.read_local_token(tmp_path) == tok

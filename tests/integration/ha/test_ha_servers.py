@@ -128,6 +128,82 @@ def test_wrong_token_refused(cluster):
     assert not (d / "tls" / "ca.key").exists()
 
 
+def _whoami(srv: RunningServer, token: str, empty_kubeconfig: Path) -> subprocess.CompletedProcess:
+    """`kubectl auth whoami` against `srv` with nothing but a bearer token."""
+    return srv.kubectl("--server", srv.url, "--certificate-authority", str(srv.data_dir / "tls" / "ca.crt"),
+                       "--token", token, "auth", "whoami", "-o", "json", check=False,
+                       env={"KUBECONFIG": str(empty_kubeconfig)})
+
+
+def test_service_account_token_from_one_server_works_on_the_other(cluster):
+    etcd, a, b, base = cluster
+    empty = base / "empty.kubeconfig"
+    empty.write_text("")
+    a.kubectl("create", "serviceaccount", "robot")
+    for issuer, other in ((a, b), (b, a)):
+        token = issuer.kubectl("create", "token", "robot", "--duration=10m").stdout.strip()
+        for srv in (issuer, other):
+            p = _whoami(srv, token, empty)
+            assert p.returncode == 0, p.stderr
+            user = json.loads(p.stdout)["status"]["userInfo"]
+            assert user["username"] == "system:serviceaccount:default:robot"
+            assert "system:serviceaccounts:default" in user["groups"]
+        # a token whose signature is not the cluster's is refused by the other server
+        head, payload, sig = token.split(".")
+        forged = f"{head}.{payload}.{sig[:-4]}{'AAAA' if sig[-4:] != 'AAAA' else 'BBBB'}"
+        p = _whoami(other, forged, empty)
+        assert p.returncode != 0 and "Unauthorized" in p.stderr, p.stderr
+
+
+def test_servers_without_token_generate_one_or_refuse(tmp_path):
+    require_etcd()
+    etcd = EtcdCluster(tmp_path / "etcd").start()
+    servers: list[RunningServer] = []
+    try:
+        def tokenless(name: str) -> subprocess.CompletedProcess:
+            d = tmp_path / name
+            d.mkdir()
+            return subprocess.run([sys.executable, "-m", "kybernetes.cli.main", "server", "--data-dir", str(d),
+                                   "--https-port", str(free_port()), "--disable-agent",
+                                   "--datastore-endpoint", etcd.url], cwd=REPO, capture_output=True,
+                                  text=True, timeout=60)
+
+        # the first server on an empty datastore generates the cluster token and seals with it
+        first = start_server(tmp_path / "first", extra=("--datastore-endpoint", etcd.url, *ELECTION), timeout=60)
+        servers.append(first)
+        token = (first.data_dir / "token").read_text().strip()
+        assert token and (first.data_dir / "token").stat().st_mode & 0o777 == 0o600
+        assert "generated the cluster token" in first.log() and "cluster identity stored" in first.log()
+        assert token not in first.log()  # the secret itself is not logged
+
+        # a second server without a token refuses, saying what to do, and takes nothing
+        p = tokenless("second")
+        assert p.returncode != 0
+        out = p.stdout + p.stderr
+        assert "already holds a cluster identity sealed with a token, and no --token was given" in out, out
+        assert not (tmp_path / "second" / "tls").exists() and not (tmp_path / "second" / "token").exists()
+
+        # with the first server's token it joins the cluster
+        joined = start_server(tmp_path / "third", extra=("--datastore-endpoint", etcd.url, "--token", token,
+                                                         *ELECTION), timeout=60)
+        servers.append(joined)
+        assert "cluster identity loaded" in joined.log()
+        assert (joined.data_dir / "tls" / "ca.crt").read_bytes() == (first.data_dir / "tls" / "ca.crt").read_bytes()
+        assert not (joined.data_dir / "token").exists()
+
+        # the first server restarts without --token: its token file opens the identity again
+        first.stop()
+        again = start_server(tmp_path / "first", extra=("--datastore-endpoint", etcd.url, *ELECTION), timeout=60)
+        servers.append(again)
+        assert "kyb server: cluster identity loaded" in again.log()
+        assert (again.data_dir / "token").read_text().strip() == token
+        _get(again, "/api/v1/namespaces", joined.ssl_context())  # one CA: B's admin works on A
+    finally:
+        for s in servers:
+            s.stop()
+        etcd.stop()
+
+
 def test_one_holder_per_lease(cluster):
     etcd, a, b, _ = cluster
     ids = {_identity(a), _identity(b)}

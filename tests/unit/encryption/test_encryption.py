@@ -250,7 +250,21 @@ resources:
      "more than one provider specified in a single element, should split into different list elements"),
     ([{}], "provider does not contain any of the expected providers: KMS, AESGCM, AESCBC, Secretbox, Identity"),
     ([], "resources[0].providers: Required value: at least one resources[0].providers is required"),
-    ([{"kms": {"apiVersion": "v2", "name": "myKms", "endpoint": "unix:///tmp/k.sock"}}], "kms provider is not supported"),
+    ([{"kms": {"name": "myKms", "endpoint": "unix:///tmp/k.sock"}}],
+     'resources[0].providers[0].kms.apiVersion: Invalid value: "v1": KMSv1 is deprecated'),
+    ([{"kms": {"apiVersion": "v2", "name": "a:b", "endpoint": "unix:///tmp/k.sock"}}],
+     "resources[0].providers[0].kms.name: Invalid value: \"a:b\": invalid KMS provider name a:b, must not contain ':'"),
+    ([{"kms": {"apiVersion": "v2", "endpoint": "unix:///tmp/k.sock"}}],
+     "resources[0].providers[0].kms.name: Required value: name is a mandatory field for a provider"),
+    ([{"kms": {"apiVersion": "v2", "name": "k", "endpoint": "tcp://127.0.0.1:1"}}],
+     'resources[0].providers[0].kms.endpoint: Invalid value: "tcp://127.0.0.1:1": unsupported scheme "tcp" for KMS provider, only unix is supported'),
+    ([{"kms": {"apiVersion": "v2", "name": "k", "endpoint": "unix:///s", "cachesize": 10}}],
+     "resources[0].providers[0].kms.cachesize: Invalid value: 10: cachesize is not supported in v2"),
+    ([{"kms": {"apiVersion": "v2", "name": "k", "endpoint": "unix:///s", "timeout": "-1s"}}],
+     'resources[0].providers[0].kms.timeout: Invalid value: "-1s": timeout should be a positive value'),
+    ([{"kms": {"apiVersion": "v2", "name": "k", "endpoint": "unix:///s"}},
+      {"kms": {"apiVersion": "v2", "name": "k", "endpoint": "unix:///t"}}],
+     'resources[0].providers[1].kms.name: Invalid value: "k": duplicate KMS provider name k, names must be unique'),
 ])
 def test_validation_messages(providers, msg):
     with pytest.raises(EncryptionConfigError) as e:
