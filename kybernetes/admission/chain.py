@@ -5,7 +5,7 @@ phase (each plugin's Validate).  Upstream's order, of which these are implemente
 
   NamespaceLifecycle (in the REST handlers), LimitRanger, ServiceAccount,
   [NodeRestriction], [PodSecurity], Priority, DefaultTolerationSeconds,
-  DefaultStorageClass, [webhooks], [ResourceQuota]
+  DefaultStorageClass, MutatingAdmissionWebhook, ValidatingAdmissionWebhook, ResourceQuota
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from kybernetes.admission.defaulttolerationseconds import DefaultTolerationSecon
 from kybernetes.admission.limitranger import LimitRanger
 from kybernetes.admission.priority import Priority, bootstrap_system_classes
 from kybernetes.admission.serviceaccount import ServiceAccount
+from kybernetes.admission.webhooks import WebhookAdmission
 from kybernetes.apiserver.objects import ObjectStore
 
 
@@ -27,6 +28,7 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, **sa_
         Priority(objects),
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
+        WebhookAdmission(objects),  # MutatingAdmissionWebhook (admit), ValidatingAdmissionWebhook (validate)
         __import__("kybernetes.admission.resourcequota", fromlist=["ResourceQuota"]).ResourceQuota(objects),
     ]
 
