@@ -372,36 +372,36 @@ def test_timeout_and_untrusted_certificate(api, hooks, ns, configs):
 
 def test_namespace_and_object_selectors(api, hooks, ns, configs):
     path = f"/sel-{ns}"
-    hooks.route(path, lambda req: {"allowed": False, "status": {"message": "selected"}})
+    # allows creates, denies every update it is sent
+    hooks.route(path, lambda req: {"allowed": req["operation"] == "CREATE", "status": {"message": "selected"}})
     configs("ValidatingWebhookConfiguration", f"sel-{ns}", [
         hook("sel.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, operations=("CREATE", "UPDATE"),
              objectSelector={"matchExpressions": [{"key": "check", "operator": "In", "values": ["me"]}]})])
     core = client.CoreV1Api(api)
 
-    def denied():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe", {"check": "me"}), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
+    def sent(name):
+        return [r for r in hooks.requests_to(path) if r["request"].get("name") == name]
 
-    e = until(denied, "the selector webhook to take effect")
-    assert e.status == 400 and json.loads(e.body)["message"] == 'admission webhook "sel.kyb.test" denied the request: selected'
-    # objects without the label are not sent to the webhook
+    until(lambda: core.create_namespaced_config_map(ns, cm("probe", {"check": "me"}), dry_run="All")
+          and sent("probe"), "the selector webhook to take effect")
+    core.create_namespaced_config_map(ns, cm("picked", {"check": "me"}))
     core.create_namespaced_config_map(ns, cm("plain", {"check": "not-me"}))
-    # the old object's labels count too: removing the label is still judged
-    before = len(hooks.requests_to(path))
-    core.create_namespaced_config_map(ns, cm("plain2"))
-    assert len(hooks.requests_to(path)) == before
-    # a selected label on the stored object is judged even when the update removes it
-    # (create it first while the webhook is absent for it: label value not selected)
+    assert len(sent("picked")) == 1 and sent("plain") == []
+    # an update is judged when either the new or the old object is selected
     e = error_of(lambda: core.patch_namespaced_config_map("plain", ns, {"metadata": {"labels": {"check": "me"}}}))
+    assert e.status == 400 and json.loads(e.body)["message"] == \
+        'admission webhook "sel.kyb.test" denied the request: selected'
+    e = error_of(lambda: core.patch_namespaced_config_map("picked", ns, {"metadata": {"labels": {"check": None}}}))
     assert e.status == 400
-    # the same labels in a namespace the namespaceSelector does not pick: not called
+    assert core.read_namespaced_config_map("picked", ns).metadata.labels == {"check": "me"}
+    core.patch_namespaced_config_map("plain", ns, {"data": {"other": "x"}})  # neither selected: not sent
+    assert len(sent("plain")) == 1
+    # the same labels in a namespace the namespaceSelector does not pick: not sent
     other = f"{ns}-other"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     try:
         core.create_namespaced_config_map(other, cm("free", {"check": "me"}))
+        assert sent("free") == []
     finally:
         core.delete_namespace(other)
 
@@ -454,3 +454,31 @@ def test_service_reference_resolves_through_endpoints(api, hooks, ns, configs):
             core.delete_namespaced_endpoints("hooksvc", "default")
         except ApiException:
             pass
+
+
+def test_delete_reaches_mutating_and_validating_webhooks_with_the_old_object(api, kyb, hooks, ns, configs):
+    mut, val = f"/mutdel-{ns}", f"/valdel-{ns}"
+    hooks.route(mut, lambda req: json_patch([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])
+                if req["oldObject"]["metadata"]["name"] == "patched" else {"allowed": True})
+    hooks.route(val, lambda req: {"allowed": req["oldObject"]["metadata"]["name"] != "kept",
+                                  "status": {"code": 409, "reason": "Conflict", "message": "keep me"}})
+    configs("MutatingWebhookConfiguration", f"mutdel-{ns}", [
+        hook("mutdel.kyb.test", hooks.url(mut), ns, ca=hooks.pki.ca_bundle, operations=("DELETE",))])
+    configs("ValidatingWebhookConfiguration", f"valdel-{ns}", [
+        hook("valdel.kyb.test", hooks.url(val), ns, ca=hooks.pki.ca_bundle, operations=("DELETE",))])
+    core = client.CoreV1Api(api)
+    for name in ("kept", "patched", "gone", "probe"):
+        core.create_namespaced_config_map(ns, cm(name))
+    until(lambda: core.delete_namespaced_config_map("probe", ns, dry_run="All") and hooks.requests_to(val)
+          and hooks.requests_to(mut), "the webhooks to take effect")
+    p = kyb.kubectl("delete", "configmap", "kept", "-n", ns, check=False)
+    assert p.returncode != 0 and 'admission webhook "valdel.kyb.test" denied the request: keep me' in p.stderr
+    e = error_of(lambda: core.delete_namespaced_config_map("patched", ns))
+    assert e.status == 500 and json.loads(e.body)["message"] == (
+        'Internal error occurred: admission webhook "mutdel.kyb.test" attempted to modify the object, '
+        'which is not supported for this operation')
+    core.delete_namespaced_config_map("gone", ns)
+    assert {c.metadata.name for c in core.list_namespaced_config_map(ns).items} >= {"kept", "patched"}
+    req = [r["request"] for r in hooks.requests_to(val) if r["request"].get("name") == "gone"][-1]
+    assert req["operation"] == "DELETE" and req["object"] is None and req["oldObject"]["metadata"]["name"] == "gone"
+    assert req["options"]["kind"] == "DeleteOptions"

@@ -174,8 +174,13 @@ class WebhookAdmission:
 
     # ---- mutating
     async def admit(self, op: str, r: Any, new: Optional[Obj], old: Optional[Obj]) -> None:
+        if new is None:
+            return  # DELETE: run from `validate`, where the REST handlers first hold the old object
+        await self._mutate(op, r, new, old)
+
+    async def _mutate(self, op: str, r: Any, new: Optional[Obj], old: Optional[Obj]) -> None:
         hooks = await self.mutating.hooks()
-        if not hooks or new is None:
+        if not hooks:
             return
         attrs = attributes(op, r, new, old)
         if matching.is_exempt(attrs):
@@ -197,7 +202,7 @@ class WebhookAdmission:
             if called_as is not None:
                 await self._mutate_once(hook, attrs, called_as, r, new, 1, i)
 
-    async def _mutate_once(self, hook: Hook, attrs: Attributes, called_as: GVRK, r: Any, new: Obj,
+    async def _mutate_once(self, hook: Hook, attrs: Attributes, called_as: GVRK, r: Any, new: Optional[Obj],
                            round_: int, index: int) -> bool:
         try:
             resp = await self._call(hook, attrs, called_as, r, mutating=True)
@@ -212,7 +217,7 @@ class WebhookAdmission:
         return changed
 
     @staticmethod
-    def _apply_patch(hook: Hook, resp: review.Response, attrs: Attributes, new: Obj) -> bool:
+    def _apply_patch(hook: Hook, resp: review.Response, attrs: Attributes, new: Optional[Obj]) -> bool:
         """Apply the hook's JSONPatch to `new` in place; True when it changed the object.
         A patch that does not decode or apply is a 500 and nothing is written."""
         from kybernetes.api import patch as patchlib
@@ -229,6 +234,9 @@ class WebhookAdmission:
                            + " into Go value of type jsonpatch.Patch")
         if not ops:
             return False
+        if new is None:
+            raise internal(f'admission webhook "{hook.name}" attempted to modify the object, which is not '
+                           f'supported for this operation')
         try:
             patched = patchlib.apply_json_patch(new, ops)
         except patchlib.PatchError as e:
@@ -249,6 +257,10 @@ class WebhookAdmission:
 
     # ---- validating
     async def validate(self, op: str, r: Any, new: Optional[Obj], old: Optional[Obj]) -> None:
+        if op == "DELETE":
+            # upstream runs the mutating chain, then the validating one, on the object being
+            # deleted (a mutating webhook may deny a delete but not patch anything)
+            await self._mutate(op, r, None, old)
         hooks = await self.validating.hooks()
         if not hooks:
             return
