@@ -412,9 +412,12 @@ def test_dry_run_reaches_side_effect_free_webhooks_only_as_dry_run(api, hooks, n
     configs("ValidatingWebhookConfiguration", f"dry-{ns}", [
         hook("dry.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, sideEffects="NoneOnDryRun")])
     core = client.CoreV1Api(api)
-    until(lambda: core.create_namespaced_config_map(ns, cm("dry"), dry_run="All") and hooks.requests_to(path),
+    def sent():
+        return [r["request"] for r in hooks.requests_to(path) if r["request"].get("name") == "dry"]
+
+    until(lambda: core.create_namespaced_config_map(ns, cm("dry"), dry_run="All") and sent(),
           "the webhook to take effect")
-    req = hooks.requests_to(path)[-1]["request"]
+    req = sent()[-1]
     assert req["dryRun"] is True and req["options"]["dryRun"] == ["All"]
     assert error_of(lambda: core.read_namespaced_config_map("dry", ns)).status == 404
 
@@ -482,3 +485,51 @@ def test_delete_reaches_mutating_and_validating_webhooks_with_the_old_object(api
     req = [r["request"] for r in hooks.requests_to(val) if r["request"].get("name") == "gone"][-1]
     assert req["operation"] == "DELETE" and req["object"] is None and req["oldObject"]["metadata"]["name"] == "gone"
     assert req["options"]["kind"] == "DeleteOptions"
+
+
+def test_match_conditions_in_cel(api, hooks, ns, configs):
+    path = f"/cel-{ns}"
+    hooks.route(path, lambda req: {"allowed": False, "status": {"message": "matched"}})
+    conds = [{"name": "named-deny", "expression": "object.metadata.name.startsWith('deny-')"},
+             {"name": "by-admin", "expression": "request.userInfo.username == 'kyb-admin' && oldObject == null"}]
+    configs("ValidatingWebhookConfiguration", f"cel-{ns}", [
+        hook("cel.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, matchConditions=conds)])
+    core = client.CoreV1Api(api)
+
+    def denied():
+        try:
+            core.create_namespaced_config_map(ns, cm("deny-probe"), dry_run="All")
+        except ApiException as e:
+            return e
+        return None
+
+    e = until(denied, "the webhook to take effect")
+    assert json.loads(e.body)["message"] == 'admission webhook "cel.kyb.test" denied the request: matched'
+    core.create_namespaced_config_map(ns, cm("allowed"))  # first condition false: not sent
+    assert not [r for r in hooks.requests_to(path) if r["request"].get("name") == "allowed"]
+    # a condition that fails to evaluate is a call failure (failurePolicy Fail)
+    configs("ValidatingWebhookConfiguration", f"celerr-{ns}", [
+        hook("celerr.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle,
+             matchConditions=[{"name": "broken", "expression": "object.data.missing == 'x'"}])])
+
+    def failed():
+        try:
+            core.create_namespaced_config_map(ns, cm("probe2"), dry_run="All")
+        except ApiException as e:
+            return e
+        return None
+
+    e = until(failed, "the second webhook to take effect")
+    assert e.status == 500 and json.loads(e.body)["message"] == (
+        'Internal error occurred: failed calling webhook "celerr.kyb.test": failed to evaluate match conditions: '
+        "expression 'object.data.missing == 'x'' resulted in error: no such key: missing")
+    # expressions that do not compile are refused when the configuration is written
+    adm = client.AdmissionregistrationV1Api(api)
+    bad = hook("bad.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle,
+               matchConditions=[{"name": "x", "expression": "object.("}, {"name": "y", "expression": "params.x"}])
+    e = error_of(lambda: adm.create_validating_webhook_configuration(
+        {"metadata": {"name": f"celbad-{ns}"}, "webhooks": [bad]}))
+    fields = {c["field"]: c["message"] for c in json.loads(e.body)["details"]["causes"]}
+    assert e.status == 422 and "compilation failed: ERROR: <input>:1:8: Syntax error" in \
+        fields["webhooks[0].matchConditions[0].expression"]
+    assert "undeclared reference to 'params'" in fields["webhooks[0].matchConditions[1].expression"]

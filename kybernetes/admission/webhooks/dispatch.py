@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import orjson
 
-from kybernetes.admission import lookup
+from kybernetes.admission import cel, lookup
 from kybernetes.admission.webhooks import client, matching, review
 from kybernetes.admission.webhooks.matching import GVRK, Attributes
 from kybernetes.admission.webhooks.source import Hook, HookSource
@@ -131,20 +131,28 @@ class WebhookAdmission:
         return svc, eps
 
     # ---- one call
-    async def _call(self, hook: Hook, attrs: Attributes, called_as: GVRK, r: Any, *, mutating: bool) -> review.Response:
+    async def _call(self, hook: Hook, attrs: Attributes, called_as: GVRK, r: Any, *,
+                    mutating: bool) -> Optional[review.Response]:
+        """Call one webhook; None when its matchConditions leave it out.  Raises the
+        webhook's denial, a dry-run refusal, or CallFailure."""
         spec = hook.spec
+        req = review.build_request(attrs, called_as)
+        if spec.get("matchConditions"):
+            activation = {"object": req["request"]["object"], "oldObject": req["request"]["oldObject"],
+                          "request": cel.request_value(req["request"])}
+            matches, errs = cel.match_conditions(spec["matchConditions"], activation)
+            if errs:
+                raise CallFailure(hook.name, "failed to evaluate match conditions: " + (
+                    errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"))
+            if not matches:
+                return None
         if attrs.dry_run:
             side_effects = spec.get("sideEffects")
             if side_effects is None:
                 raise CallFailure(hook.name, "Webhook SideEffects is nil")
             if side_effects not in NO_SIDE_EFFECTS:
                 raise errors.bad_request(f'admission webhook "{hook.name}" does not support dry run')
-        if spec.get("matchConditions"):
-            # no CEL engine here: the conditions cannot be evaluated, which is an error
-            raise CallFailure(hook.name, "failed to evaluate match conditions: matchConditions (CEL) are not "
-                                         "supported by this server")
         timeout = int(spec.get("timeoutSeconds") or 10)
-        req = review.build_request(attrs, called_as)
         uid = req["request"]["uid"]
         try:
             target = await client.resolve(spec.get("clientConfig") or {}, self._service)
@@ -210,6 +218,8 @@ class WebhookAdmission:
             if self._fail_open(hook, e):
                 return False
             raise internal(e) from None
+        if resp is None:
+            return False
         changed = self._apply_patch(hook, resp, attrs, new)
         audit = r.http.setdefault("audit_annotations", {}) if hasattr(r.http, "setdefault") else {}
         audit[MUTATION_ANNOTATION.format(round=round_, index=index)] = orjson.dumps(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from kybernetes.admission import cel
 from kybernetes.api import validation as v
 from kybernetes.api.goformat import go_quote
 from kybernetes.registry._workloads import validate_label_selector
@@ -219,9 +220,12 @@ def validate_review_versions(versions: list[str], path: str, *, require_recogniz
     return causes
 
 
-def validate_match_conditions(conds: list[Obj], path: str) -> list[Cause]:
-    """Structure of matchConditions (names unique qualified names, expressions present).
-    The CEL expressions themselves are not compiled: this server has no CEL engine."""
+WEBHOOK_CEL_VARIABLES = ("object", "oldObject", "request", "authorizer")
+
+
+def validate_match_conditions(conds: list[Obj], path: str,
+                              variables: tuple[str, ...] = WEBHOOK_CEL_VARIABLES) -> list[Cause]:
+    """matchConditions: unique qualified names, expressions that compile."""
     causes: list[Cause] = []
     if len(conds) > MAX_MATCH_CONDITIONS:
         causes.append(Cause("FieldValueTooMany", path,
@@ -237,8 +241,13 @@ def validate_match_conditions(conds: list[Obj], path: str) -> list[Cause]:
             if name in seen:
                 causes.append(duplicate(f"{p}.name", name))
             seen.add(name)
-        if not (c.get("expression") or "").strip():
+        expr = c.get("expression") or ""
+        if not expr.strip():
             causes.append(required(f"{p}.expression"))
+            continue
+        err = cel.compile_error(expr, variables)
+        if err:
+            causes.append(invalid(f"{p}.expression", expr, err))
     return causes
 
 

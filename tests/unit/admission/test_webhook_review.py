@@ -125,3 +125,20 @@ def test_dry_run_refused_by_webhooks_with_side_effects(side_effects):
         asyncio.run(plugin._call(hook, attrs(dry_run=True), PODS, None, mutating=False))
     assert (e.value.code, e.value.reason, e.value.message) == (
         400, "BadRequest", 'admission webhook "side.x.y" does not support dry run')
+
+
+def test_match_conditions():
+    from kybernetes.admission import cel
+
+    act = {"object": {"metadata": {"name": "a"}}, "oldObject": None, "request": {"operation": "CREATE"}}
+    assert cel.match_conditions([{"expression": "request.operation == 'CREATE'"}], act) == (True, [])
+    # a false condition decides, even next to one that errors
+    assert cel.match_conditions([{"expression": "object.nope"}, {"expression": "oldObject != null"}], act) == (False, [])
+    ok, errs = cel.match_conditions([{"expression": "object.nope"}], act)
+    assert not ok and errs == ["expression 'object.nope' resulted in error: no such key: nope"]
+    ok, errs = cel.match_conditions([{"expression": "object.metadata.name"}], act)
+    assert errs == ["expression 'object.metadata.name' resulted in error: expected boolean result, got str"]
+    assert cel.compile_error("object.(").startswith("compilation failed: ERROR: <input>:1:8: Syntax error")
+    assert cel.compile_error("foo == 1", ("object",)) == \
+        "compilation failed: ERROR: <input>:1:1: undeclared reference to 'foo' (in container '')"
+    assert cel.compile_error("object.x == 1", ("object",)) is None
