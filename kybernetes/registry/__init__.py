@@ -87,6 +87,8 @@ def _strategies() -> tuple[Strategy, ...]:
     from kybernetes.registry.admissionregistration import (
         mutatingwebhookconfigurations as admreg_mutating,
         validatingwebhookconfigurations as admreg_validating,
+        validatingadmissionpolicies as admreg_vap,
+        validatingadmissionpolicybindings as admreg_vapb,
     )
     from kybernetes.registry.authentication import reviews as authn_reviews
     from kybernetes.registry.authorization import reviews as authz_reviews
@@ -138,6 +140,8 @@ def _strategies() -> tuple[Strategy, ...]:
         certificates_certificatesigningrequests.CertificateSigningRequestStrategy(),
         admreg_validating.ValidatingWebhookConfigurationStrategy(),
         admreg_mutating.MutatingWebhookConfigurationStrategy(),
+        admreg_vap.ValidatingAdmissionPolicyStrategy(),
+        admreg_vapb.ValidatingAdmissionPolicyBindingStrategy(),
         authn_reviews.TokenReviewStrategy(),
         authn_reviews.SelfSubjectReviewStrategy(),
         authz_reviews.LocalSubjectAccessReviewStrategy(),

@@ -1,6 +1,5 @@
-"""The webhooks currently configured, from the watch caches of the two configuration
-resources (upstream's configuration managers over informers): configurations in name
-order, webhooks in their listed order, re-read only when a configuration changed."""
+"""Admission configuration read from the apiserver's watch caches (upstream's configuration
+managers over informers): decoded once per change, in name order."""
 
 from __future__ import annotations
 
@@ -12,6 +11,28 @@ from kybernetes.apiserver.objects import ObjectStore, collection_prefix
 
 Obj = dict[str, Any]
 GROUP, VERSION = "admissionregistration.k8s.io", "v1"
+
+
+class CachedObjects:
+    """Every object of one cluster-scoped admissionregistration resource, as the watch cache
+    holds it; re-decoded only when an object changed."""
+
+    def __init__(self, objects: ObjectStore, resource: str) -> None:
+        self.objects = objects
+        self.strategy = lookup.strategy(GROUP, VERSION, resource)
+        self._seen: tuple = ()
+        self._items: list[Obj] = []
+        self.changed = 0  # bumped on every re-decode, so derived views know to rebuild
+
+    async def items(self) -> list[Obj]:
+        cache = await self.objects.cache(self.strategy)
+        kvs = cache.list(prefix=collection_prefix(self.strategy, "")).items
+        signature = tuple((kv.key, kv.mod_revision) for kv in kvs)
+        if signature != self._seen:
+            self._items = sorted((self.objects.decode(kv) for kv in kvs), key=lambda o: o["metadata"]["name"])
+            self._seen = signature
+            self.changed += 1
+        return self._items
 
 
 @dataclass(frozen=True)
@@ -28,21 +49,18 @@ class Hook:
 
 
 class HookSource:
-    """The webhooks of one configuration resource (mutating or validating)."""
+    """The webhooks of one configuration resource (mutating or validating): configurations
+    in name order, webhooks in their listed order."""
 
     def __init__(self, objects: ObjectStore, resource: str) -> None:
-        self.objects = objects
-        self.strategy = lookup.strategy(GROUP, VERSION, resource)
-        self._seen: tuple = ()
+        self._configs = CachedObjects(objects, resource)
+        self._built = -1
         self._hooks: list[Hook] = []
 
     async def hooks(self) -> list[Hook]:
-        cache = await self.objects.cache(self.strategy)
-        kvs = cache.list(prefix=collection_prefix(self.strategy, "")).items
-        signature = tuple((kv.key, kv.mod_revision) for kv in kvs)
-        if signature != self._seen:
-            configs = sorted((self.objects.decode(kv) for kv in kvs), key=lambda o: o["metadata"]["name"])
+        configs = await self._configs.items()
+        if self._built != self._configs.changed:
             self._hooks = [Hook(c["metadata"]["name"], i, h)
                            for c in configs for i, h in enumerate(c.get("webhooks") or [])]
-            self._seen = signature
+            self._built = self._configs.changed
         return self._hooks

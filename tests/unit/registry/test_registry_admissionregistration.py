@@ -125,3 +125,49 @@ def test_generation_moves_with_webhooks_and_table_row():
     assert MUT.generation_changes(new, old) and not MUT.generation_changes(copy.deepcopy(old), old)
     assert [c.name for c in VAL.columns] == ["Name", "Webhooks", "Age"]
     assert VAL.row(config(webhook(), webhook(name="b.kyb.test")))[:2] == ["c", 2]
+
+
+# ---------------------------------------------------------------------- policies and bindings
+from kybernetes.registry.admissionregistration.validatingadmissionpolicies import (  # noqa: E402
+    ValidatingAdmissionPolicyStrategy,
+)
+from kybernetes.registry.admissionregistration.validatingadmissionpolicybindings import (  # noqa: E402
+    ValidatingAdmissionPolicyBindingStrategy,
+)
+
+VAP, VAPB = ValidatingAdmissionPolicyStrategy(), ValidatingAdmissionPolicyBindingStrategy()
+RULE = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+
+
+def test_policy_defaults_and_validation():
+    obj = {"metadata": {"name": "p"}, "spec": {"matchConstraints": {"resourceRules": [dict(RULE)]},
+                                               "validations": [{"expression": "true"}]}}
+    assert causes(VAP, obj) == set()
+    mc = obj["spec"]["matchConstraints"]
+    assert obj["spec"]["failurePolicy"] == "Fail" and mc["matchPolicy"] == "Equivalent"
+    assert mc["namespaceSelector"] == {} and mc["objectSelector"] == {} and mc["resourceRules"][0]["scope"] == "*"
+    bad = {"metadata": {"name": "p"}, "spec": {"paramKind": {"kind": "ConfigMap"},
+                                               "variables": [{"name": "1x", "expression": "true"}]}}
+    got = causes(VAP, bad)
+    assert ("spec.matchConstraints", "Required value") in got
+    assert ("spec.paramKind.apiVersion", "Required value") in got
+    assert ("spec.validations", "Required value: validations or auditAnnotations must contain at least one item") in got
+    assert ("spec.variables[0].name", 'Invalid value: "1x": name is not a valid CEL identifier') in got
+    msg = {"metadata": {"name": "p"}, "spec": {"matchConstraints": {"resourceRules": [dict(RULE)]},
+                                               "validations": [{"expression": "true", "message": "a\nb"}]}}
+    assert ("spec.validations[0].message", 'Invalid value: "a\\nb": message must not contain line breaks') \
+        in causes(VAP, msg)
+
+
+def test_binding_defaults_and_validation():
+    obj = {"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny"],
+                                               "paramRef": {"name": "x"}}}
+    assert causes(VAPB, obj) == set() and obj["spec"]["paramRef"]["parameterNotFoundAction"] == "Deny"
+    got = causes(VAPB, {"metadata": {"name": "b"}, "spec": {"validationActions": ["Deny", "Deny", "Log"],
+                                                            "paramRef": {}}})
+    assert ("spec.policyName", "Required value") in got
+    assert ("spec.validationActions[1]", 'Duplicate value: "Deny"') in got
+    assert ("spec.validationActions[2]", 'Unsupported value: "Log": supported values: "Audit", "Deny", "Warn"') in got
+    assert ("spec.paramRef", "Required value: one of name or selector must be specified") in got
+    assert VAPB.row({"metadata": {"name": "b"}, "spec": {"policyName": "p", "paramRef": {"name": "x"}}})[:3] == \
+        ["b", "p", "*/x"]
