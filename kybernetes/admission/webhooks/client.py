@@ -88,6 +88,29 @@ async def resolve(client_config: Obj, services: ServiceLookup) -> Target:
     raise CallError(f"service {ns}/{name} has no active endpoints")
 
 
+_session: Optional[aiohttp.ClientSession] = None
+_session_loop: Optional[asyncio.AbstractEventLoop] = None
+
+
+def _shared_session() -> aiohttp.ClientSession:
+    """One pooled client per event loop: connections to a webhook are kept alive between
+    calls (pools are keyed by host, port and TLS settings), as upstream's client cache does."""
+    global _session, _session_loop
+    loop = asyncio.get_running_loop()
+    if _session is None or _session.closed or _session_loop is not loop:
+        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30))
+        _session_loop = loop
+    return _session
+
+
+async def close() -> None:
+    """Close the pooled client (server shutdown)."""
+    global _session
+    if _session is not None and not _session.closed:
+        await _session.close()
+    _session = None
+
+
 def _with_timeout(url: str, seconds: int) -> str:
     # upstream's REST client adds the timeout as a query parameter
     u = urlsplit(url)
@@ -134,12 +157,11 @@ async def post_review(target: Target, review: Obj, timeout_seconds: int) -> Any:
     body = orjson.dumps(review)
     try:
         async with asyncio.timeout(timeout_seconds):
-            async with aiohttp.ClientSession() as session:
-                async with session.post(url, data=body, ssl=ctx, server_hostname=target.server_hostname,
-                                        headers={"Content-Type": "application/json",
-                                                 "Accept": "application/json, */*"}) as resp:
-                    data = await resp.read()
-                    status = resp.status
+            async with _shared_session().post(url, data=body, ssl=ctx, server_hostname=target.server_hostname,
+                                              headers={"Content-Type": "application/json",
+                                                       "Accept": "application/json, */*"}) as resp:
+                data = await resp.read()
+                status = resp.status
     except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as e:
         raise CallError(_go_error(e, url)) from None
     if not 200 <= status < 300:
