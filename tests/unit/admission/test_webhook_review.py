@@ -142,3 +142,40 @@ def test_match_conditions():
     assert cel.compile_error("foo == 1", ("object",)) == \
         "compilation failed: ERROR: <input>:1:1: undeclared reference to 'foo' (in container '')"
     assert cel.compile_error("object.x == 1", ("object",)) is None
+
+
+def _request(strategy, *, namespace="", name="", subresource="", query=""):
+    from multidict import MultiDict
+
+    class Http(dict):
+        pass
+
+    http = Http(user=SimpleNamespace(name="bob", groups=(), uid="", extra={}))
+    http.query = MultiDict([kv.split("=", 1) for kv in query.split("&") if kv])
+    info = SimpleNamespace(namespace=namespace, name=name, subresource=subresource)
+    return SimpleNamespace(http=http, info=info, strategy=strategy, warnings=[],
+                           dry_run="All" in http.query.getall("dryRun", []))
+
+
+def test_attributes_of_rest_requests():
+    from kybernetes.api.catalog import default_catalog
+
+    cat = default_catalog()
+    pods, namespaces, nodes = (cat.lookup("", "v1", r) for r in ("pods", "namespaces", "nodes"))
+    pod = {"metadata": {"name": "p", "namespace": "team"}}
+    a = dispatch.attributes("UPDATE", _request(pods, namespace="team", name="p", subresource="status",
+                                               query="dryRun=All&fieldManager=me"), pod, pod)
+    assert (a.gvrk, a.subresource, a.namespace, a.name, a.dry_run) == (
+        GVRK("", "v1", "pods", "Pod"), "status", "team", "p", True)
+    assert a.options == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"],
+                         "fieldManager": "me"}
+    assert a.user.name == "bob"
+    # a Namespace's own name is its request namespace; cluster-scoped objects have none
+    ns = {"metadata": {"name": "team"}}
+    assert dispatch.attributes("CREATE", _request(namespaces), ns, None).namespace == "team"
+    node = {"metadata": {"name": "n1"}}
+    assert dispatch.attributes("CREATE", _request(nodes), node, None).namespace == ""
+    d = dispatch.attributes("DELETE", _request(pods, namespace="team", name="p", query="gracePeriodSeconds=0"),
+                            None, pod)
+    assert d.obj is None and d.old is pod and d.options == {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1",
+                                                           "gracePeriodSeconds": 0}
