@@ -152,6 +152,11 @@ class WebhookAdmission:
                 raise CallFailure(hook.name, "Webhook SideEffects is nil")
             if side_effects not in NO_SIDE_EFFECTS:
                 raise errors.bad_request(f'admission webhook "{hook.name}" does not support dry run')
+        version = review.review_version(spec.get("admissionReviewVersions") or [])
+        if version is None:
+            raise CallFailure(hook.name, "could not create admission objects: webhook does not accept known "
+                                         "AdmissionReview versions")
+        req["apiVersion"] = f"admission.k8s.io/{version}"
         timeout = int(spec.get("timeoutSeconds") or 10)
         uid = req["request"]["uid"]
         try:
@@ -160,7 +165,7 @@ class WebhookAdmission:
         except client.CallError as e:
             raise CallFailure(hook.name, f"failed to call webhook: {e}") from None
         try:
-            resp = review.parse_response(body, uid, mutating=mutating)
+            resp = review.parse_response(body, uid, mutating=mutating, version=version)
         except review.InvalidResponse as e:
             raise CallFailure(hook.name, f"received invalid webhook response: {e}") from None
         r.warnings.extend(resp.warnings)

@@ -13,6 +13,13 @@ from kybernetes.admission.webhooks.matching import GVRK, Attributes
 
 Obj = dict[str, Any]
 API_VERSION = "admission.k8s.io/v1"
+SUPPORTED_VERSIONS = ("v1", "v1beta1")  # the request and response shapes are the same
+
+
+def review_version(accepted: list[str]) -> Optional[str]:
+    """The AdmissionReview version to speak: the first one the webhook accepts that this
+    server knows (None: none, and the call fails)."""
+    return next((v for v in accepted if v in SUPPORTED_VERSIONS), None)
 
 
 class InvalidResponse(ValueError):
@@ -52,7 +59,7 @@ def _gvr(g: GVRK) -> Obj:
     return {"group": g.group, "version": g.version, "resource": g.resource}
 
 
-def build_request(attrs: Attributes, called_as: GVRK, uid: Optional[str] = None) -> Obj:
+def build_request(attrs: Attributes, called_as: GVRK, uid: Optional[str] = None, version: str = "v1") -> Obj:
     """The AdmissionReview sent to a webhook; `called_as` is the version the hook's rules
     matched (the request's own unless matchPolicy Equivalent chose another)."""
     req: Obj = {
@@ -75,21 +82,22 @@ def build_request(attrs: Attributes, called_as: GVRK, uid: Optional[str] = None)
         req["name"] = attrs.name
     if attrs.namespace:
         req["namespace"] = attrs.namespace
-    return {"kind": "AdmissionReview", "apiVersion": API_VERSION, "request": req}
+    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}", "request": req}
 
 
-def parse_response(body: Any, uid: str, *, mutating: bool) -> Response:
-    """upstream VerifyAdmissionResponse for admission.k8s.io/v1."""
+def parse_response(body: Any, uid: str, *, mutating: bool, version: str = "v1") -> Response:
+    """upstream VerifyAdmissionResponse: v1 answers must echo the uid and name their patch
+    type; v1beta1 answers need neither (a patch is then a JSONPatch)."""
     if not isinstance(body, dict):
         raise InvalidResponse("the response body is not a JSON object")
-    if body.get("apiVersion") != API_VERSION or body.get("kind") != "AdmissionReview":
+    if body.get("apiVersion") != f"admission.k8s.io/{version}" or body.get("kind") != "AdmissionReview":
         got_group = (body.get("apiVersion") or "").rpartition("/")[0]
         raise InvalidResponse(f"expected webhook response of AdmissionReview.admission.k8s.io, got "
                               f"{body.get('kind') or ''}.{got_group}".rstrip("."))
     resp = body.get("response")
     if not isinstance(resp, dict):
         raise InvalidResponse("webhook response was absent")
-    if resp.get("uid") != uid:
+    if version == "v1" and resp.get("uid") != uid:
         raise InvalidResponse(f'expected response.uid="{uid}", got "{resp.get("uid") or ""}"')
     patch_type = resp.get("patchType") or ""
     raw_patch = resp.get("patch")
@@ -99,6 +107,8 @@ def parse_response(body: Any, uid: str, *, mutating: bool) -> Response:
             patch = base64.b64decode(raw_patch, validate=True)
         except (ValueError, TypeError) as e:
             raise InvalidResponse(f"response.patch is not base64: {e}") from None
+    if patch and not patch_type and version == "v1beta1":
+        patch_type = "JSONPatch"
     if patch and not patch_type:
         raise InvalidResponse("webhook returned response.patch but not response.patchType")
     if patch_type and not mutating:

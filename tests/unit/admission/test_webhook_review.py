@@ -179,3 +179,24 @@ def test_attributes_of_rest_requests():
                             None, pod)
     assert d.obj is None and d.old is pod and d.options == {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1",
                                                            "gracePeriodSeconds": 0}
+
+
+def test_review_versions():
+    assert review.review_version(["v2", "v1beta1", "v1"]) == "v1beta1"
+    assert review.review_version(["v2"]) is None
+    beta = {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+            "response": {"allowed": True, "patch": base64.b64encode(b"[]").decode()}}
+    r = review.parse_response(beta, "u", mutating=True, version="v1beta1")  # no uid, no patchType needed
+    assert r.allowed and r.patch_type == "JSONPatch"
+    with pytest.raises(review.InvalidResponse):
+        review.parse_response(beta, "u", mutating=True, version="v1")
+
+
+def test_unknown_review_versions_are_a_call_failure():
+    plugin = dispatch.WebhookAdmission.__new__(dispatch.WebhookAdmission)
+    hook = Hook("cfg", 0, {"name": "v.x.y", "sideEffects": "None", "admissionReviewVersions": ["v9"],
+                           "clientConfig": {"url": "https://127.0.0.1:1/"}})
+    with pytest.raises(dispatch.CallFailure) as e:
+        asyncio.run(plugin._call(hook, attrs(), PODS, None, mutating=False))
+    assert str(e.value) == ('failed calling webhook "v.x.y": could not create admission objects: webhook does not '
+                            'accept known AdmissionReview versions')
