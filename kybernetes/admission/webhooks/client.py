@@ -46,8 +46,8 @@ def ssl_context(ca_bundle: str) -> ssl.SSLContext:
             try:
                 pem = base64.b64decode(ca_bundle).decode()
                 ctx = ssl.create_default_context(cadata=pem)
-            except (ValueError, ssl.SSLError) as e:
-                raise CallError(f"unable to load root certificates: {e}") from None
+            except (ValueError, ssl.SSLError):
+                raise CallError("unable to load root certificates: unable to parse bytes as PEM block") from None
         else:
             ctx = ssl.create_default_context()
         if len(_contexts) > 256:
