@@ -139,8 +139,9 @@ def test_served_with_discovery_defaults_and_table(kyb, hooks):
         assert table[0].split() == ["NAME", "WEBHOOKS", "AGE"] and table[1].split()[:2] == [name, "1"]
     finally:
         kyb.kubectl("delete", "mutatingwebhookconfiguration", name)
-    assert "No resources found" in kyb.kubectl("get", "validatingwebhookconfigurations").stderr \
-        or name not in kyb.kubectl("get", "validatingwebhookconfigurations").stdout
+    p = kyb.kubectl("get", "mutatingwebhookconfiguration", name, check=False)
+    assert p.returncode != 0 and f'mutatingwebhookconfigurations.admissionregistration.k8s.io "{name}" not found' \
+        in p.stderr
 
 
 def test_invalid_configuration_is_refused_with_field_causes(api, kyb):
