@@ -7,8 +7,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
-import cel
-
 Obj = dict[str, Any]
 
 
@@ -22,6 +20,10 @@ class EvalError(Exception):
 
 @lru_cache(maxsize=4096)
 def _compile(expression: str) -> Any:
+    # imported on first use: the package also loads its command-line tooling (~0.25 s), which
+    # a server without policies or matchConditions should not pay for at start-up
+    import cel
+
     try:
         return cel.compile(expression)
     except ValueError as e:
