@@ -27,19 +27,24 @@ class Result:
     audit_annotations: dict[str, str] = field(default_factory=dict)
 
 
+MAX_MESSAGE_BYTES = 5 * 1024  # longer evaluated messages are dropped, as upstream's
+
+
 def _message(validation: Obj, activation: Obj) -> str:
-    """The failure message: messageExpression when it yields a usable string, else message,
-    else `failed expression: <expression>`."""
+    """The failure message: messageExpression when it yields a usable string (one line, at
+    most 5 KiB), else message, else `failed expression: <expression>`."""
     expr = validation.get("messageExpression")
     if expr:
         try:
             out = cel.evaluate(expr, activation)
         except cel.EvalError:
             out = None
-        if isinstance(out, str) and out.strip() and "\n" not in out:
-            return out
-    if validation.get("message"):
-        return validation["message"]
+        if isinstance(out, str):
+            out = out.strip()
+            if out and "\n" not in out and len(out.encode()) <= MAX_MESSAGE_BYTES:
+                return out
+    if (validation.get("message") or "").strip():
+        return validation["message"].strip()
     return f"failed expression: {(validation.get('expression') or '').strip()}"
 
 

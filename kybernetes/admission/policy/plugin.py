@@ -51,22 +51,21 @@ class ValidatingAdmissionPolicy:
         from kybernetes.api.catalog import default_catalog
 
         kind = (policy.get("spec") or {}).get("paramKind")
-        if not kind:
-            return [None]
         ref = (binding.get("spec") or {}).get("paramRef")
-        if not ref:
-            raise ConfigError(f"policy {policy['metadata']['name']} has paramKind but binding "
-                              f"{binding['metadata']['name']} has no paramRef")
+        if not kind or not ref:
+            return [None]  # no paramKind, or a binding that does not use it: nil params
         s = default_catalog().by_api_version_kind(kind.get("apiVersion", ""), kind.get("kind", ""))
         if s is None:
-            raise ConfigError(f"failed to find resource referenced by paramKind: "
-                              f"'{kind.get('apiVersion', '')}, Kind={kind.get('kind', '')}'")
+            raise ConfigError(f"paramKind kind `&ParamKind{{APIVersion:{kind.get('apiVersion', '')},"
+                              f"Kind:{kind.get('kind', '')},}}` not known")
         namespace = ""
         if s.namespaced:
             namespace = ref.get("namespace") or attrs.namespace
             if not namespace:
                 raise ConfigError("cannot use namespaced paramRef in policy binding that matches cluster-scoped "
                                   "resources")
+        elif ref.get("namespace"):
+            raise ConfigError("paramRef.namespace must not be provided for a cluster-scoped `paramKind`")
         if ref.get("name"):
             found = await lookup.get_object(self.objects, s.group, s.version, s.resource, namespace, ref["name"])
             params = [found] if found is not None else []
