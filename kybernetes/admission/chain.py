@@ -5,7 +5,8 @@ phase (each plugin's Validate).  Upstream's order, of which these are implemente
 
   NamespaceLifecycle (in the REST handlers), LimitRanger, ServiceAccount,
   [NodeRestriction], [PodSecurity], Priority, DefaultTolerationSeconds,
-  DefaultStorageClass, [webhooks], [ResourceQuota]
+  DefaultStorageClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+  ValidatingAdmissionWebhook, ResourceQuota
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from kybernetes.admission.defaultstorageclass import DefaultStorageClass
 from kybernetes.admission.defaulttolerationseconds import DefaultTolerationSeconds
 from kybernetes.admission.limitranger import LimitRanger
+from kybernetes.admission.policy import ValidatingAdmissionPolicy
 from kybernetes.admission.priority import Priority, bootstrap_system_classes
 from kybernetes.admission.serviceaccount import ServiceAccount
+from kybernetes.admission.webhooks import WebhookAdmission
 from kybernetes.apiserver.objects import ObjectStore
 
 
@@ -27,6 +30,8 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, **sa_
         Priority(objects),
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
+        ValidatingAdmissionPolicy(objects),  # validates before the validating webhooks, as upstream
+        WebhookAdmission(objects),  # MutatingAdmissionWebhook (admit), ValidatingAdmissionWebhook (validate)
         __import__("kybernetes.admission.resourcequota", fromlist=["ResourceQuota"]).ResourceQuota(objects),
     ]
 

@@ -428,6 +428,9 @@ class Server:
             await self.controller_manager.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        from kybernetes.admission.webhooks import client as webhook_client
+
+        await webhook_client.close()  # the pooled connections to admission webhooks
         if getattr(self, "audit", None) is not None:
             await self.audit.shutdown()
         if getattr(self, "encryption_reloader", None) is not None:

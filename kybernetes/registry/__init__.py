@@ -84,6 +84,12 @@ def _strategies() -> tuple[Strategy, ...]:
     from kybernetes.registry.certificates import (
         certificatesigningrequests as certificates_certificatesigningrequests,
     )
+    from kybernetes.registry.admissionregistration import (
+        mutatingwebhookconfigurations as admreg_mutating,
+        validatingwebhookconfigurations as admreg_validating,
+        validatingadmissionpolicies as admreg_vap,
+        validatingadmissionpolicybindings as admreg_vapb,
+    )
     from kybernetes.registry.authentication import reviews as authn_reviews
     from kybernetes.registry.authorization import reviews as authz_reviews
 
@@ -132,6 +138,10 @@ def _strategies() -> tuple[Strategy, ...]:
         policy_poddisruptionbudgets.PodDisruptionBudgetStrategy(),
         scheduling_priorityclasses.PriorityClassStrategy(),
         certificates_certificatesigningrequests.CertificateSigningRequestStrategy(),
+        admreg_validating.ValidatingWebhookConfigurationStrategy(),
+        admreg_mutating.MutatingWebhookConfigurationStrategy(),
+        admreg_vap.ValidatingAdmissionPolicyStrategy(),
+        admreg_vapb.ValidatingAdmissionPolicyBindingStrategy(),
         authn_reviews.TokenReviewStrategy(),
         authn_reviews.SelfSubjectReviewStrategy(),
         authz_reviews.LocalSubjectAccessReviewStrategy(),

@@ -1,0 +1,5 @@
+"""Admission webhooks: MutatingAdmissionWebhook and ValidatingAdmissionWebhook."""
+
+from kybernetes.admission.webhooks.dispatch import WebhookAdmission
+
+__all__ = ["WebhookAdmission"]

@@ -1,0 +1,1 @@
+"""Registry modules of admissionregistration.k8s.io."""
