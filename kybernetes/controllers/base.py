@@ -14,6 +14,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from kybernetes.client.errors import ClientError
+from kybernetes.client.events import EventBroadcaster, EventRecorder
 from kybernetes.client.informer import Informer, object_key
 from kybernetes.client.rest import Client, ResourceHandle
 from kybernetes.client.workqueue import RateLimiter, ShutDown, WorkQueue
@@ -92,6 +93,8 @@ class Controller:
 
     name: str = "controller"
     workers: int = 1
+    # reportingController of its Events (upstream's event source); default "<name>-controller"
+    event_source: str = ""
 
     def __init__(
         self,
@@ -100,8 +103,12 @@ class Controller:
         *,
         workers: Optional[int] = None,
         rate_limiter: Optional[RateLimiter] = None,
+        events: Optional[EventBroadcaster] = None,
     ) -> None:
         self.client = client
+        self._own_events = events is None
+        self.event_broadcaster = events or EventBroadcaster(client)
+        self.recorder: EventRecorder = self.event_broadcaster.recorder(self.event_source or f"{self.name}-controller")
         self.informers = informers or InformerFactory(client)
         self._own_informers = informers is None
         if workers is not None:
@@ -175,6 +182,8 @@ class Controller:
         if self._own_informers:
             await self.informers.stop()
         await self.on_stop()
+        if self._own_events:
+            await self.event_broadcaster.shutdown()
 
     async def on_stop(self) -> None:
         """Release what the controller holds beyond workers and informers."""
