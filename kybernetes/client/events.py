@@ -1,4 +1,11 @@
-"""Recording Events through `events.k8s.io/v1`, as client-go's tools/events does.
+"""Recording Events with `events.k8s.io/v1` semantics, as client-go's tools/events does.
+
+Events are built as events.k8s.io/v1 Events and written to `api_version`: by default their
+core/v1 rendering (upstream's storage form of the very same object: regarding ->
+involvedObject, note -> message, reportingController -> reportingComponent; eventTime,
+series, action, related and reportingInstance kept), because this API server still stores
+the two versions apart and kubectl (`kubectl events`, `kubectl get events`) reads core/v1.
+Pass `api_version="events.k8s.io/v1"` to write through the new API.
 
 A component holds one `EventBroadcaster` (one writer task, one cache) and asks it for an
 `EventRecorder` per reporting controller.  `recorder.event(...)` never blocks and never
@@ -54,12 +61,14 @@ def micro_time(t: Optional[float] = None) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def object_reference(obj: Obj) -> Obj:
-    """The ObjectReference of an object (or the reference itself when given one)."""
+def object_reference(obj: Obj, api_version: str = "", kind: str = "") -> Obj:
+    """The ObjectReference of an object (or the reference itself when given one);
+    `api_version` and `kind` fill in what the object lacks (informer caches may drop them)."""
     if "metadata" not in obj:
-        return {k: v for k, v in obj.items() if v not in (None, "")}
+        ref = {"apiVersion": api_version, "kind": kind, **obj}
+        return {k: v for k, v in ref.items() if v not in (None, "")}
     meta = obj["metadata"]
-    ref = {"apiVersion": obj.get("apiVersion", ""), "kind": obj.get("kind", ""),
+    ref = {"apiVersion": obj.get("apiVersion") or api_version, "kind": obj.get("kind") or kind,
            "namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
            "uid": meta.get("uid", ""), "resourceVersion": meta.get("resourceVersion", "")}
     return {k: v for k, v in ref.items() if v}
@@ -97,11 +106,14 @@ class EventBroadcaster:
     """Writes the events of every recorder it made (see the module docstring).
     `await shutdown()` flushes pending series and stops the writer."""
 
-    def __init__(self, client: Any, *, refresh_interval: float = REFRESH_INTERVAL,
+    def __init__(self, client: Any, *, api_version: str = "v1", refresh_interval: float = REFRESH_INTERVAL,
                  finish_after: float = FINISH_AFTER, spam_burst: int = SPAM_BURST,
                  spam_refill: float = SPAM_REFILL, clock: Callable[[], float] = time.time) -> None:
         self.client = client
-        self.events = client.resource("events.k8s.io", "v1", "events")
+        if api_version not in ("v1", "events.k8s.io/v1"):
+            raise ValueError(f"events are written as v1 or events.k8s.io/v1, not {api_version}")
+        self.core = api_version == "v1"
+        self.events = client.resource("" if self.core else "events.k8s.io", "v1", "events")
         self.refresh_interval = refresh_interval
         self.finish_after = finish_after
         self.spam_burst = spam_burst
@@ -206,7 +218,7 @@ class EventBroadcaster:
                         # gone (expired or deleted): start again under a fresh name, series kept
                         ev = cached.event = {**ev, "metadata": {**ev["metadata"],
                                                                "name": _event_name(ev["regarding"], self.clock())}}
-                body = dict(ev)
+                body = to_core(ev) if self.core else dict(ev)
                 if series is not None:
                     body["series"] = series
                 await self.events.create(body, namespace=ns)
@@ -263,6 +275,18 @@ class EventBroadcaster:
             await asyncio.wait_for(self.flush(finish_all=True), 5)
         except asyncio.TimeoutError:
             pass
+
+
+_CORE_NAMES = {"regarding": "involvedObject", "note": "message", "reportingController": "reportingComponent",
+               "deprecatedSource": "source", "deprecatedFirstTimestamp": "firstTimestamp",
+               "deprecatedLastTimestamp": "lastTimestamp", "deprecatedCount": "count"}
+
+
+def to_core(event: Obj) -> Obj:
+    """The core/v1 form of an events.k8s.io/v1 Event (upstream's conversion: renames only)."""
+    out = {_CORE_NAMES.get(k, k): v for k, v in event.items()}
+    out["apiVersion"], out["kind"] = "v1", "Event"
+    return out
 
 
 def _event_name(regarding: Obj, t: float) -> str:

@@ -486,12 +486,18 @@ class DaemonSetController(Controller):
             t = copy.deepcopy(template)
             t["spec"]["affinity"] = node_name_affinity(t["spec"].get("affinity"), node_name)
             try:
-                await self.pods_api.create(_pods.pod_from_template(t, ds, ref), ns)
+                pod = await self.pods_api.create(_pods.pod_from_template(t, ds, ref), ns)
             except Forbidden as e:
                 if "being terminated" in str(e):
                     self.expectations.creation_observed(key)
                     return
+                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
                 raise
+            except APIStatusError as e:
+                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
+                raise
+            self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                action="Create", related=pod)
 
         if create_on:
             ok, err = await _pods.slow_start_batch(len(create_on), _pods.SLOW_START_INITIAL_BATCH, create)
@@ -506,7 +512,11 @@ class DaemonSetController(Controller):
                 self.expectations.deletion_observed(key, object_key(p))
             except APIStatusError as e:
                 self.expectations.deletion_observed(key, object_key(p))
+                self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
                 first = first or e
+            else:
+                self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                    action="Delete", related=p)
         if first is not None:
             raise first
 

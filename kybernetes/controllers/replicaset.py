@@ -189,13 +189,19 @@ class ReplicaSetController(Controller):
 
             async def create() -> None:
                 try:
-                    await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
+                    pod = await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
                 except Forbidden as e:
                     # a terminating namespace refuses new pods; nothing to retry then
                     if "being terminated" in str(e):
                         self.expectations.creation_observed(key)
                         return
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
                     raise
+                except APIStatusError as e:
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
+                    raise
+                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                    action="Create", related=pod)
 
             ok, err = await _pods.slow_start_batch(n, _pods.SLOW_START_INITIAL_BATCH, create)
             if err is not None:
@@ -216,7 +222,11 @@ class ReplicaSetController(Controller):
                     self.expectations.deletion_observed(key, object_key(p))
                 except APIStatusError as e:
                     self.expectations.deletion_observed(key, object_key(p))
+                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
                     first = first or e
+                else:
+                    self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                        action="Delete", related=p)
             return first
         return None
 
@@ -246,5 +256,6 @@ class ReplicationManager(ReplicaSetController):
     """ReplicationControllers: the same controller over core/v1 (a map selector)."""
 
     name = "replicationcontroller"
+    event_source = "replication-controller"
     group, version, plural = "", "v1", "replicationcontrollers"
     kind = "ReplicationController"

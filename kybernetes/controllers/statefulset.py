@@ -26,7 +26,7 @@ import re
 from typing import Any, Optional
 
 from kybernetes.api.selectors import from_label_selector
-from kybernetes.client.errors import AlreadyExists, Conflict, Forbidden, NotFound
+from kybernetes.client.errors import AlreadyExists, APIStatusError, Conflict, Forbidden, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods, history
 from kybernetes.controllers.base import Controller, ReconcileError, Requeue
@@ -487,7 +487,7 @@ class StatefulSetController(Controller):
                 continue
             if monotonic and p is not first_unhealthy and not is_running_and_available(p, mrs):
                 return refresh()
-            await self._delete_pod(key, p)
+            await self._delete_pod(key, sts, p)
             if monotonic:
                 return refresh()
         refresh()
@@ -502,7 +502,7 @@ class StatefulSetController(Controller):
         while target >= update_min and budget > 0:
             p = reps[target]
             if pod_revision(p) != upd_name and not is_terminating(p):
-                await self._delete_pod(key, p)
+                await self._delete_pod(key, sts, p)
                 status["currentReplicas"] -= 1
                 budget -= 1
             target -= 1
@@ -514,7 +514,7 @@ class StatefulSetController(Controller):
         ordinal = start_ordinal(sts) + i
         pod = reps[i]
         if phase(pod) in ("Failed", "Succeeded"):
-            await self._delete_pod(key, pod)
+            await self._delete_pod(key, sts, pod)
             reps[i] = pod = new_versioned_pod(current_set, update_set, cur_name, upd_name, ordinal)
             if monotonic:
                 return True
@@ -556,10 +556,21 @@ class StatefulSetController(Controller):
                 try:
                     have = await self.pvc_api.get(c["metadata"]["name"], c["metadata"]["namespace"])
                 except NotFound:
+                    claim = c["metadata"]["name"]
                     try:
                         await self.pvc_api.create(c, c["metadata"]["namespace"])
                     except AlreadyExists:
                         pass
+                    except APIStatusError as e:
+                        self.recorder.event(sts, "Warning", "FailedCreate",
+                                            f"create Claim {claim} for Pod {sts['metadata']['name']}-{ordinal} in "
+                                            f"StatefulSet {sts['metadata']['name']} failed error: {e.message or e}",
+                                            action="Create")
+                        raise
+                    else:
+                        self.recorder.event(sts, "Normal", "SuccessfulCreate",
+                                            f"create Claim {claim} Pod {sts['metadata']['name']}-{ordinal} in "
+                                            f"StatefulSet {sts['metadata']['name']} success", action="Create")
                     continue
             if have["metadata"].get("deletionTimestamp"):
                 raise ReconcileError(f"pvc {c['metadata']['name']} is being deleted")
@@ -601,9 +612,12 @@ class StatefulSetController(Controller):
         except AlreadyExists:
             self.expectations.creation_observed(key)
             return
-        except BaseException:
+        except BaseException as e:
             self.expectations.creation_observed(key)
+            if isinstance(e, APIStatusError):
+                self._pod_event(sts, pod, "create", e)
             raise
+        self._pod_event(sts, created, "create")
         for c in self._claims_of(sts, created):
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, created):
@@ -614,7 +628,7 @@ class StatefulSetController(Controller):
                 except NotFound:
                     pass
 
-    async def _delete_pod(self, key: str, pod: Obj) -> None:
+    async def _delete_pod(self, key: str, sts: Obj, pod: Obj) -> None:
         pk = object_key(pod)
         self.expectations.add_deletion(key, pk)
         try:
@@ -622,9 +636,20 @@ class StatefulSetController(Controller):
                                        preconditions={"uid": pod["metadata"]["uid"]})
         except (NotFound, Conflict):
             self.expectations.deletion_observed(key, pk)
-        except BaseException:
+            return
+        except BaseException as e:
             self.expectations.deletion_observed(key, pk)
+            if isinstance(e, APIStatusError):
+                self._pod_event(sts, pod, "delete", e)
             raise
+        self._pod_event(sts, pod, "delete")
+
+    def _pod_event(self, sts: Obj, pod: Obj, verb: str, err: Optional[APIStatusError] = None) -> None:
+        """Upstream recordPodEvent's wording."""
+        what = f"{verb} Pod {pod['metadata']['name']} in StatefulSet {sts['metadata']['name']}"
+        reason = ("Failed" if err else "Successful") + verb.capitalize()
+        note = f"{what} failed error: {err.message or err}" if err else f"{what} successful"
+        self.recorder.event(sts, "Warning" if err else "Normal", reason, note, action=verb.capitalize(), related=pod)
 
     # ------------------------------------------------------------------ status
     async def _write_status(self, sts: Obj, status: Obj) -> None:

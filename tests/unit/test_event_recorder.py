@@ -36,11 +36,12 @@ class FakeEvents:
 
 
 class FakeClient:
-    def __init__(self) -> None:
+    def __init__(self, group: str = "events.k8s.io") -> None:
         self.events = FakeEvents()
+        self.group = group
 
     def resource(self, group: str, version: str, resource: str) -> FakeEvents:
-        assert (group, version, resource) == ("events.k8s.io", "v1", "events")
+        assert (group, version, resource) == (self.group, "v1", "events")
         return self.events
 
 
@@ -59,7 +60,7 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespa
 @pytest.fixture
 def setup():
     client, clock = FakeClient(), Clock()
-    b = EventBroadcaster(client, clock=clock, refresh_interval=3600, finish_after=600)
+    b = EventBroadcaster(client, api_version="events.k8s.io/v1", clock=clock, refresh_interval=3600, finish_after=600)
     return b, b.recorder("statefulset-controller", "statefulset-controller-host"), client.events, clock
 
 
@@ -180,3 +181,24 @@ async def test_long_note_is_cut_to_the_api_limit(setup):
     rec.event(POD, "Normal", "R", "é" * 1000)
     await b.shutdown()
     assert len(events.calls[0][1]["note"].encode()) <= 1024
+
+
+async def test_core_v1_rendering_is_the_default():
+    client = FakeClient("")
+    b = EventBroadcaster(client)
+    rec = b.recorder("replicaset-controller", "rs-1")
+    rec.event(POD, "Normal", "SuccessfulCreate", "Created pod: web-0", action="Create", related=POD)
+    rec.event(POD, "Normal", "SuccessfulCreate", "Created pod: web-0", action="Create", related=POD)
+    await b.shutdown()
+    (_, ev, ns), (verb, (name, body, _), _) = client.events.calls
+    assert (ev["apiVersion"], ev["kind"], ns) == ("v1", "Event", "ns")
+    assert ev["involvedObject"]["name"] == "web-0" and ev["message"] == "Created pod: web-0"
+    assert (ev["reportingComponent"], ev["reportingInstance"], ev["action"]) == ("replicaset-controller", "rs-1", "Create")
+    assert ev["related"]["uid"] == "u1" and ev["eventTime"]
+    assert not {"regarding", "note", "reportingController"} & set(ev)
+    assert verb == "patch" and name == ev["metadata"]["name"] and body["series"]["count"] == 2
+
+
+def test_unknown_api_version_is_refused():
+    with pytest.raises(ValueError):
+        EventBroadcaster(FakeClient(), api_version="events.k8s.io/v1beta1")

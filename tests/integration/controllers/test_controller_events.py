@@ -1,0 +1,46 @@
+"""Controllers record Events with events.k8s.io/v1 semantics (written in their core/v1
+form, see kybernetes/client/events.py) and kubectl shows them (`kubectl events`,
+`kubectl get events`), against a real `kyb server`."""
+
+from __future__ import annotations
+
+import json
+
+from fixtures.waits import wait_until
+
+EVENTS = ("", "v1", "events")
+
+
+def deployment(name: str, replicas: int = 2) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}}}
+
+
+async def test_deployment_and_replicaset_events(kyb, client, namespace):
+    d = await client.resource("apps", "v1", "deployments").create(deployment("web"), namespace)
+    events = client.resource(*EVENTS)
+
+    async def recorded():
+        items = (await events.list(namespace))["items"]
+        scaled = [e for e in items if e["reason"] == "ScalingReplicaSet"]
+        created = [e for e in items if e["reason"] == "SuccessfulCreate"]
+        return (scaled, created) if scaled and len(created) == 2 else None
+
+    scaled, created = await wait_until(client, [(EVENTS, namespace)], recorded, what="deployment events")
+    [ev] = scaled
+    assert ev["involvedObject"]["kind"] == "Deployment" and ev["involvedObject"]["uid"] == d["metadata"]["uid"]
+    assert ev["reportingComponent"] == "deployment-controller"
+    assert ev["reportingInstance"].startswith("deployment-controller-")
+    assert ev["type"] == "Normal" and ev["action"] == "Scale" and ev["eventTime"]
+    assert ev["message"].startswith("Scaled up replica set web-") and ev["message"].endswith(" from 0 to 2")
+    assert all(e["involvedObject"]["kind"] == "ReplicaSet" and e["reportingComponent"] == "replicaset-controller"
+               and e["message"].startswith("Created pod: web-") and e["related"]["kind"] == "Pod" for e in created)
+
+    out = kyb.kubectl("events", "-n", namespace).stdout
+    assert "ScalingReplicaSet" in out and "Deployment/web" in out and "Scaled up replica set web-" in out
+    got = json.loads(kyb.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+    assert {e["reason"] for e in got["items"]} >= {"ScalingReplicaSet", "SuccessfulCreate"}
+    table = kyb.kubectl("get", "events", "-n", namespace, "--field-selector", "reason=SuccessfulCreate").stdout
+    assert "replicaset/web-" in table.lower() and "Created pod: web-" in table
