@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from kybernetes.client.errors import ClientError
 from kybernetes.client.events import EventBroadcaster, EventRecorder
 from kybernetes.client.informer import Informer, object_key
+from kybernetes.client.metrics import controller_metrics
 from kybernetes.client.rest import Client, ResourceHandle
 from kybernetes.client.workqueue import RateLimiter, ShutDown, WorkQueue
 
@@ -114,6 +115,7 @@ class Controller:
         if workers is not None:
             self.workers = workers
         self.queue: WorkQueue[str] = WorkQueue(rate_limiter, name=self.name)
+        self.metrics = controller_metrics(self.name)
         self._tasks: list[asyncio.Task[None]] = []
         self._watched: list[Informer] = []
         self.log = logging.getLogger(f"kybernetes.controllers.{self.name}")
@@ -198,11 +200,15 @@ class Controller:
                 await self.reconcile(key)
             except Requeue as r:
                 if r.after is None:
+                    self.metrics.results["requeue"].inc()
                     self.queue.add_rate_limited(key)
                 else:
+                    self.metrics.results["requeue_after"].inc()
                     self.queue.forget(key)
                     self.queue.add_after(key, r.after)
             except Exception as e:  # noqa: BLE001 - a failed reconcile is retried, never fatal
+                self.metrics.results["error"].inc()
+                self.metrics.errors.inc()
                 retry = self.queue.num_requeues(key) + 1
                 if isinstance(e, (ReconcileError, ClientError)):
                     self.log.warning("reconcile %r failed (retry %d): %s", key, retry, e)
@@ -210,6 +216,7 @@ class Controller:
                     self.log.exception("reconcile %r failed (retry %d)", key, retry)
                 self.queue.add_rate_limited(key)
             else:
+                self.metrics.results["success"].inc()
                 self.queue.forget(key)
             finally:
                 self.queue.done(key)
