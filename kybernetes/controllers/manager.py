@@ -61,6 +61,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.endpoints import EndpointsController
     from kybernetes.controllers.endpointslice import EndpointSliceController
     from kybernetes.controllers.garbagecollector import GarbageCollector
+    from kybernetes.controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
@@ -76,6 +77,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
         ReplicaSetController, ReplicationManager, DeploymentController, StatefulSetController, DaemonSetController,
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
+        HorizontalPodAutoscalerController,
     ]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
