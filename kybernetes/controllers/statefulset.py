@@ -314,9 +314,10 @@ class _Expectations(_pods.Expectations):
         self.expect_deletions(key, current)
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(Controller, _pods.PodOwnerHandlers):
     name = "statefulset"
     workers = 5
+    owner_kind, owner_group = KIND, "apps"
 
     def setup(self) -> None:
         self.expectations = _Expectations()
@@ -325,24 +326,14 @@ class StatefulSetController(Controller):
         self.pvc_api = self.resource("", "v1", "persistentvolumeclaims")
         self.sets = self.watch("apps", "v1", "statefulsets")
         self.pods = self.watch("", "v1", "pods", enqueue=None)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.hook_pod_handlers(self.pods)
         self.revs = self.watch("apps", "v1", "controllerrevisions", enqueue=None)
         self.pvcs = self.watch("", "v1", "persistentvolumeclaims", enqueue=self._claim_owner)
 
     # ------------------------------------------------------------------ events
-    def _owner_key(self, obj: Obj, ref: Optional[Obj]) -> Optional[str]:
-        if ref is None or ref.get("kind") != KIND or not str(ref.get("apiVersion", "")).startswith("apps/"):
-            return None
-        key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
-        sts = self.sets.get(key)
-        if sts is None or sts["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
-
-    def _matching(self, pod: Obj) -> list[str]:
-        labels = pod["metadata"].get("labels") or {}
-        return [object_key(s) for s in self.sets.by_namespace(pod["metadata"].get("namespace") or "")
-                if is_member_of(s, pod) and from_label_selector((s.get("spec") or {}).get("selector")).matches(labels)]
+    def owner_selects(self, owner: Obj, pod: Obj) -> bool:
+        # a set adopts only pods named as its members
+        return is_member_of(owner, pod) and super().owner_selects(owner, pod)
 
     def _claim_owner(self, pvc: Obj) -> Optional[str]:
         # a claim `<template>-<set>-<ordinal>`: wake its set (stale claims being removed)
@@ -351,46 +342,6 @@ class StatefulSetController(Controller):
             if f"-{s['metadata']['name']}-" in pvc["metadata"]["name"]:
                 self.enqueue(object_key(s))
         return None
-
-    def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
-            self._pod_deleted(pod)
-            return
-        ref = _pods.get_controller_of(pod)
-        if ref is not None:
-            key = self._owner_key(pod, ref)
-            if key is not None:
-                self.expectations.creation_observed(key)
-                self.enqueue(key)
-            return
-        for key in self._matching(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        new_ref, old_ref = _pods.get_controller_of(new), _pods.get_controller_of(old)
-        if is_terminating(new) and not is_terminating(old):
-            k = self._owner_key(new, new_ref)
-            if k is not None:
-                self.expectations.deletion_observed(k, object_key(new))
-        if old_ref is not None and old_ref != new_ref:
-            k = self._owner_key(old, old_ref)
-            if k is not None:
-                self.enqueue(k)
-        if new_ref is not None:
-            k = self._owner_key(new, new_ref)
-            if k is not None:
-                self.enqueue(k)
-            return
-        for k in self._matching(new):
-            self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        k = self._owner_key(pod, _pods.get_controller_of(pod))
-        if k is not None:
-            self.expectations.deletion_observed(k, object_key(pod))
-            self.enqueue(k)
 
     # ------------------------------------------------------------------ sync
     async def reconcile(self, key: str) -> None:
