@@ -44,3 +44,31 @@ async def test_deployment_and_replicaset_events(kyb, client, namespace):
     assert {e["reason"] for e in got["items"]} >= {"ScalingReplicaSet", "SuccessfulCreate"}
     table = kyb.kubectl("get", "events", "-n", namespace, "--field-selector", "reason=SuccessfulCreate").stdout
     assert "replicaset/web-" in table.lower() and "Created pod: web-" in table
+
+
+async def test_pdb_without_pods_and_without_controllers(client, namespace):
+    pdbs = client.resource("policy", "v1", "poddisruptionbudgets")
+    await pdbs.create({"metadata": {"name": "none"}, "spec": {"selector": {"matchLabels": {"app": "none"}},
+                                                             "minAvailable": 1}}, namespace)
+    # a pod controlled by something without a scale (the GC keeps it: its owner exists),
+    # and a percent budget over it
+    owner = await client.resource("", "v1", "configmaps").create({"metadata": {"name": "boss"}}, namespace)
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "boss", "uid": owner["metadata"]["uid"], "controller": True}
+    await client.resource("", "v1", "pods").create({"metadata": {"name": "stray", "labels": {"app": "stray"},
+                                                                 "ownerReferences": [ref]},
+                                                    "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}},
+                                                   namespace)
+    await pdbs.create({"metadata": {"name": "pct"}, "spec": {"selector": {"matchLabels": {"app": "stray"}},
+                                                            "minAvailable": "50%"}}, namespace)
+    events = client.resource(*EVENTS)
+
+    async def recorded():
+        by = {(e["involvedObject"]["name"], e["reason"]): e for e in (await events.list(namespace))["items"]}
+        return by if ("none", "NoPods") in by and ("pct", "CalculateExpectedPodCountFailed") in by else None
+
+    by = await wait_until(client, [(EVENTS, namespace)], recorded, what="disruption events")
+    assert by[("none", "NoPods")]["message"] == "No matching pods found"
+    assert by[("none", "NoPods")]["reportingComponent"] == "controllermanager"
+    failed = by[("pct", "CalculateExpectedPodCountFailed")]
+    assert failed["type"] == "Warning"
+    assert failed["message"] == 'Failed to calculate the number of expected pods: found no controllers for pod "stray"'
