@@ -29,6 +29,7 @@ DURATION = Histogram("apiserver_request_duration_seconds",
                      buckets=(0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15,
                               20, 30, 45, 60))
 COMPONENT = "apiserver"
+_CHILDREN: dict[tuple, tuple] = {}  # (labels, code) -> (counter, histogram) children; bounded by the label space
 
 
 def clean_verb(method: str, info: RequestInfo | None, content_type: str) -> str:
@@ -61,18 +62,30 @@ def clean_scope(info: RequestInfo | None, method: str) -> str:
 
 
 def _dry_run(request: web.Request) -> str:
-    values = sorted(set(request.query.getall("dryRun", [])))
-    return ",".join(values)
+    """Upstream cleanDryRun: "All" or nothing (any other value is refused before storage)."""
+    return "All" if "All" in request.query.getall("dryRun", []) else ""
 
 
 def record(request: web.Request, code: int, elapsed: float) -> None:
     info = request.get("info")
+    group = version = resource = subresource = ""
+    if info is not None and info.is_resource_request:
+        api = request.app.get("api")
+        # only served resources get their own series: paths are client input, and labels
+        # taken from them unchecked would grow without bound
+        s = api.catalog.lookup(info.api_group, info.api_version, info.resource) if api is not None else None
+        if s is not None:
+            group, version, resource = info.api_group, info.api_version, info.resource
+            known = set(s.subresources) | set(getattr(s, "future_subresources", ()))
+            subresource = info.subresource if info.subresource in known else ""
     labels = (clean_verb(request.method, info, request.headers.get("Content-Type", "")), _dry_run(request),
-              info.api_group if info is not None else "", info.api_version if info is not None else "",
-              info.resource if info is not None and info.is_resource_request else "",
-              info.subresource if info is not None else "", clean_scope(info, request.method), COMPONENT)
-    REQUESTS.labels(*labels, str(code)).inc()
-    DURATION.labels(*labels).observe(elapsed)
+              group, version, resource, subresource, clean_scope(info, request.method), COMPONENT)
+    key = (labels, code)
+    children = _CHILDREN.get(key)
+    if children is None:  # label lookups cost more than the update; keep the children
+        children = _CHILDREN[key] = (REQUESTS.labels(*labels, str(code)), DURATION.labels(*labels))
+    children[0].inc()
+    children[1].observe(elapsed)
 
 
 @web.middleware

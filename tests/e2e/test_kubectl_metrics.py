@@ -89,3 +89,11 @@ def test_metrics_refused_without_the_role(kyb, stranger):
     assert 'User "jim" cannot get path "/metrics"' in p.stderr
     text = kyb.kubectl("get", "--raw", "/metrics").stdout  # admin may
     assert value(text, "apiserver_request_total", verb="GET", code="403", resource="") >= 1
+
+
+def test_unserved_paths_get_no_series_of_their_own(kyb):
+    for path in ("/apis/nope.example.com/v1/things", "/api/v1/namespaces/default/pods/p/garbage"):
+        assert kyb.kubectl("get", "--raw", path, check=False).returncode != 0
+    text = kyb.kubectl("get", "--raw", "/metrics").stdout
+    assert 'resource="things"' not in text and 'subresource="garbage"' not in text
+    assert value(text, "apiserver_request_total", code="404", resource="", group="") >= 1
