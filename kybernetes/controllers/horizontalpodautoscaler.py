@@ -1,7 +1,7 @@
 """The HorizontalPodAutoscaler controller, as upstream's pkg/controller/podautoscaler, up
 to the point where metrics are needed.
 
-Every `sync_period` seconds (upstream: 15) it reads each HPA's target through the scale
+Every `sync_period` seconds (upstream: 15; a new HPA at once) it reads each HPA's target through the scale
 subresource (AbleToScale), clamps the target into [minReplicas, maxReplicas] exactly as
 upstream does without consulting metrics, and otherwise asks the metrics APIs for the
 HPA's metrics.  This cluster serves no metrics API yet, so that fails the way it fails
@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from kybernetes.api.selectors import SelectorError, parse_label_selector
 from kybernetes.client.discovery import APIResource, server_resources
 from kybernetes.client.errors import APIStatusError, ClientError, Conflict, NotFound
+from kybernetes.client.informer import object_key
 from kybernetes.controllers.base import Controller, Requeue
 
 Obj = dict[str, Any]
@@ -82,7 +83,11 @@ class HorizontalPodAutoscalerController(Controller):
         super().__init__(client, informers, **kw)
 
     def setup(self) -> None:
-        self.hpas = self.watch("autoscaling", "v2", "horizontalpodautoscalers")
+        self.hpas = self.watch("autoscaling", "v2", "horizontalpodautoscalers", enqueue=None)
+        # upstream processes each HPA once per sync period whatever happens to it (its own
+        # status writes included); only a new HPA is looked at at once here
+        self.hpas.add_handlers(on_add=lambda h: self.enqueue(object_key(h)),
+                               on_update=lambda old, new: self.queue.add_after(object_key(new), self.sync_period))
         self.hpa_api = self.resource("autoscaling", "v2", "horizontalpodautoscalers")
 
     # ------------------------------------------------------------------ scale target
@@ -184,11 +189,9 @@ class HorizontalPodAutoscalerController(Controller):
                 return
             desired = outcome
         if rescale_reason and desired != current:
-            body = copy.deepcopy(scale)
-            body["spec"]["replicas"] = desired
             handle = self.client.resource(mapping.group, mapping.version, mapping.resource)
             try:
-                await handle.update(body, ns, subresource="scale")
+                await self._update_scale(handle, ns, scale, desired)
             except APIStatusError as e:
                 self.recorder.event(hpa, "Warning", "FailedRescale",
                                     f"New size: {desired}; reason: {rescale_reason}; error: {e.message or e}",
@@ -207,6 +210,21 @@ class HorizontalPodAutoscalerController(Controller):
         if metrics is not None:
             status["currentMetrics"] = metrics
         await self._write(hpa, old, status)
+
+    @staticmethod
+    async def _update_scale(handle: Any, ns: str, scale: Obj, replicas: int) -> None:
+        """Write the target's new size; a conflict with its own controller's status write
+        is retried once on a fresh read (upstream would wait a sync period)."""
+        for attempt in (1, 2):
+            body = copy.deepcopy(scale)
+            body["spec"]["replicas"] = replicas
+            try:
+                await handle.update(body, ns, subresource="scale")
+                return
+            except Conflict:
+                if attempt == 2:
+                    raise
+                scale = await handle.get(scale["metadata"]["name"], ns, subresource="scale")
 
     async def _from_metrics(self, hpa: Obj, ns: str, scale: Obj, status: Obj, now: str) -> Optional[int]:
         """Upstream computeReplicasForMetrics, as far as it goes without metrics: None

@@ -80,6 +80,13 @@ async def test_missing_metrics_are_reported_and_nothing_scales(kyb, client, name
 
 async def test_clamped_into_min_max_without_metrics(kyb, client, namespace):
     await client.resource(*DEPLOY).create(deployment("small", 1), namespace)
+
+    async def settled():  # the deployment controller's first status writes are done
+        d = await client.resource(*DEPLOY).get("small", namespace)
+        st = d.get("status") or {}
+        return st.get("observedGeneration") == 1 and st.get("replicas") == 1 and st.get("updatedReplicas") == 1
+
+    await wait_until(client, [(DEPLOY, namespace)], settled, what="deployment status settled")
     await client.resource(*HPA).create(hpa("small", "small", 3, 5), namespace)
 
     async def scaled():
