@@ -7,8 +7,8 @@ series, action, related and reportingInstance kept), because this API server sti
 the two versions apart and kubectl (`kubectl events`, `kubectl get events`) reads core/v1.
 Pass `api_version="events.k8s.io/v1"` to write through the new API.
 
-A component holds one `EventBroadcaster` (one writer task, one cache) and asks it for an
-`EventRecorder` per reporting controller.  `recorder.event(...)` never blocks and never
+An `EventBroadcaster` (one writer task, one cache; each controller has its own, made by
+controllers.base.Controller) hands out an `EventRecorder` per reporting controller.  `recorder.event(...)` never blocks and never
 raises: the event goes onto a bounded queue the writer drains.
 
 - The first occurrence creates an Event named `<regarding name>.<unix nanoseconds hex>` in
