@@ -1,7 +1,7 @@
 """The API server's aiohttp application: the filter chain and the dispatcher.
 
 Filter order (outermost first) is written down here and nowhere else:
-recover panics -> request info -> authentication -> audit -> authorization -> handler.
+metrics -> recover panics -> request info -> authentication -> audit -> authorization -> handler.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from kybernetes import __version__
 from kybernetes.api.catalog import Catalog
-from kybernetes.apiserver import discovery, errors, negotiation
+from kybernetes.apiserver import discovery, errors, metrics, negotiation
 from kybernetes.apiserver.filters import audit, authentication, authorization, panics, requestinfo
 from kybernetes.apiserver.objects import ObjectStore
 from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
@@ -27,7 +27,7 @@ log = logging.getLogger("kybernetes.apiserver")
 
 KUBE_VERSION = "v1.37.1"
 
-FILTERS = [panics.recover, requestinfo.with_request_info, authentication.authenticate, audit.audit,
+FILTERS = [metrics.instrument, panics.recover, requestinfo.with_request_info, authentication.authenticate, audit.audit,
            authorization.authorize]
 
 _READ_SUBRESOURCES = {"status", "scale", "approval"}
@@ -109,6 +109,8 @@ async def _route(request: web.Request) -> web.StreamResponse:
         return await _readyz(api, request)
     if path == "/version":
         return _json(version_info())
+    if path == "/metrics":
+        return await metrics.serve(request)
     if path in ("/api", "/apis"):
         return _discovery_root(api, request, legacy=(path == "/api"))
     if path.startswith("/apis/"):
@@ -133,7 +135,7 @@ async def _route(request: web.Request) -> web.StreamResponse:
 
         return await openapi_handlers.serve(api, request)
     if path == "/":
-        return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version",
+        return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/readyz", "/version",
                                        "/openapi/v2", "/openapi/v3"] +
                                       [f"/apis/{g}" for g in api.catalog.groups if g] +
                                       [f"/apis/{g}/{v}" for g, vs in api.catalog.groups.items() if g for v in vs])})

@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leader-elect-lease-duration", default="15s")
     p.add_argument("--leader-elect-renew-deadline", default="10s")
     p.add_argument("--leader-elect-retry-period", default="2s")
+    p.add_argument("--node-monitor-grace-period", default="40s",
+                   help="how long a node may go without a heartbeat before it is marked unhealthy (default 40s)")
 
 
 class DataDirLock:
@@ -220,11 +222,16 @@ class Server:
         if not args.disable_controllers:
             import functools
 
+            from kybernetes.client.leaderelection import parse_duration
             from kybernetes.controllers.csrsigning import CSRSigningController
             from kybernetes.controllers.manager import default_controllers, start_controller_manager
 
             ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
-            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
+            try:
+                grace = parse_duration(args.node_monitor_grace_period)
+            except ValueError as e:
+                raise SystemExit(f"kyb server: --node-monitor-grace-period: {e}") from None
+            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), node_monitor_grace_period=grace) + [
                 functools.partial(CSRSigningController, ca=ca)]
             if args.leader_elect:
                 self.controller_manager = await self._elected_controller_manager(kc_path, controllers)

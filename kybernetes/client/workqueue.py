@@ -15,6 +15,8 @@ import collections
 import time
 from typing import Callable, Generic, Hashable, Optional, Protocol, TypeVar
 
+from kybernetes.client import metrics as _metrics
+
 __all__ = [
     "ShutDown",
     "RateLimiter",
@@ -123,6 +125,10 @@ class WorkQueue(Generic[K]):
         self._delayed: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._idle: Optional[asyncio.Event] = None
         self._shutting_down = False
+        # metrics (upstream queueMetrics): when each dirty key was added, when each key's processing began
+        self._added_at: dict[K, float] = {}
+        self._started_at: dict[K, float] = {}
+        self._metrics = _metrics.queue_metrics(self)
 
     # ------------------------------------------------------------------ basic queue
     def add(self, key: K) -> None:
@@ -130,6 +136,9 @@ class WorkQueue(Generic[K]):
         queued again when done() is called."""
         if self._shutting_down or key in self._dirty:
             return
+        if self._metrics is not None:
+            self._metrics.adds.inc()
+            self._added_at.setdefault(key, time.monotonic())
         self._dirty.add(key)
         if key in self._processing:
             return
@@ -154,11 +163,20 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        if self._metrics is not None:
+            now = time.monotonic()
+            added = self._added_at.pop(key, None)
+            if added is not None:
+                self._metrics.queue_duration.observe(now - added)
+            self._started_at[key] = now
         return key
 
     def done(self, key: K) -> None:
         """Mark `key` finished; re-queue it if it was added while being processed."""
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None and self._metrics is not None:
+            self._metrics.work_duration.observe(time.monotonic() - started)
         if key in self._dirty:
             self._queue.append(key)
             self._wake_one()
@@ -171,6 +189,12 @@ class WorkQueue(Generic[K]):
     @property
     def processing(self) -> frozenset[K]:
         return frozenset(self._processing)
+
+    def metric_snapshot(self, now: float) -> tuple[int, float, float]:
+        """(depth, seconds of unfinished work, longest running processor) at `now`,
+        read by the metrics collector (depth counts added keys not yet handed out)."""
+        running = [now - t for t in self._started_at.values()]
+        return len(self._dirty), sum(running), max(running, default=0.0)
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -211,6 +235,8 @@ class WorkQueue(Generic[K]):
         """Add `key` after its backoff (one more failure recorded)."""
         if self._shutting_down:
             return
+        if self._metrics is not None:
+            self._metrics.retries.inc()
         self.add_after(key, self.rate_limiter.when(key))
 
     def forget(self, key: K) -> None:

@@ -14,8 +14,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
-from kybernetes.api.selectors import LabelSelector
+from kybernetes.api.selectors import LabelSelector, from_label_selector
 from kybernetes.client.errors import Conflict, NotFound
+from kybernetes.client.informer import object_key
 
 Obj = dict[str, Any]
 
@@ -264,3 +265,94 @@ async def claim(
         except (NotFound, Conflict):
             pass  # gone or changed: the next sync sees it again
     return claimed
+
+
+# ---------------------------------------------------------------------- pod event handlers
+def _group_of(api_version: str) -> str:
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+class PodOwnerHandlers:
+    """The pod event handlers of a controller that owns pods through controllerRefs
+    (upstream's addPod/updatePod/deletePod of the ReplicaSet, StatefulSet and DaemonSet
+    controllers): a pod with a controllerRef wakes its owner (if that owner is the
+    object the cache holds, same uid) and counts against its expectations; an orphan
+    wakes every owner whose selector matches, so one may adopt it.
+
+    The controller sets `owner_kind` and `owner_group`, keeps its owners' informer in
+    `self.sets` and its expectations in `self.expectations`, and overrides
+    `owner_selects(owner, pod)` when more than the label selector decides."""
+
+    owner_kind: str = ""
+    owner_group: str = ""
+    sets: Any
+    expectations: Any
+    enqueue: Callable[[str], None]  # Controller.enqueue
+
+    def hook_pod_handlers(self, pods: Any) -> None:
+        pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+
+    def owner_selects(self, owner: Obj, pod: Obj) -> bool:
+        """Whether an orphan `pod` is one `owner` could adopt (its selector matches)."""
+        return from_label_selector((owner.get("spec") or {}).get("selector")).matches(
+            pod["metadata"].get("labels") or {})
+
+    def _owner_key(self, obj: Obj, ref: Optional[Obj] = None) -> Optional[str]:
+        """The cache key of `obj`'s controller when it is one of ours and still the
+        same object (uid), else None."""
+        ref = ref if ref is not None else get_controller_of(obj)
+        if ref is None or ref.get("kind") != self.owner_kind or _group_of(str(ref.get("apiVersion", ""))) != self.owner_group:
+            return None
+        key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
+        owner = self.sets.get(key)
+        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return key
+
+    def _matching_owners(self, pod: Obj) -> list[str]:
+        ns = pod["metadata"].get("namespace") or ""
+        return [object_key(o) for o in self.sets.by_namespace(ns) if self.owner_selects(o, pod)]
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            # restarted informers may see a pod that is already being deleted
+            self._pod_deleted(pod)
+            return
+        ref = get_controller_of(pod)
+        if ref is not None:
+            key = self._owner_key(pod, ref)
+            if key is not None:
+                self.expectations.creation_observed(key)
+                self.enqueue(key)
+            return
+        for key in self._matching_owners(pod):
+            self.enqueue(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
+            return  # a resync: nothing changed
+        old_ref, new_ref = get_controller_of(old), get_controller_of(new)
+        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
+            # a graceful delete counts as observed at once, as upstream does
+            key = self._owner_key(new, new_ref)
+            if key is not None:
+                self.expectations.deletion_observed(key, object_key(new))
+        ref_changed = old_ref != new_ref
+        if ref_changed and old_ref is not None:
+            key = self._owner_key(old, old_ref)
+            if key is not None:
+                self.enqueue(key)
+        if new_ref is not None:
+            key = self._owner_key(new, new_ref)
+            if key is not None:
+                self.enqueue(key)
+            return
+        if ref_changed or old["metadata"].get("labels") != new["metadata"].get("labels"):
+            for key in self._matching_owners(new):
+                self.enqueue(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, object_key(pod))
+            self.enqueue(key)

@@ -14,7 +14,9 @@ import logging
 from typing import Any, Callable, Optional
 
 from kybernetes.client.errors import ClientError
+from kybernetes.client.events import EventBroadcaster, EventRecorder
 from kybernetes.client.informer import Informer, object_key
+from kybernetes.client.metrics import controller_metrics
 from kybernetes.client.rest import Client, ResourceHandle
 from kybernetes.client.workqueue import RateLimiter, ShutDown, WorkQueue
 
@@ -92,6 +94,8 @@ class Controller:
 
     name: str = "controller"
     workers: int = 1
+    # reportingController of its Events (upstream's event source); default "<name>-controller"
+    event_source: str = ""
 
     def __init__(
         self,
@@ -100,13 +104,18 @@ class Controller:
         *,
         workers: Optional[int] = None,
         rate_limiter: Optional[RateLimiter] = None,
+        events: Optional[EventBroadcaster] = None,
     ) -> None:
         self.client = client
+        self._own_events = events is None
+        self.event_broadcaster = events or EventBroadcaster(client)
+        self.recorder: EventRecorder = self.event_broadcaster.recorder(self.event_source or f"{self.name}-controller")
         self.informers = informers or InformerFactory(client)
         self._own_informers = informers is None
         if workers is not None:
             self.workers = workers
         self.queue: WorkQueue[str] = WorkQueue(rate_limiter, name=self.name)
+        self.metrics = controller_metrics(self.name)
         self._tasks: list[asyncio.Task[None]] = []
         self._watched: list[Informer] = []
         self.log = logging.getLogger(f"kybernetes.controllers.{self.name}")
@@ -175,6 +184,8 @@ class Controller:
         if self._own_informers:
             await self.informers.stop()
         await self.on_stop()
+        if self._own_events:
+            await self.event_broadcaster.shutdown()
 
     async def on_stop(self) -> None:
         """Release what the controller holds beyond workers and informers."""
@@ -189,11 +200,15 @@ class Controller:
                 await self.reconcile(key)
             except Requeue as r:
                 if r.after is None:
+                    self.metrics.results["requeue"].inc()
                     self.queue.add_rate_limited(key)
                 else:
+                    self.metrics.results["requeue_after"].inc()
                     self.queue.forget(key)
                     self.queue.add_after(key, r.after)
             except Exception as e:  # noqa: BLE001 - a failed reconcile is retried, never fatal
+                self.metrics.results["error"].inc()
+                self.metrics.errors.inc()
                 retry = self.queue.num_requeues(key) + 1
                 if isinstance(e, (ReconcileError, ClientError)):
                     self.log.warning("reconcile %r failed (retry %d): %s", key, retry, e)
@@ -201,6 +216,7 @@ class Controller:
                     self.log.exception("reconcile %r failed (retry %d)", key, retry)
                 self.queue.add_rate_limited(key)
             else:
+                self.metrics.results["success"].inc()
                 self.queue.forget(key)
             finally:
                 self.queue.done(key)

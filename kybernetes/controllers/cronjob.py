@@ -22,7 +22,7 @@ import zoneinfo
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Optional
 
-from kybernetes.client.errors import AlreadyExists, NotFound
+from kybernetes.client.errors import AlreadyExists, APIStatusError, NotFound
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
 
@@ -234,7 +234,12 @@ class CronJobController(Controller):
         running = [j for j in owned if not job_finished(j) and not j["metadata"].get("deletionTimestamp")]
         by_uid = {j["metadata"]["uid"]: j for j in owned}
         last_ok = _pods.parse_time(status.get("lastSuccessfulTime"))
+        was_active = {r.get("uid") for r in old.get("active") or []}
         for j in owned:
+            if j["metadata"]["uid"] in was_active and job_finished(j):
+                self.recorder.event(cj, "Normal", "SawCompletedJob",
+                                    f"Saw completed job: {j['metadata']['name']}, condition: {job_finished(j)}",
+                                    action="Observe", related=j)
             if job_finished(j) == "Complete":
                 ct = _pods.parse_time((j.get("status") or {}).get("completionTime"))
                 if ct is not None and (last_ok is None or ct > last_ok):
@@ -244,10 +249,7 @@ class CronJobController(Controller):
 
         # history limits
         for j in jobs_to_prune(owned, spec.get("successfulJobsHistoryLimit"), spec.get("failedJobsHistoryLimit")):
-            try:
-                await self.jobs_api.delete(j["metadata"]["name"], ns, propagation_policy="Background")
-            except NotFound:
-                pass
+            await self._delete_job(cj, j)
 
         try:
             tz = zone(spec.get("timeZone"))
@@ -267,6 +269,9 @@ class CronJobController(Controller):
             scheduled, missed, nxt = most_recent_schedule(sched, earliest, now, tz)
             if missed > MAX_MISSED:
                 self.log.warning("%s: too many missed start times (%d)", key, missed)
+                self.recorder.event(cj, "Warning", "TooManyMissedTimes",
+                                    f"too many missed start times: {missed}. Set or decrease "
+                                    ".spec.startingDeadlineSeconds or check clock skew", action="Schedule")
             if nxt is not None:
                 requeue = max(0.0, nxt - now) + 0.001
             if scheduled is not None and not (sds is not None and scheduled < now - int(sds)):
@@ -275,26 +280,42 @@ class CronJobController(Controller):
                 if any(j["metadata"]["name"] == name for j in owned):
                     status["lastScheduleTime"] = rfc3339(scheduled)  # already created (maybe by a prior pass)
                 elif policy == "Forbid" and running:
-                    pass  # skipped; the next schedule is tried in its time
+                    # skipped; the next schedule is tried in its time
+                    self.recorder.event(cj, "Normal", "JobAlreadyActive", "Not starting job because prior execution is "
+                                        "running and concurrency policy is Forbid", action="Schedule")
                 else:
                     if policy == "Replace":
                         for j in running:
-                            try:
-                                await self.jobs_api.delete(j["metadata"]["name"], ns, propagation_policy="Background")
-                            except NotFound:
-                                pass
+                            await self._delete_job(cj, j)
                         running = []
                     try:
                         created = await self.jobs_api.create(job_from_template(cj, scheduled, tz), ns)
                     except AlreadyExists:
                         created = None
+                    except APIStatusError as e:
+                        self.recorder.event(cj, "Warning", "FailedCreate", f"Error creating job: {e.message or e}",
+                                            action="Create")
+                        raise
                     if created is not None:
+                        self.recorder.event(cj, "Normal", "SuccessfulCreate", f"Created job {created['metadata']['name']}",
+                                            action="Create", related=created)
                         running.append(created)
                         by_uid[created["metadata"]["uid"]] = created
                     status["lastScheduleTime"] = rfc3339(scheduled)
         await self._write(cj, old, self._with_active(status, running))
         if requeue is not None:
             raise Requeue(after=requeue)
+
+    async def _delete_job(self, cj: Obj, job: Obj) -> None:
+        try:
+            await self.jobs_api.delete(job["metadata"]["name"], cj["metadata"]["namespace"], propagation_policy="Background")
+        except NotFound:
+            return
+        except APIStatusError as e:
+            self.recorder.event(cj, "Warning", "FailedDelete", f"Deleted job: {e.message or e}", action="Delete")
+            raise
+        self.recorder.event(cj, "Normal", "SuccessfulDelete", f"Deleted job {job['metadata']['name']}",
+                            action="Delete", related=job)
 
     @staticmethod
     def _with_active(status: Obj, running: list[Obj]) -> Obj:

@@ -260,9 +260,10 @@ _STATUS_KEYS = ("desiredNumberScheduled", "currentNumberScheduled", "numberMissc
                 "updatedNumberScheduled", "numberAvailable", "numberUnavailable", "observedGeneration")
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(Controller, _pods.PodOwnerHandlers):
     name = "daemonset"
     workers = 2
+    owner_kind, owner_group = KIND, "apps"
     burst_replicas = BURST_REPLICAS
 
     def setup(self) -> None:
@@ -272,7 +273,7 @@ class DaemonSetController(Controller):
         self.revs_api = self.resource("apps", "v1", "controllerrevisions")
         self.sets = self.watch("apps", "v1", "daemonsets")
         self.pods = self.watch("", "v1", "pods", enqueue=None)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.hook_pod_handlers(self.pods)
         self.nodes = self.watch("", "v1", "nodes", enqueue=None)
         self.nodes.add_handlers(on_add=lambda n: self._enqueue_all(), on_update=self._node_updated,
                                 on_delete=lambda n: self._enqueue_all())
@@ -289,60 +290,8 @@ class DaemonSetController(Controller):
                 or (old.get("spec") or {}) != (new.get("spec") or {})):
             self._enqueue_all()
 
-    def _owner_key(self, obj: Obj) -> Optional[str]:
-        ref = _pods.get_controller_of(obj)
-        if ref is None or ref.get("kind") != KIND or not str(ref.get("apiVersion", "")).startswith("apps/"):
-            return None
-        key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
-        ds = self.sets.get(key)
-        if ds is None or ds["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
-
     def _revision_owner(self, rev: Obj) -> Optional[str]:
         return self._owner_key(rev)
-
-    def _matching_sets(self, pod: Obj) -> list[str]:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        return [object_key(ds) for ds in self.sets.by_namespace(meta.get("namespace") or "")
-                if from_label_selector((ds.get("spec") or {}).get("selector")).matches(labels)]
-
-    def _pod_added(self, pod: Obj) -> None:
-        if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        if _pods.get_controller_of(pod) is not None:
-            key = self._owner_key(pod)
-            if key is not None:
-                self.expectations.creation_observed(key)
-                self.enqueue(key)
-            return
-        for key in self._matching_sets(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        key = self._owner_key(new)
-        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp") and key:
-            self.expectations.deletion_observed(key, object_key(new))
-        old_key = self._owner_key(old)
-        if old_key is not None and old_key != key:
-            self.enqueue(old_key)
-        if key is not None:
-            self.enqueue(key)
-            return
-        if _pods.get_controller_of(new) is None and (
-                old["metadata"].get("labels") != new["metadata"].get("labels") or old_key is not None):
-            for k in self._matching_sets(new):
-                self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, object_key(pod))
-            self.enqueue(key)
 
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, key: str) -> None:
@@ -486,12 +435,18 @@ class DaemonSetController(Controller):
             t = copy.deepcopy(template)
             t["spec"]["affinity"] = node_name_affinity(t["spec"].get("affinity"), node_name)
             try:
-                await self.pods_api.create(_pods.pod_from_template(t, ds, ref), ns)
+                pod = await self.pods_api.create(_pods.pod_from_template(t, ds, ref), ns)
             except Forbidden as e:
                 if "being terminated" in str(e):
                     self.expectations.creation_observed(key)
                     return
+                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
                 raise
+            except APIStatusError as e:
+                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
+                raise
+            self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                action="Create", related=pod)
 
         if create_on:
             ok, err = await _pods.slow_start_batch(len(create_on), _pods.SLOW_START_INITIAL_BATCH, create)
@@ -506,7 +461,11 @@ class DaemonSetController(Controller):
                 self.expectations.deletion_observed(key, object_key(p))
             except APIStatusError as e:
                 self.expectations.deletion_observed(key, object_key(p))
+                self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
                 first = first or e
+            else:
+                self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                    action="Delete", related=p)
         if first is not None:
             raise first
 

@@ -536,6 +536,10 @@ class DeploymentController(Controller):
                     PROGRESSING, "False", RS_CREATE_ERROR, f"Failed to create new replica set \"{rs['metadata']['name']}\": {e}"))
                 await self._write_status(d)
             raise
+        if not already and _replicas(created) > 0:
+            self.recorder.event(d, "Normal", "ScalingReplicaSet",
+                                f"Scaled up replica set {created['metadata']['name']} from 0 to {_replicas(created)}",
+                                action="Scale")
         needs = self._set_revision(d, str(new_revision))
         if not already and has_progress_deadline(d):
             set_condition(d.setdefault("status", {}), new_condition(
@@ -579,9 +583,15 @@ class DeploymentController(Controller):
         a = body["metadata"].setdefault("annotations", {})
         a[DESIRED_REPLICAS], a[MAX_REPLICAS] = want_desired, want_max
         try:
-            return await self.rs_api.update(body)
+            updated = await self.rs_api.update(body)
         except Conflict:
             raise Requeue(reason="replicaset changed") from None
+        if _replicas(rs) != size:
+            how = "up" if size > _replicas(rs) else "down"
+            self.recorder.event(d, "Normal", "ScalingReplicaSet",
+                                f"Scaled {how} replica set {rs['metadata']['name']} from {_replicas(rs)} to {size}",
+                                action="Scale")
+        return updated
 
     # ------------------------------------------------------------------ strategies
     async def _rollout_rolling(self, d: Obj, rs_list: list[Obj]) -> None:

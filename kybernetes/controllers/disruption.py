@@ -12,8 +12,8 @@ subresource.  Entries the eviction subresource adds to `disruptedPods` are dropp
 once the pod is gone, or after DELETION_TIMEOUT when it never went.
 
 Not done (yet): the generic scale subresource lookup for arbitrary controllers
-(those pods fail the sync as "found no controllers"), events (NoPods, UnmanagedPods,
-NotDeleted) and the stale DisruptionTarget pod condition cleanup.
+(those pods fail the sync as "found no controllers"), the UnmanagedPods and NotDeleted
+events and the stale DisruptionTarget pod condition cleanup.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def status_equal(old: Obj, new: Obj) -> bool:
 
 class DisruptionController(Controller):
     name = "disruption"
+    event_source = "controllermanager"  # upstream's event source for this controller
     workers = 2
 
     def setup(self) -> None:
@@ -238,7 +239,14 @@ class DisruptionController(Controller):
         recheck: Optional[float] = None
         try:
             pods = self.pods_for(pdb)
-            expected, desired = self.expected_counts(pdb, pods)
+            if not pods:
+                self.recorder.event(pdb, "Normal", "NoPods", "No matching pods found", action="Sync")
+            try:
+                expected, desired = self.expected_counts(pdb, pods)
+            except (NoControllers, ValueError) as e:
+                self.recorder.event(pdb, "Warning", "CalculateExpectedPodCountFailed",
+                                    f"Failed to calculate the number of expected pods: {e}", action="Sync")
+                raise
             status, recheck = desired_status(pdb, pods, expected, desired, now)
         except (NoControllers, SelectorError, ValueError) as e:
             status = dict(pdb.get("status") or {})

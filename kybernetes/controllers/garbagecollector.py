@@ -44,13 +44,12 @@ import asyncio
 import collections
 import json
 import logging
-import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Any, Callable, Hashable, Iterable, Mapping, Optional, Protocol
 
 from kybernetes.client.discovery import APIResource, DiscoveryError
 from kybernetes.client.errors import APIStatusError, ClientError, Conflict, NotFound
+from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import Informer
 from kybernetes.client.rest import Client, ResourceHandle
 from kybernetes.client.workqueue import ItemExponentialFailureRateLimiter, RateLimiter, ShutDown, WorkQueue
@@ -566,10 +565,12 @@ class ClusterAccess:
     addressed without a namespace (a cluster-scoped dependent's owner) raises
     NamespacedOwnerOfClusterScopedObject."""
 
-    def __init__(self, client: Client, mapper: RESTMapper, *, conflict_retries: int = 5) -> None:
+    def __init__(self, client: Client, mapper: RESTMapper, *, conflict_retries: int = 5,
+                 recorder: Optional[EventRecorder] = None) -> None:
         self.client = client
         self.mapper = mapper
         self.conflict_retries = conflict_retries
+        self.recorder = recorder  # the collector sets its own once built
 
     def resource_for(self, api_version: str, kind: str) -> APIResource:
         return self.mapper.resource_for(api_version, kind)
@@ -677,27 +678,13 @@ class ClusterAccess:
                              f"The garbage collector will retry later for owner {ref}")
 
     async def record_event(self, involved: ObjectRef, event_type: str, reason: str, message: str) -> None:
-        """A core/v1 Event about `involved` (cluster-scoped objects' go to "default")."""
-        now = datetime.now(timezone.utc)
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        namespace = involved.namespace or "default"
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{involved.name}.{time.time_ns():x}", "namespace": namespace},
-            "involvedObject": {"kind": involved.kind, "apiVersion": involved.api_version, "name": involved.name,
-                               "uid": involved.uid, **({"namespace": involved.namespace} if involved.namespace else {})},
-            "reason": reason,
-            "message": message,
-            "type": event_type,
-            "source": {"component": EVENT_SOURCE},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": EVENT_SOURCE,
-            "reportingInstance": "",
-        }
-        await self.client.resource("", "v1", "events", namespaced=True).create(event, namespace)
+        """An Event about `involved` through the collector's recorder (events.k8s.io/v1;
+        cluster-scoped objects' go to "default")."""
+        if self.recorder is None:
+            return
+        ref = {"apiVersion": involved.api_version, "kind": involved.kind, "name": involved.name, "uid": involved.uid,
+               "namespace": involved.namespace}
+        self.recorder.event(ref, event_type, reason, message, action="GarbageCollect")
 
 
 # ---------------------------------------------------------------------- discovery
@@ -740,6 +727,7 @@ class GarbageCollector(Controller):
     deletion (see the module docstring)."""
 
     name = "garbagecollector"
+    event_source = EVENT_SOURCE
     workers = 20  # upstream --concurrent-gc-syncs
 
     def __init__(
@@ -778,6 +766,8 @@ class GarbageCollector(Controller):
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._reported: ReferenceCache = ReferenceCache(1000)  # (dependent, owner) pairs already reported
         super().__init__(client, informers, workers=workers, rate_limiter=rate_limiter)
+        if isinstance(self.access, ClusterAccess) and self.access.recorder is None:
+            self.access.recorder = self.recorder
 
     # ------------------------------------------------------------------ queue keys
     def _enqueue_delete(self, uid: str, rate_limited: bool = False) -> None:

@@ -385,11 +385,11 @@ class JobController(Controller):
         manage_err: Optional[BaseException] = None
         if not finishing and self.expectations.satisfied(key):
             if suspended:
-                await self._delete_pods(key, active)
+                await self._delete_pods(key, active, job)
             else:
                 requeue_after, manage_err = await self._manage(key, job, active, succeeded, completed, now)
         elif finishing:
-            await self._delete_pods(key, active)
+            await self._delete_pods(key, active, job)
 
         status["active"] = len(active) if not (finishing or suspended) else 0
         status["ready"] = sum(1 for p in active if _pods.is_pod_ready(p)) if not (finishing or suspended) else 0
@@ -432,6 +432,10 @@ class JobController(Controller):
                 st["completionTime"] = nows
             st["active"] = st["ready"] = st["terminating"] = 0
             job = await self._write_status(job, before, st)
+            if ft is not None and ft.get("status") == "True":
+                self.recorder.event(job, "Warning", ft.get("reason") or "Failed", ft.get("message") or "", action="Finish")
+            else:
+                self.recorder.event(job, "Normal", "Completed", "Job completed", action="Finish")
             await self._ttl(job, now)
             return
         if manage_err is not None:
@@ -475,7 +479,7 @@ class JobController(Controller):
                 extra = _pods.pods_to_delete(active, [], len(active) - want_active)
             to_create = [None] * max(0, want_active - len(active))
         if extra:
-            await self._delete_pods(key, extra)
+            await self._delete_pods(key, extra, job)
         if not to_create:
             return None, None
         fails, last = self._backoff.get(key, (0, 0.0))
@@ -492,12 +496,18 @@ class JobController(Controller):
             idx = queue.pop(0)
             pod = self.pod_for(job, template, ref, idx)
             try:
-                await self.pods_api.create(pod, ns)
+                pod = await self.pods_api.create(pod, ns)
             except Forbidden as e:
                 if "being terminated" in str(e):
                     self.expectations.creation_observed(key)
                     return
+                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
                 raise
+            except APIStatusError as e:
+                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
+                raise
+            self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                action="Create", related=pod)
 
         ok, err = await _pods.slow_start_batch(len(to_create), _pods.SLOW_START_INITIAL_BATCH, create)
         if err is not None:
@@ -526,7 +536,7 @@ class JobController(Controller):
                     c["env"] = [env] + list(c.get("env") or [])
         return pod
 
-    async def _delete_pods(self, key: str, pods: list[Obj]) -> None:
+    async def _delete_pods(self, key: str, pods: list[Obj], job: Optional[Obj] = None) -> None:
         if not pods:
             return
         self.expectations.expect_deletions(key, [object_key(p) for p in pods])
@@ -534,8 +544,17 @@ class JobController(Controller):
             try:
                 await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
                                            preconditions={"uid": p["metadata"]["uid"]})
-            except (NotFound, APIStatusError):
+            except NotFound:
                 self.expectations.deletion_observed(key, object_key(p))
+            except APIStatusError as e:
+                self.expectations.deletion_observed(key, object_key(p))
+                if job is not None:
+                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {e.message or e}",
+                                        action="Delete")
+            else:
+                if job is not None:
+                    self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                        action="Delete", related=p)
 
     async def _remove_finalizers(self, pods: list[Obj]) -> set[str]:
         """Remove the tracking finalizer; the UIDs that no longer carry it."""

@@ -48,9 +48,11 @@ class AlwaysLeader:
             await asyncio.shield(on_stopped_leading())
 
 
-def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFactory]:
+def default_controllers(*, root_ca: Optional[bytes] = None,
+                        node_monitor_grace_period: Optional[float] = None) -> list[ControllerFactory]:
     """The controllers `kyb server` runs.  `root_ca` (the cluster CA PEM) enables the
-    root CA publisher; without it that controller is left out."""
+    root CA publisher; without it that controller is left out.  `node_monitor_grace_period`
+    (seconds) overrides the node lifecycle controller's (upstream --node-monitor-grace-period)."""
     from functools import partial
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
@@ -61,6 +63,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.endpoints import EndpointsController
     from kybernetes.controllers.endpointslice import EndpointSliceController
     from kybernetes.controllers.garbagecollector import GarbageCollector
+    from kybernetes.controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
@@ -76,7 +79,10 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
         ReplicaSetController, ReplicationManager, DeploymentController, StatefulSetController, DaemonSetController,
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
+        HorizontalPodAutoscalerController,
     ]
+    if node_monitor_grace_period is not None:
+        out[out.index(NodeLifecycleController)] = partial(NodeLifecycleController, grace_period=node_monitor_grace_period)
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out

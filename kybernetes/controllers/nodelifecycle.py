@@ -121,6 +121,7 @@ class TokenBucket:
 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
+    event_source = "node-controller"
     workers = 2
 
     def __init__(self, client: Any, informers: Any = None, *, grace_period: float = NODE_MONITOR_GRACE_PERIOD,
@@ -192,6 +193,10 @@ class NodeLifecycleController(Controller):
         except Conflict:
             raise Requeue(reason=f"{node['metadata']['name']}: node changed") from None
         self.log.info("node %s: Ready=Unknown (%s)", node["metadata"]["name"], msg)
+        name = node["metadata"]["name"]
+        # upstream RecordNodeStatusChange: the reference carries the node's name as its uid
+        self.recorder.event({"apiVersion": "v1", "kind": "Node", "name": name, "uid": name}, "Normal", "NodeNotReady",
+                            f"Node {name} status is now: NodeNotReady", action="StatusChange")
         return updated
 
     async def _mark_pods_not_ready(self, node_name: str) -> None:
@@ -208,7 +213,8 @@ class NodeLifecycleController(Controller):
                 await self.pods_api.patch(pod["metadata"]["name"], patch, "strategic",
                                           namespace=pod["metadata"]["namespace"], subresource="status")
             except NotFound:
-                pass
+                continue
+            self.recorder.event(pod, "Warning", "NodeNotReady", "Node is not ready", action="MarkNotReady")
 
     async def _sync_taints(self, node: Obj) -> None:
         current = (node.get("spec") or {}).get("taints") or []
@@ -236,6 +242,7 @@ class NodeLifecycleController(Controller):
 
 class TaintEvictionController(Controller):
     name = "taint-eviction-controller"
+    event_source = "taint-eviction-controller"
     workers = 4
 
     def __init__(self, client: Any, informers: Any = None, *, clock: Callable[[], float] = time.time, **kw: Any) -> None:
@@ -278,6 +285,7 @@ class TaintEvictionController(Controller):
         cond = {"status": {"conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
                                            "message": "Taint manager: deleting due to NoExecute taint",
                                            "lastTransitionTime": now_rfc3339()}]}}
+        self.recorder.event(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}", action="Delete")
         try:
             await self.pods_api.patch(name, cond, "strategic", namespace=ns, subresource="status")
             await self.pods_api.delete(name, ns, preconditions={"uid": pod["metadata"]["uid"]})

@@ -71,7 +71,7 @@ def _status_equal(old: Obj, new: Obj) -> bool:
         (old.get("conditions") or []) == (new.get("conditions") or []))
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(Controller, _pods.PodOwnerHandlers):
     name = "replicaset"
     workers = 5
     group, version, plural = "apps", "v1", "replicasets"
@@ -85,65 +85,12 @@ class ReplicaSetController(Controller):
         self.pods_api = self.resource("", "v1", "pods")
         self.sets = self.watch(self.group, self.version, self.plural)
         self.pods = self.watch("", "v1", "pods", enqueue=None)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.owner_kind, self.owner_group = self.kind, self.group
+        self.hook_pod_handlers(self.pods)
 
     # ------------------------------------------------------------------ pod events
-    def _owner_key(self, pod: Obj, ref: Optional[Obj]) -> Optional[str]:
-        if ref is None or ref.get("kind") != self.kind or ref.get("apiVersion", "").split("/")[0] != self.api_version.split("/")[0]:
-            return None
-        key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
-        rs = self.sets.get(key)
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
-
-    def _matching_sets(self, pod: Obj) -> list[str]:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        return [object_key(rs) for rs in self.sets.by_namespace(meta.get("namespace") or "")
-                if selector_of(rs, self.kind).matches(labels)]
-
-    def _pod_added(self, pod: Obj) -> None:
-        if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        ref = _pods.get_controller_of(pod)
-        if ref is not None:
-            key = self._owner_key(pod, ref)
-            if key is not None:
-                self.expectations.creation_observed(key)
-                self.enqueue(key)
-            return
-        for key in self._matching_sets(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
-            # a graceful delete: count it as observed now, as upstream does
-            key = self._owner_key(new, _pods.get_controller_of(new))
-            if key is not None:
-                self.expectations.deletion_observed(key, object_key(new))
-        old_ref, new_ref = _pods.get_controller_of(old), _pods.get_controller_of(new)
-        if old_ref != new_ref and old_ref is not None:
-            k = self._owner_key(old, old_ref)
-            if k is not None:
-                self.enqueue(k)
-        if new_ref is not None:
-            k = self._owner_key(new, new_ref)
-            if k is not None:
-                self.enqueue(k)
-            return
-        if (old["metadata"].get("labels") != new["metadata"].get("labels")) or old_ref != new_ref:
-            for k in self._matching_sets(new):
-                self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod, _pods.get_controller_of(pod))
-        if key is not None:
-            self.expectations.deletion_observed(key, object_key(pod))
-            self.enqueue(key)
+    def owner_selects(self, owner: Obj, pod: Obj) -> bool:
+        return selector_of(owner, self.kind).matches(pod["metadata"].get("labels") or {})
 
     # ------------------------------------------------------------------ sync
     async def reconcile(self, key: str) -> None:
@@ -189,13 +136,19 @@ class ReplicaSetController(Controller):
 
             async def create() -> None:
                 try:
-                    await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
+                    pod = await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
                 except Forbidden as e:
                     # a terminating namespace refuses new pods; nothing to retry then
                     if "being terminated" in str(e):
                         self.expectations.creation_observed(key)
                         return
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
                     raise
+                except APIStatusError as e:
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
+                    raise
+                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                    action="Create", related=pod)
 
             ok, err = await _pods.slow_start_batch(n, _pods.SLOW_START_INITIAL_BATCH, create)
             if err is not None:
@@ -216,7 +169,11 @@ class ReplicaSetController(Controller):
                     self.expectations.deletion_observed(key, object_key(p))
                 except APIStatusError as e:
                     self.expectations.deletion_observed(key, object_key(p))
+                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
                     first = first or e
+                else:
+                    self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                        action="Delete", related=p)
             return first
         return None
 
@@ -246,5 +203,6 @@ class ReplicationManager(ReplicaSetController):
     """ReplicationControllers: the same controller over core/v1 (a map selector)."""
 
     name = "replicationcontroller"
+    event_source = "replication-controller"
     group, version, plural = "", "v1", "replicationcontrollers"
     kind = "ReplicationController"

@@ -26,7 +26,7 @@ import re
 from typing import Any, Optional
 
 from kybernetes.api.selectors import from_label_selector
-from kybernetes.client.errors import AlreadyExists, Conflict, Forbidden, NotFound
+from kybernetes.client.errors import AlreadyExists, APIStatusError, Conflict, Forbidden, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods, history
 from kybernetes.controllers.base import Controller, ReconcileError, Requeue
@@ -314,9 +314,10 @@ class _Expectations(_pods.Expectations):
         self.expect_deletions(key, current)
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(Controller, _pods.PodOwnerHandlers):
     name = "statefulset"
     workers = 5
+    owner_kind, owner_group = KIND, "apps"
 
     def setup(self) -> None:
         self.expectations = _Expectations()
@@ -325,24 +326,14 @@ class StatefulSetController(Controller):
         self.pvc_api = self.resource("", "v1", "persistentvolumeclaims")
         self.sets = self.watch("apps", "v1", "statefulsets")
         self.pods = self.watch("", "v1", "pods", enqueue=None)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.hook_pod_handlers(self.pods)
         self.revs = self.watch("apps", "v1", "controllerrevisions", enqueue=None)
         self.pvcs = self.watch("", "v1", "persistentvolumeclaims", enqueue=self._claim_owner)
 
     # ------------------------------------------------------------------ events
-    def _owner_key(self, obj: Obj, ref: Optional[Obj]) -> Optional[str]:
-        if ref is None or ref.get("kind") != KIND or not str(ref.get("apiVersion", "")).startswith("apps/"):
-            return None
-        key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
-        sts = self.sets.get(key)
-        if sts is None or sts["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
-
-    def _matching(self, pod: Obj) -> list[str]:
-        labels = pod["metadata"].get("labels") or {}
-        return [object_key(s) for s in self.sets.by_namespace(pod["metadata"].get("namespace") or "")
-                if is_member_of(s, pod) and from_label_selector((s.get("spec") or {}).get("selector")).matches(labels)]
+    def owner_selects(self, owner: Obj, pod: Obj) -> bool:
+        # a set adopts only pods named as its members
+        return is_member_of(owner, pod) and super().owner_selects(owner, pod)
 
     def _claim_owner(self, pvc: Obj) -> Optional[str]:
         # a claim `<template>-<set>-<ordinal>`: wake its set (stale claims being removed)
@@ -351,46 +342,6 @@ class StatefulSetController(Controller):
             if f"-{s['metadata']['name']}-" in pvc["metadata"]["name"]:
                 self.enqueue(object_key(s))
         return None
-
-    def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
-            self._pod_deleted(pod)
-            return
-        ref = _pods.get_controller_of(pod)
-        if ref is not None:
-            key = self._owner_key(pod, ref)
-            if key is not None:
-                self.expectations.creation_observed(key)
-                self.enqueue(key)
-            return
-        for key in self._matching(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        new_ref, old_ref = _pods.get_controller_of(new), _pods.get_controller_of(old)
-        if is_terminating(new) and not is_terminating(old):
-            k = self._owner_key(new, new_ref)
-            if k is not None:
-                self.expectations.deletion_observed(k, object_key(new))
-        if old_ref is not None and old_ref != new_ref:
-            k = self._owner_key(old, old_ref)
-            if k is not None:
-                self.enqueue(k)
-        if new_ref is not None:
-            k = self._owner_key(new, new_ref)
-            if k is not None:
-                self.enqueue(k)
-            return
-        for k in self._matching(new):
-            self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        k = self._owner_key(pod, _pods.get_controller_of(pod))
-        if k is not None:
-            self.expectations.deletion_observed(k, object_key(pod))
-            self.enqueue(k)
 
     # ------------------------------------------------------------------ sync
     async def reconcile(self, key: str) -> None:
@@ -487,7 +438,7 @@ class StatefulSetController(Controller):
                 continue
             if monotonic and p is not first_unhealthy and not is_running_and_available(p, mrs):
                 return refresh()
-            await self._delete_pod(key, p)
+            await self._delete_pod(key, sts, p)
             if monotonic:
                 return refresh()
         refresh()
@@ -502,7 +453,7 @@ class StatefulSetController(Controller):
         while target >= update_min and budget > 0:
             p = reps[target]
             if pod_revision(p) != upd_name and not is_terminating(p):
-                await self._delete_pod(key, p)
+                await self._delete_pod(key, sts, p)
                 status["currentReplicas"] -= 1
                 budget -= 1
             target -= 1
@@ -514,7 +465,7 @@ class StatefulSetController(Controller):
         ordinal = start_ordinal(sts) + i
         pod = reps[i]
         if phase(pod) in ("Failed", "Succeeded"):
-            await self._delete_pod(key, pod)
+            await self._delete_pod(key, sts, pod)
             reps[i] = pod = new_versioned_pod(current_set, update_set, cur_name, upd_name, ordinal)
             if monotonic:
                 return True
@@ -556,10 +507,21 @@ class StatefulSetController(Controller):
                 try:
                     have = await self.pvc_api.get(c["metadata"]["name"], c["metadata"]["namespace"])
                 except NotFound:
+                    claim = c["metadata"]["name"]
                     try:
                         await self.pvc_api.create(c, c["metadata"]["namespace"])
                     except AlreadyExists:
                         pass
+                    except APIStatusError as e:
+                        self.recorder.event(sts, "Warning", "FailedCreate",
+                                            f"create Claim {claim} for Pod {sts['metadata']['name']}-{ordinal} in "
+                                            f"StatefulSet {sts['metadata']['name']} failed error: {e.message or e}",
+                                            action="Create")
+                        raise
+                    else:
+                        self.recorder.event(sts, "Normal", "SuccessfulCreate",
+                                            f"create Claim {claim} Pod {sts['metadata']['name']}-{ordinal} in "
+                                            f"StatefulSet {sts['metadata']['name']} success", action="Create")
                     continue
             if have["metadata"].get("deletionTimestamp"):
                 raise ReconcileError(f"pvc {c['metadata']['name']} is being deleted")
@@ -601,9 +563,12 @@ class StatefulSetController(Controller):
         except AlreadyExists:
             self.expectations.creation_observed(key)
             return
-        except BaseException:
+        except BaseException as e:
             self.expectations.creation_observed(key)
+            if isinstance(e, APIStatusError):
+                self._pod_event(sts, pod, "create", e)
             raise
+        self._pod_event(sts, created, "create")
         for c in self._claims_of(sts, created):
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, created):
@@ -614,7 +579,7 @@ class StatefulSetController(Controller):
                 except NotFound:
                     pass
 
-    async def _delete_pod(self, key: str, pod: Obj) -> None:
+    async def _delete_pod(self, key: str, sts: Obj, pod: Obj) -> None:
         pk = object_key(pod)
         self.expectations.add_deletion(key, pk)
         try:
@@ -622,9 +587,20 @@ class StatefulSetController(Controller):
                                        preconditions={"uid": pod["metadata"]["uid"]})
         except (NotFound, Conflict):
             self.expectations.deletion_observed(key, pk)
-        except BaseException:
+            return
+        except BaseException as e:
             self.expectations.deletion_observed(key, pk)
+            if isinstance(e, APIStatusError):
+                self._pod_event(sts, pod, "delete", e)
             raise
+        self._pod_event(sts, pod, "delete")
+
+    def _pod_event(self, sts: Obj, pod: Obj, verb: str, err: Optional[APIStatusError] = None) -> None:
+        """Upstream recordPodEvent's wording."""
+        what = f"{verb} Pod {pod['metadata']['name']} in StatefulSet {sts['metadata']['name']}"
+        reason = ("Failed" if err else "Successful") + verb.capitalize()
+        note = f"{what} failed error: {err.message or err}" if err else f"{what} successful"
+        self.recorder.event(sts, "Warning" if err else "Normal", reason, note, action=verb.capitalize(), related=pod)
 
     # ------------------------------------------------------------------ status
     async def _write_status(self, sts: Obj, status: Obj) -> None:

@@ -152,7 +152,7 @@ async def test_cross_namespace_owner_counts_as_absent(client, namespace):
                                   lambda e: e.get("reason") == "OwnerRefInvalidNamespace")
         assert event["type"] == "Warning"
         assert event["involvedObject"]["uid"] == dep["metadata"]["uid"]
-        assert event["source"]["component"] == "garbage-collector-controller"
+        assert event["reportingComponent"] == "garbage-collector-controller"
         assert event["message"] == (f"ownerRef [v1/ConfigMap, namespace: {other}, name: owner, uid: {owner['metadata']['uid']}]"
                                     f' does not exist in namespace "{other}"')
     finally:
