@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, latency
 from kybernetes.apiserver.filters.authentication import UserInfo
 
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
@@ -45,7 +45,8 @@ async def authorize(request: web.Request, handler):
     user = request["user"]
     check = request.app["authorizer"]
     attrs = request_attributes(request)
-    allowed, _, reason = await check(user, attrs)
+    with latency.track(latency.AUTHORIZATION):
+        allowed, _, reason = await check(user, attrs)
     request.setdefault("audit_annotations", {}).update(
         {"authorization.k8s.io/decision": "allow" if allowed else "forbid", "authorization.k8s.io/reason": reason})
     if allowed:
