@@ -21,7 +21,7 @@ from kybernetes.apiserver.audit.backends import Backend, Obj, plugin_error
 log = logging.getLogger("kybernetes.audit")
 
 PLUGIN_NAME = "buffered"
-SHUTDOWN_GRACE = 10.0  # seconds shutdown waits for batches still being delivered
+SHUTDOWN_GRACE = 5.0  # seconds shutdown waits for batches still being delivered
 
 
 @dataclass
@@ -110,10 +110,10 @@ class BufferedBackend(Backend):
                 break
         return batch
 
-    async def _dispatch(self, batch: list[Obj]) -> None:
+    async def _dispatch(self, batch: list[Obj], *, throttled: bool = True) -> None:
         if not batch:
             return
-        if self.throttle is not None:
+        if throttled and self.throttle is not None:
             await self.throttle.accept()
         self.batches_total += 1
         t = asyncio.create_task(self._deliver(batch), name="audit-batch")
@@ -144,8 +144,9 @@ class BufferedBackend(Backend):
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
         if self.queue is not None:
+            # what is left goes out at once: shutdown is bounded by the grace period, not the throttle
             while not self.queue.empty():
-                await self._dispatch(await self._collect(0))
+                await self._dispatch(await self._collect(0), throttled=False)
         if self.sending:
             _, pending = await asyncio.wait(set(self.sending), timeout=SHUTDOWN_GRACE)
             for t in pending:

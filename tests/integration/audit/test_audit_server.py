@@ -259,3 +259,69 @@ current-context: default
     finally:
         s.stop()
         httpd.shutdown()
+
+
+# ---------------------------------------------------------------------------- webhook trouble
+def _hook_kubeconfig(d: Path, url: str) -> Path:
+    kc = d / "trouble.kubeconfig"
+    kc.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: hook
+  cluster: {{server: "{url}"}}
+users:
+- name: api
+  user: {{token: hook-token}}
+contexts:
+- name: default
+  context: {{cluster: hook, user: api}}
+current-context: default
+""")
+    return kc
+
+
+def _wait_log(s, text: str, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in s.log():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trouble", ["hanging", "dead"])
+def test_webhook_in_trouble_never_blocks_the_api(tmp_path, trouble):
+    """A webhook that never answers (a listening socket nobody accepts on) or one that is
+    not there at all: every kubectl call is still served, and the lost events are counted
+    and reported (upstream HandlePluginError) instead of waited for."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if trouble == "hanging":
+        sock.listen(64)  # the kernel completes connections; no one ever reads or answers
+    else:
+        sock.close()
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    kc = _hook_kubeconfig(tmp_path, f"http://127.0.0.1:{port}/audit")
+    s = start_server(tmp_path / "data", extra=(
+        "--audit-policy-file", str(tmp_path / "policy.yaml"), "--audit-webhook-config-file", str(kc),
+        "--audit-webhook-batch-buffer-size", "3", "--audit-webhook-batch-max-size", "1",
+        "--audit-webhook-batch-max-wait", "50ms", "--audit-webhook-batch-throttle-qps", "0.1",
+        "--audit-webhook-batch-throttle-burst", "1", "--audit-webhook-initial-backoff", "10ms",
+        "--disable-controllers"))
+    try:
+        for i in range(8):
+            s.kubectl("create", "configmap", f"cm{i}", f"--from-literal=k={i}")
+        out = s.kubectl("get", "configmaps", "-o", "name").stdout
+        assert all(f"configmap/cm{i}" in out for i in range(8))
+        # the throttle lets one batch a 10 s through, so the 3-event buffer overflows
+        assert _wait_log(s, "Error in audit plugin 'buffered' affecting 1 audit events: audit buffer queue blocked")
+        if trouble == "dead":
+            # the one batch let through failed its 5 attempts and was counted lost
+            assert _wait_log(s, "Error in audit plugin 'webhook' affecting 1 audit events")
+    finally:
+        s.stop()
+        sock.close()
