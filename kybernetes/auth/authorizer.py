@@ -98,6 +98,12 @@ class Attributes:
     name: str = ""
     is_resource_request: bool = True
     path: str = ""
+    # selector-aware authorization (upstream AuthorizeWithSelectors, on by default in
+    # 1.37): the parsed requirements of a list/watch/deletecollection, or why parsing failed
+    field_selector: tuple = ()
+    field_selector_error: str = ""
+    label_selector: tuple = ()
+    label_selector_error: str = ""
 
     @classmethod
     def from_request_info(cls, user: Any, info: Any) -> "Attributes":
@@ -524,6 +530,8 @@ def attributes_from_dict(user: Any, attrs: Mapping[str, Any]) -> Attributes:
     """Attributes from the API server's dict shape: resource_request, verb, namespace,
     group, version, resource, subresource, name — or path for non-resource requests."""
     if attrs.get("resource_request"):
+        fields, field_err = _parse_selector(attrs.get("field_selector"), label=False)
+        labels, label_err = _parse_selector(attrs.get("label_selector"), label=True)
         return Attributes(
             user=user,
             verb=attrs.get("verb") or "",
@@ -535,8 +543,27 @@ def attributes_from_dict(user: Any, attrs: Mapping[str, Any]) -> Attributes:
             name=attrs.get("name") or "",
             is_resource_request=True,
             path=attrs.get("path") or "",
+            field_selector=fields,
+            field_selector_error=field_err,
+            label_selector=labels,
+            label_selector_error=label_err,
         )
     return Attributes(user=user, verb=attrs.get("verb") or "", path=attrs.get("path") or "", is_resource_request=False)
+
+
+def _parse_selector(raw: Any, *, label: bool) -> tuple[tuple, str]:
+    """(requirements, parse error) of a raw selector string, as upstream's
+    GetAuthorizerAttributes records them (a bad selector leaves no requirements)."""
+    if not raw:
+        return (), ""
+    from kybernetes.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+
+    try:
+        if label:
+            return tuple(parse_label_selector(raw).requirements), ""
+        return tuple(parse_field_selector(raw).requirements), ""
+    except SelectorError as e:
+        return (), str(e)
 
 
 def as_access_check(authorizer: Any):

@@ -25,7 +25,8 @@ def request_attributes(request: web.Request) -> Attrs:
     if info.is_resource_request:
         return {"resource_request": True, "verb": info.verb, "namespace": info.namespace,
                 "group": info.api_group, "version": info.api_version, "resource": info.resource,
-                "subresource": info.subresource, "name": info.name}
+                "subresource": info.subresource, "name": info.name,
+                "field_selector": info.field_selector, "label_selector": info.label_selector}
     return {"resource_request": False, "verb": info.verb, "path": request.path}
 
 
