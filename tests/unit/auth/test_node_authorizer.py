@@ -217,3 +217,25 @@ def test_request_info_names_and_selectors():
     assert parse("GET", "/api/v1/nodes", {"fieldSelector": "metadata.name=a/b"}).name == ""  # not a path segment
     assert parse("GET", "/api/v1/nodes/n1", {"fieldSelector": "x=y"}).field_selector == ""  # a get has none
     assert parse("DELETE", "/api/v1/namespaces/d/pods", {"labelSelector": "a"}).label_selector == "a"
+
+
+async def test_subject_access_review_with_selectors(authz):
+    from kybernetes.auth.authorizer import attributes_from_subject_access_review as from_sar
+
+    def sar(**ra):
+        return from_sar({"user": "system:node:n1", "groups": ["system:nodes"],
+                         "resourceAttributes": {"verb": "list", "resource": "pods", **ra}})
+
+    assert (await authz.authorize(sar(fieldSelector={"rawSelector": "spec.nodeName=n1"})))[0] is Decision.ALLOW
+    req = {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]}
+    assert (await authz.authorize(sar(fieldSelector=req)))[0] is Decision.ALLOW
+    notin = {"requirements": [{"key": "spec.nodeName", "operator": "NotIn", "values": ["n1"]}]}
+    assert (await authz.authorize(sar(fieldSelector=notin)))[0] is Decision.NO_OPINION
+    a = sar(fieldSelector={"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1", "n2"]},
+                                             {"key": "x", "operator": "Exists"}]})
+    assert a.field_selector == ()
+    assert a.field_selector_error == "[fieldSelectors do not yet support multiple values, fieldSelectors do not yet support Exists]"
+    lab = sar(labelSelector={"requirements": [{"key": "app", "operator": "In", "values": ["web"]},
+                                              {"key": "tier", "operator": "Bogus"}]})
+    assert [(r.key, r.operator, r.values) for r in lab.label_selector] == [("app", "in", ("web",))]
+    assert lab.label_selector_error == '"Bogus" is not a valid label selector operator'
