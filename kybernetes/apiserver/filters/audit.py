@@ -55,6 +55,9 @@ class AuditContext:
         self.started = False
         self.done = False
         self.received = time.monotonic()
+        # the request's annotations (authorization decision, admission plugins): the same
+        # dict the filters write to, so every stage after RequestReceived carries them
+        self.annotations: dict[str, str] = {}
 
     async def emit(self, stage: str) -> bool:
         """Hand a copy of the event at `stage` to the backends; False only when a
@@ -63,6 +66,8 @@ class AuditContext:
             self.event["stage"] = stage
             return True
         self.auditor.event_total += 1
+        if stage != STAGE_REQUEST_RECEIVED:
+            ev_mod.add_annotations(self.event, self.annotations)
         try:
             return await self.backend.process_async(ev_mod.snapshot(self.event, stage))
         except Exception:  # noqa: BLE001 - audit never fails the request
@@ -134,6 +139,7 @@ async def audit(request: web.Request, handler):
                              user=request.get("user"), ips=ev_mod.source_ips(request.headers, request.remote),
                              user_agent=request.headers.get("User-Agent", ""), info=info)
     ctx = AuditContext(cfg, event, auditor, is_long_running(info))
+    ctx.annotations = request.setdefault("audit_annotations", {})
     if latency.current() is None:
         latency.start()
     if not await ctx.emit(STAGE_REQUEST_RECEIVED):
