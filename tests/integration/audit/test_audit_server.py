@@ -135,6 +135,37 @@ def test_watch_has_response_started(srv):
     assert "responseObject" not in by_id(watch, aid)[1]
 
 
+def test_slow_request_latency_annotations(srv):
+    """A watch that the server ends after 1 s is a request over upstream's 500 ms
+    threshold: its ResponseComplete carries apiserver.latency.k8s.io/* (Go durations)
+    for the layers it spent time in, and the total; its ResponseStarted does not."""
+    srv.kubectl("create", "configmap", "lat-cm", "--from-literal=k=v")
+    url = srv.url + "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"
+    with urllib.request.urlopen(urllib.request.Request(url), context=srv.ssl_context(), timeout=30) as r:
+        aid = r.headers["Audit-Id"]
+        body = r.read()
+    assert b"lat-cm" in body
+    evs = by_id(read_events(srv.audit_log, lambda e: any(
+        x["auditID"] == aid and x["stage"] == "ResponseComplete" for x in e)), aid)
+    assert [e["stage"] for e in evs] == ["ResponseStarted", "ResponseComplete"]
+    started, done = evs
+    assert not any(k.startswith("apiserver.latency.k8s.io/") for k in started.get("annotations", {}))
+    ann = done["annotations"]
+    assert ann["authorization.k8s.io/decision"] == "allow"
+    total = ann["apiserver.latency.k8s.io/total"]
+    assert total.endswith("s") and not total.endswith(("ms", "µs", "ns")) and float(total[:-1]) >= 1, total
+    for layer in ("serialize-response-object", "response-write", "authorization"):
+        assert ann[f"apiserver.latency.k8s.io/{layer}"][-1] == "s", ann
+    # a quick request gets none
+    srv.kubectl("get", "configmap", "lat-cm")
+    def quick_gets(evs):
+        return [e for e in evs if e.get("objectRef", {}).get("name") == "lat-cm"
+                and e["verb"] == "get" and e["stage"] == "ResponseComplete"]
+    quick = quick_gets(read_events(srv.audit_log, quick_gets))
+    assert quick and not any(k.startswith("apiserver.latency.k8s.io/") for k in quick[-1].get("annotations", {}))
+    srv.kubectl("delete", "configmap", "lat-cm")
+
+
 def test_secrets_metadata_only(srv):
     manifest = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"},
                            "data": {"password": SECRET_VALUE}})
