@@ -99,24 +99,28 @@ class TimedStore:
     """A Store whose round trips (get/list/create/update/delete/count) count as the
     ``etcd`` layer of the request awaiting them; everything else passes through."""
 
-    _TIMED = frozenset({"get", "list", "create", "update", "delete", "count"})
+    _TIMED = ("get", "list", "create", "update", "delete", "count")
 
     def __init__(self, store: Any) -> None:
         self._store = store
+        for name in self._TIMED:  # wrappers made once, not per call
+            method = getattr(store, name, None)
+            if method is not None:
+                setattr(self, name, _timed(method))
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
-        if name not in self._TIMED:
-            return attr
+        return getattr(self._store, name)
 
-        async def timed(*a: Any, **kw: Any) -> Any:
-            t = _current.get()
-            if t is None:
-                return await attr(*a, **kw)
-            t0 = time.perf_counter()
-            try:
-                return await attr(*a, **kw)
-            finally:
-                t.add(STORAGE, time.perf_counter() - t0)
 
-        return timed
+def _timed(method: Any) -> Any:
+    async def timed(*a: Any, **kw: Any) -> Any:
+        t = _current.get()
+        if t is None:
+            return await method(*a, **kw)
+        t0 = time.perf_counter()
+        try:
+            return await method(*a, **kw)
+        finally:
+            t.add(STORAGE, time.perf_counter() - t0)
+
+    return timed
