@@ -123,7 +123,10 @@ def install(app: Any, auditor: Optional[Auditor]) -> None:
 
 
 async def setup(app: Any, args: Any) -> Optional[Auditor]:
-    auditor = from_args(args)
+    try:
+        auditor = from_args(args)
+    except AuditConfigError as e:  # bad flags stop the server with upstream's message, no traceback
+        raise SystemExit(f"kyb server: {e}") from None
     if auditor is not None:
         await auditor.start()
     install(app, auditor)

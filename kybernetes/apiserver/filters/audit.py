@@ -77,7 +77,7 @@ class AuditContext:
 
 def add_annotation(request: web.Request, key: str, value: str) -> None:
     """Add an annotation to the request's audit event (upstream audit.AddAuditAnnotation;
-    the event carries them from ResponseComplete on, at level Metadata and above).
+    every stage after RequestReceived carries it, at level Metadata and above).
     As upstream, a key that is already set keeps its first value."""
     request.setdefault("audit_annotations", {}).setdefault(key, value)
 

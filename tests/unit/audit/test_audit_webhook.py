@@ -383,3 +383,14 @@ def test_go_durations():
     assert latency.slow_request_annotations(t, 0.75) == {"apiserver.latency.k8s.io/etcd": "250ms",
                                                          "apiserver.latency.k8s.io/total": "750ms"}
 
+
+
+async def test_bad_flags_stop_the_server_cleanly(tmp_path, hook):
+    from types import SimpleNamespace
+
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
+    args = SimpleNamespace(audit_policy_file=str(pol), audit_log_path="", audit_webhook_config_file=hook.kubeconfig,
+                           audit_webhook_mode="batch", audit_webhook_batch_buffer_size=0)
+    with pytest.raises(SystemExit, match="^kyb server: invalid audit batch webhook buffer size 0, must be a positive"):
+        await audit_pkg.setup(web.Application(), args)
