@@ -138,6 +138,10 @@ async def evict(h: Any, r: Any, body: Any, pdb_strategy: Optional[Strategy]) -> 
         raise errors.bad_request("name in URL does not match name in Eviction object")
     if meta.get("namespace") and r.info.namespace and meta["namespace"] != r.info.namespace:
         raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+    # an Eviction is admitted as a create of pods/eviction (NodeRestriction: a node
+    # evicts only pods bound to itself), before anything is read or changed
+    await h._admit(h.mutating, "CREATE", r, body, None)
+    await h._admit(h.validating, "CREATE", r, body, None)
     raw_opts = body.get("deleteOptions")
     options = delete_options(r, dict(raw_opts) if isinstance(raw_opts, dict) else None)
     dry_run = r.dry_run

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import orjson
 import yaml
 
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, latency
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -134,7 +134,13 @@ def decode_body(body: bytes, content_type: str) -> Any:
 
 
 def encode(obj: Any, out: Output) -> tuple[bytes, str]:
-    """Serialize a response body; returns (bytes, content type)."""
+    """Serialize a response body; returns (bytes, content type).  The time counts as
+    the request's serialize-response-object latency."""
+    with latency.track(latency.SERIALIZE):
+        return _encode(obj, out)
+
+
+def _encode(obj: Any, out: Output) -> tuple[bytes, str]:
     if out.media == PROTOBUF and isinstance(obj, dict):
         from kybernetes.api import protobuf
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 import orjson
 
+from kybernetes.apiserver.latency import TimedStore
 from kybernetes.registry.base import Strategy
 from kybernetes.storage.interface import KeyValue, Store
 from kybernetes.storage.watchcache import WatchCache
@@ -40,7 +41,9 @@ class ObjectStore:
     """Encodes objects for the Store and keeps one watch cache per resource (lazily)."""
 
     def __init__(self, store: Store, transformer: Optional[Transformer] = None) -> None:
-        self.store = store
+        self.raw_store = store
+        # the same store, with each round trip counted in the awaiting request's latency
+        self.store = TimedStore(store)
         self._caches: dict[str, WatchCache] = {}
         self._cache_locks: dict[str, asyncio.Lock] = {}
         self._transformer = transformer
@@ -111,7 +114,7 @@ class ObjectStore:
         async with lock:
             c = self._caches.get(prefix)
             if c is None:
-                c = WatchCache(self.store, prefix)
+                c = WatchCache(self.raw_store, prefix)
                 await c.start()
                 self._caches[prefix] = c
         return c

@@ -23,6 +23,9 @@ class RequestInfo:
     subresource: str = ""
     name: str = ""
     parts: list[str] = field(default_factory=list)
+    # the raw selectors of a list/watch/deletecollection, for selector-aware authorization
+    field_selector: str = ""
+    label_selector: str = ""
 
 
 def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
@@ -68,13 +71,37 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     if len(rest) >= 3:
         info.subresource = rest[2]
     if method in ("GET", "HEAD") and not info.name and verb == "get":
-        verb = "list"
+        verb = "watch" if _truthy(query.get("watch")) else "list"
+        # a list or watch of one object by field selector names it (so authorizers and
+        # audit see the name), as upstream's RequestInfoFactory does
+        name = _exact_name(query.get("fieldSelector"))
+        if name:
+            info.name = name
     if verb in ("get", "list") and _truthy(query.get("watch")):
         verb = "watch"
     if verb == "delete" and not info.name:
         verb = "deletecollection"
     info.verb = verb
+    if verb in ("list", "watch", "deletecollection"):
+        info.field_selector = query.get("fieldSelector") or ""
+        info.label_selector = query.get("labelSelector") or ""
     return info
+
+
+def _exact_name(selector: Optional[str]) -> str:
+    """The metadata.name a field selector requires, if it is a valid path segment."""
+    if not selector:
+        return ""
+    from kybernetes.api.names import is_path_segment_name
+    from kybernetes.api.selectors import SelectorError, parse_field_selector
+
+    try:
+        name = parse_field_selector(selector).exact_value("metadata.name")
+    except SelectorError:
+        return ""
+    if not name or is_path_segment_name(name):
+        return ""
+    return name
 
 
 def _truthy(v: Optional[str]) -> bool:

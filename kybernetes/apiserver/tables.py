@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.apiserver import latency
 from kybernetes.registry.base import Strategy
 
 Obj = dict[str, Any]
@@ -33,7 +34,13 @@ def row_object(obj: Obj, include: str) -> Any:
 
 
 def table(s: Strategy, items: list[Obj], include: str = "Metadata", *, with_columns: bool = True) -> Obj:
-    """A Table of `items` with the strategy's printer columns."""
+    """A Table of `items` with the strategy's printer columns (time counted as the
+    request's transform-response-object latency)."""
+    with latency.track(latency.TRANSFORM):
+        return _table(s, items, include, with_columns=with_columns)
+
+
+def _table(s: Strategy, items: list[Obj], include: str = "Metadata", *, with_columns: bool = True) -> Obj:
     rows = []
     for obj in items:
         row: Obj = {"cells": s.row(obj)}

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import orjson
 from aiohttp import web
 
-from kybernetes.apiserver import errors, negotiation, tables
+from kybernetes.apiserver import errors, latency, negotiation, tables
 from kybernetes.apiserver.listing import Filter, _parse_rv, cache_at, request_filter
 from kybernetes.apiserver.objects import ObjectStore, collection_prefix
 from kybernetes.apiserver.rest import warning_header
@@ -55,13 +55,15 @@ class _Stream:
 
     async def send(self, etype: str, obj: Obj) -> None:
         shaped = obj if etype == "BOOKMARK" and self.r.output.as_kind != "Table" else self._shape(obj)
-        if self.protobuf:
-            from kybernetes.api import protobuf
+        with latency.track(latency.SERIALIZE):
+            if self.protobuf:
+                from kybernetes.api import protobuf
 
-            data = protobuf.encode_watch_event(etype, shaped)
-        else:
-            data = orjson.dumps({"type": etype, "object": shaped}) + b"\n"
-        await self.resp.write(data)
+                data = protobuf.encode_watch_event(etype, shaped)
+            else:
+                data = orjson.dumps({"type": etype, "object": shaped}) + b"\n"
+        with latency.track(latency.RESPONSE_WRITE):
+            await self.resp.write(data)
 
 
 def _bookmark(r: Any, rv: int, initial_end: bool = False) -> Obj:

@@ -98,6 +98,12 @@ class Attributes:
     name: str = ""
     is_resource_request: bool = True
     path: str = ""
+    # selector-aware authorization (upstream AuthorizeWithSelectors, on by default in
+    # 1.37): the parsed requirements of a list/watch/deletecollection, or why parsing failed
+    field_selector: tuple = ()
+    field_selector_error: str = ""
+    label_selector: tuple = ()
+    label_selector_error: str = ""
 
     @classmethod
     def from_request_info(cls, user: Any, info: Any) -> "Attributes":
@@ -443,6 +449,8 @@ def attributes_from_subject_access_review(spec: Mapping[str, Any], user: Any = N
         )
     ra = spec.get("resourceAttributes")
     if ra is not None:
+        fields, field_err = _review_field_selector(ra.get("fieldSelector"))
+        labels, label_err = _review_label_selector(ra.get("labelSelector"))
         return Attributes(
             user=user,
             verb=ra.get("verb") or "",
@@ -453,6 +461,10 @@ def attributes_from_subject_access_review(spec: Mapping[str, Any], user: Any = N
             subresource=ra.get("subresource") or "",
             name=ra.get("name") or "",
             is_resource_request=True,
+            field_selector=fields,
+            field_selector_error=field_err,
+            label_selector=labels,
+            label_selector_error=label_err,
         )
     nra = spec.get("nonResourceAttributes") or {}
     return Attributes(
@@ -461,6 +473,68 @@ def attributes_from_subject_access_review(spec: Mapping[str, Any], user: Any = N
         path=nra.get("path") or "",
         is_resource_request=False,
     )
+
+
+def _review_field_selector(fs: Any) -> tuple[tuple, str]:
+    """resourceAttributes.fieldSelector (rawSelector or requirements) as requirements, as
+    upstream's ResourceAttributesFrom: requirements it cannot use are dropped with an
+    error, which only widens the check (requirements are ANDed)."""
+    if not isinstance(fs, Mapping):
+        return (), ""
+    out: tuple = ()
+    err = ""
+    if fs.get("rawSelector"):
+        out, err = _parse_selector(fs["rawSelector"], label=False)
+    reqs = fs.get("requirements") or []
+    if reqs:
+        from kybernetes.api.selectors import EQUALS, NOT_EQUALS, FieldRequirement
+
+        kept: list = []
+        errs: list[str] = []
+        for r in reqs:
+            values = list(r.get("values") or [])
+            op = r.get("operator") or ""
+            if len(values) > 1:
+                errs.append("fieldSelectors do not yet support multiple values")
+            elif op in ("In", "NotIn"):
+                if len(values) != 1:
+                    errs.append(f"fieldSelectors {'in' if op == 'In' else 'not in'} must have one value")
+                else:
+                    kept.append(FieldRequirement(r.get("key") or "", EQUALS if op == "In" else NOT_EQUALS, values[0]))
+            elif op in ("Exists", "DoesNotExist"):
+                errs.append(f"fieldSelectors do not yet support {op}")
+            else:
+                errs.append(f"{go_quote(op)} is not a valid field selector operator")
+        out, err = tuple(kept), aggregate_errors(errs)
+    return out, err
+
+
+def _review_label_selector(ls: Any) -> tuple[tuple, str]:
+    """resourceAttributes.labelSelector (rawSelector or requirements) as requirements."""
+    if not isinstance(ls, Mapping):
+        return (), ""
+    out: tuple = ()
+    err = ""
+    if ls.get("rawSelector"):
+        out, err = _parse_selector(ls["rawSelector"], label=True)
+    reqs = ls.get("requirements") or []
+    if reqs:
+        from kybernetes.api.selectors import DOES_NOT_EXIST, EXISTS, IN, NOT_IN, SelectorError, _new_requirement
+
+        ops = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
+        kept: list = []
+        errs: list[str] = []
+        for r in reqs:
+            op = r.get("operator") or ""
+            if op not in ops:
+                errs.append(f"{go_quote(op)} is not a valid label selector operator")
+                continue
+            try:
+                kept.append(_new_requirement(r.get("key") or "", ops[op], list(r.get("values") or []) or None, ""))
+            except SelectorError as e:
+                errs.append(str(e))
+        out, err = tuple(kept), aggregate_errors(errs)
+    return out, err
 
 
 def validate_subject_access_review(
@@ -524,6 +598,8 @@ def attributes_from_dict(user: Any, attrs: Mapping[str, Any]) -> Attributes:
     """Attributes from the API server's dict shape: resource_request, verb, namespace,
     group, version, resource, subresource, name — or path for non-resource requests."""
     if attrs.get("resource_request"):
+        fields, field_err = _parse_selector(attrs.get("field_selector"), label=False)
+        labels, label_err = _parse_selector(attrs.get("label_selector"), label=True)
         return Attributes(
             user=user,
             verb=attrs.get("verb") or "",
@@ -535,8 +611,27 @@ def attributes_from_dict(user: Any, attrs: Mapping[str, Any]) -> Attributes:
             name=attrs.get("name") or "",
             is_resource_request=True,
             path=attrs.get("path") or "",
+            field_selector=fields,
+            field_selector_error=field_err,
+            label_selector=labels,
+            label_selector_error=label_err,
         )
     return Attributes(user=user, verb=attrs.get("verb") or "", path=attrs.get("path") or "", is_resource_request=False)
+
+
+def _parse_selector(raw: Any, *, label: bool) -> tuple[tuple, str]:
+    """(requirements, parse error) of a raw selector string, as upstream's
+    GetAuthorizerAttributes records them (a bad selector leaves no requirements)."""
+    if not raw:
+        return (), ""
+    from kybernetes.api.selectors import SelectorError, parse_field_selector, parse_label_selector
+
+    try:
+        if label:
+            return tuple(parse_label_selector(raw).requirements), ""
+        return tuple(parse_field_selector(raw).requirements), ""
+    except SelectorError as e:
+        return (), str(e)
 
 
 def as_access_check(authorizer: Any):

@@ -329,9 +329,9 @@ class NodeAuthorizer:
                 if resource == "serviceaccounts":
                     return await self._create_token(node, attrs)
                 if resource == "nodes":
-                    decided = self._node(node, attrs)
-                    if decided is not None:
-                        return decided
+                    return self._node(node, attrs)
+                if resource == "pods":
+                    return await self._pod(node, attrs)
             elif group == "storage.k8s.io" and resource == "volumeattachments":
                 return await self._get(node, attrs)
             elif group == "coordination.k8s.io" and resource == "leases":
@@ -403,16 +403,47 @@ class NodeAuthorizer:
             return Decision.NO_OPINION, "can only access CSINode with the same name as the requesting node"
         return Decision.ALLOW, ""
 
+    # ----- nodes and pods, with selectors (upstream AuthorizeNodeWithSelectors, default on)
     @staticmethod
-    def _node(node: str, attrs: Attributes) -> Optional[tuple[Decision, str]]:
-        """A node reads only its own Node object by name (upstream's authorizeNode).  Lists
-        and watches fall through to the node rules: the request attributes here carry no
-        field selector, so the metadata.name-scoped list cannot be told apart."""
-        if attrs.subresource == "" and attrs.verb == "get":
-            if attrs.name == node:
+    def _node(node: str, attrs: Attributes) -> tuple[Decision, str]:
+        """Writes are left to NodeRestriction; reads name the node itself, by URL or by a
+        ``metadata.name`` field selector (the request info turns that into the name)."""
+        if attrs.subresource == "":
+            if attrs.verb in ("create", "update", "patch"):
                 return Decision.ALLOW, ""
-            return Decision.NO_OPINION, f"node '{node}' cannot read '{attrs.name}', only its own Node object"
-        return None
+            if attrs.verb in ("get", "list", "watch"):
+                if attrs.name == node:
+                    return Decision.ALLOW, ""
+                if not attrs.name:
+                    return Decision.NO_OPINION, f"node '{node}' cannot read all nodes, only its own Node object"
+                return Decision.NO_OPINION, f"node '{node}' cannot read '{attrs.name}', only its own Node object"
+        elif attrs.subresource == "status" and attrs.verb in ("update", "patch"):
+            return Decision.ALLOW, ""
+        return Decision.NO_OPINION, ""
+
+    async def _pod(self, node: str, attrs: Attributes) -> tuple[Decision, str]:
+        """A node lists and watches only its own pods (``spec.nodeName=<node>`` field
+        selector) and gets a pod only when it is bound to it; creating/deleting (mirror
+        pods), status updates and evictions are left to NodeRestriction."""
+        if attrs.subresource == "":
+            if attrs.verb == "get":
+                return await self._get(node, attrs)
+            if attrs.verb in ("list", "watch"):
+                for req in attrs.field_selector:
+                    if req.field == "spec.nodeName" and req.operator == "=" and req.value == node:
+                        return Decision.ALLOW, ""
+                if attrs.name:
+                    return await self._path(node, attrs)
+                return Decision.NO_OPINION, "can only list/watch pods with spec.nodeName field selector"
+            if attrs.verb in ("create", "delete"):
+                return Decision.ALLOW, ""
+        elif attrs.subresource == "status":
+            if attrs.verb in ("update", "patch"):
+                return Decision.ALLOW, ""
+        elif attrs.subresource == "eviction":
+            if attrs.verb == "create":
+                return Decision.ALLOW, ""
+        return Decision.NO_OPINION, ""
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-log-maxbackup", type=int, default=0)
     p.add_argument("--audit-log-maxage", type=int, default=0, help="days to keep rotated audit logs")
     p.add_argument("--audit-webhook-config-file", default="")
-    p.add_argument("--audit-webhook-batch-max-wait", type=float, default=30.0)
+    from kybernetes.apiserver.audit import add_flags as add_audit_webhook_flags
+    add_audit_webhook_flags(p)  # --audit-webhook-mode, --audit-webhook-batch-*, --audit-webhook-initial-backoff
     p.add_argument("--encryption-provider-config", default="")
     p.add_argument("--encryption-provider-config-automatic-reload", nargs="?", const="true", default=False,
                    type=lambda v: str(v).lower() in ("1", "true", "yes"),

@@ -1,8 +1,11 @@
-"""Audit backends (upstream plugin/pkg/audit/log and webhook).
+"""Audit backends: the interface, the union, and the log backend (upstream
+plugin/pkg/audit/log).  The webhook backend and the batching in front of it live in
+``webhook.py`` and ``buffered.py``.
 
 A backend's ``process(event)`` never blocks the event loop: the log backend hands
-serialized lines to a writer thread; the webhook backend queues events (bounded; on
-overflow the event is dropped and counted) and a task POSTs them in EventList batches."""
+serialized lines to a writer thread.  A backend that has to wait (the webhook in a
+blocking mode) implements ``process_async``; the audit filter always awaits that.
+``process_async`` answers False only when the request must fail (blocking-strict)."""
 
 from __future__ import annotations
 
@@ -10,14 +13,12 @@ import asyncio
 import logging
 import os
 import queue
-import random
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import orjson
 
@@ -26,15 +27,31 @@ log = logging.getLogger("kybernetes.audit")
 Obj = dict[str, Any]
 
 
+MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT = "batch", "blocking", "blocking-strict"
+ALLOWED_MODES = (MODE_BATCH, MODE_BLOCKING, MODE_BLOCKING_STRICT)
+
+
 class Backend:
     name = "backend"
 
     def __init__(self) -> None:
-        self.events_total = 0   # apiserver_audit_event_total
-        self.errors_total = 0   # apiserver_audit_error_total (dropped or failed events)
+        self.events_total = 0   # events accepted by this backend
+        self.errors_total = 0   # apiserver_audit_error_total{plugin=<name>}: events lost here
 
     def process(self, event: Obj) -> bool:
         raise NotImplementedError
+
+    async def process_async(self, event: Obj) -> bool:
+        return self.process(event)
+
+    def error_counts(self) -> dict[str, int]:
+        """apiserver_audit_error_total by plugin, for this backend and what it wraps."""
+        out = {self.name: self.errors_total}
+        inner = getattr(self, "delegate", None)
+        if isinstance(inner, Backend):
+            for k, v in inner.error_counts().items():
+                out[k] = out.get(k, 0) + v
+        return out
 
     async def start(self) -> None:
         pass
@@ -58,6 +75,19 @@ class Union(Backend):
             ok = b.process(event) and ok
         return ok
 
+    async def process_async(self, event: Obj) -> bool:
+        ok = True
+        for b in self.backends:
+            ok = await b.process_async(event) and ok
+        return ok
+
+    def error_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self.backends:
+            for k, v in b.error_counts().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
     async def start(self) -> None:
         for b in self.backends:
             await b.start()
@@ -65,6 +95,14 @@ class Union(Backend):
     async def shutdown(self) -> None:
         for b in self.backends:
             await b.shutdown()
+
+
+def plugin_error(backend: Backend, err: str, events: Iterable[Obj]) -> None:
+    """upstream audit.HandlePluginError: count the lost events and log them."""
+    events = list(events)
+    backend.errors_total += len(events)
+    log.error("Error in audit plugin '%s' affecting %d audit events: %s (audit IDs: %s)", backend.name, len(events),
+              err, ", ".join(str(e.get("auditID", "")) for e in events[:10]))
 
 
 # ---------------------------------------------------------------------------- log
@@ -201,142 +239,3 @@ class LogBackend(Backend):
         self._closed = True
         self.q.put(None)
         await asyncio.to_thread(self.thread.join, 15)
-
-
-# ---------------------------------------------------------------------------- webhook
-@dataclass
-class BatchConfig:
-    """upstream --audit-webhook-batch-* defaults"""
-
-    buffer_size: int = 10000
-    max_batch_size: int = 400
-    max_batch_wait: float = 30.0
-    throttle_qps: float = 10.0
-    throttle_burst: int = 15
-    initial_backoff: float = 10.0
-    retries: int = 4  # attempts after the first, with exponential backoff (upstream DefaultRetryBackoff steps)
-
-
-class WebhookBackend(Backend):
-    """POSTs audit.k8s.io/v1 EventList batches to the server of a kubeconfig."""
-
-    name = "webhook"
-
-    def __init__(self, kubeconfig_path: str, config: Optional[BatchConfig] = None) -> None:
-        super().__init__()
-        from kybernetes.client.kubeconfig import load_kubeconfig, ssl_context
-
-        self.kc = load_kubeconfig(kubeconfig_path)
-        self.ssl = ssl_context(self.kc) if self.kc.server.startswith("https") else None
-        self.cfg = config or BatchConfig()
-        self.queue: Optional[asyncio.Queue] = None
-        self.task: Optional[asyncio.Task] = None
-        self.session = None
-        self.delivered_total = 0
-        self._tokens = float(self.cfg.throttle_burst)
-        self._last = time.monotonic()
-        self._stopping = False
-        self._inflight: list[Obj] = []
-
-    async def start(self) -> None:
-        import aiohttp
-
-        self.queue = asyncio.Queue(self.cfg.buffer_size)
-        connector = aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else None)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
-        self.task = asyncio.create_task(self._run(), name="audit-webhook")
-
-    def process(self, event: Obj) -> bool:
-        if self.queue is None or self._stopping:
-            self.errors_total += 1
-            return False
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.errors_total += 1
-            log.error("audit webhook: buffer queue blocked, event dropped (%d dropped so far)", self.errors_total)
-            return False
-        self.events_total += 1
-        return True
-
-    async def _collect(self) -> list[Obj]:
-        assert self.queue is not None
-        batch = [await self.queue.get()]
-        deadline = time.monotonic() + self.cfg.max_batch_wait
-        while len(batch) < self.cfg.max_batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0 or self._stopping and self.queue.empty():
-                break
-            try:
-                batch.append(await asyncio.wait_for(self.queue.get(), left))
-            except asyncio.TimeoutError:
-                break
-        return batch
-
-    async def _throttle(self) -> None:
-        if self.cfg.throttle_qps <= 0:
-            return
-        while True:
-            now = time.monotonic()
-            self._tokens = min(self.cfg.throttle_burst, self._tokens + (now - self._last) * self.cfg.throttle_qps)
-            self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await asyncio.sleep((1 - self._tokens) / self.cfg.throttle_qps)
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
-            self._inflight = batch
-            await self._throttle()
-            await self._send(batch)
-            self._inflight = []
-
-    async def _send(self, batch: list[Obj]) -> None:
-        body = orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": batch})
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.kc.token:
-            headers["Authorization"] = f"Bearer {self.kc.token}"
-        delay = self.cfg.initial_backoff
-        for attempt in range(self.cfg.retries + 1):
-            try:
-                async with self.session.post(self.kc.server, data=body, headers=headers,
-                                             server_hostname=self.kc.tls_server_name) as r:
-                    await r.read()
-                    if r.status < 300:
-                        self.delivered_total += len(batch)
-                        return
-                    retryable = r.status >= 500 or r.status == 429
-                    err = f"HTTP {r.status}"
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any transport failure is retried
-                retryable, err = True, f"{type(e).__name__}: {e}"
-            if not retryable or attempt == self.cfg.retries or self._stopping:
-                break
-            await asyncio.sleep(delay * (1 + 0.1 * random.random()))
-            delay *= 1.5
-        self.errors_total += len(batch)
-        log.error("audit webhook: failed to send %d events: %s", len(batch), err)
-
-    async def shutdown(self) -> None:
-        """Send what is queued (bounded time), then stop."""
-        self._stopping = True
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        if self.queue is not None and self.session is not None:
-            rest: list[Obj] = list(self._inflight)
-            while not self.queue.empty():
-                rest.append(self.queue.get_nowait())
-            try:
-                for i in range(0, len(rest), self.cfg.max_batch_size):
-                    await asyncio.wait_for(self._send(rest[i:i + self.cfg.max_batch_size]), 10)
-            except asyncio.TimeoutError:
-                log.error("audit webhook: gave up flushing at shutdown")
-        if self.session is not None:
-            await self.session.close()

@@ -10,11 +10,14 @@ it into the 500)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any, Optional
 
 from aiohttp import web
 
-from kybernetes.apiserver import errors
+from kybernetes.api.goformat import go_quote
+from kybernetes.apiserver import errors, latency
 from kybernetes.apiserver.audit import events as ev_mod
 from kybernetes.apiserver.audit.policy import (LEVEL_METADATA, LEVEL_NONE, LEVEL_REQUEST_RESPONSE,
                                                STAGE_PANIC, STAGE_REQUEST_RECEIVED, STAGE_RESPONSE_COMPLETE,
@@ -43,24 +46,60 @@ def is_long_running(info: Any) -> bool:
 class AuditContext:
     """One request's event and what the policy decided for it."""
 
-    def __init__(self, cfg: RequestAuditConfig, event: dict, backend: Any, long_running: bool) -> None:
+    def __init__(self, cfg: RequestAuditConfig, event: dict, auditor: Any, long_running: bool) -> None:
         self.cfg = cfg
         self.event = event
-        self.backend = backend
+        self.auditor = auditor
+        self.backend = auditor.backend
         self.long_running = long_running
         self.started = False
         self.done = False
+        self.received = time.monotonic()
+        # the request's annotations (authorization decision, admission plugins): the same
+        # dict the filters write to, so every stage after RequestReceived carries them
+        self.annotations: dict[str, str] = {}
 
-    def emit(self, stage: str) -> None:
+    async def emit(self, stage: str) -> bool:
+        """Hand a copy of the event at `stage` to the backends; False only when a
+        blocking-strict backend could not take it."""
         if stage in self.cfg.omit_stages:
             self.event["stage"] = stage
-            return
+            return True
+        self.auditor.event_total += 1
+        if stage != STAGE_REQUEST_RECEIVED:
+            ev_mod.add_annotations(self.event, self.annotations)
         try:
-            self.backend.process(ev_mod.snapshot(self.event, stage))
+            return await self.backend.process_async(ev_mod.snapshot(self.event, stage))
         except Exception:  # noqa: BLE001 - audit never fails the request
-            import logging
-
             logging.getLogger("kybernetes.audit").exception("audit backend failed")
+            return True
+
+
+def add_annotation(request: web.Request, key: str, value: str) -> None:
+    """Add an annotation to the request's audit event (upstream audit.AddAuditAnnotation;
+    every stage after RequestReceived carries it, at level Metadata and above).
+    As upstream, a key that is already set keeps its first value."""
+    request.setdefault("audit_annotations", {}).setdefault(key, value)
+
+
+def add_admission_annotation(request: web.Request, key: str, value: str) -> None:
+    """What an admission plugin calls (upstream admission.Attributes.AddAnnotation):
+    the key must be ``<DNS subdomain>/<name>``, and a plugin may not change a value
+    another already set (ValueError with upstream's wording)."""
+    from kybernetes.api.names import is_qualified_name
+
+    if key.count("/") != 1:
+        raise ValueError("annotation key has invalid format, the right format is a DNS subdomain prefix and '/' "
+                         "and key name. (e.g. 'podsecuritypolicy.admission.k8s.io/admit-policy')")
+    msgs = is_qualified_name(key)
+    if msgs:
+        raise ValueError(f"annotation key has invalid format {','.join(msgs)}. A qualified name like "
+                         "'podsecuritypolicy.admission.k8s.io/admit-policy' is required.")
+    current = request.setdefault("audit_annotations", {})
+    if key in current and current[key] != value:
+        raise ValueError(f"admission annotations are not allowd to be overwritten, key:{go_quote(key)}, "
+                         f"old value: {go_quote(current[key])}, new value:{go_quote(value)}")
+    current[key] = value
 
 
 def impersonated(request: web.Request, user: Any) -> None:
@@ -70,12 +109,22 @@ def impersonated(request: web.Request, user: Any) -> None:
         ev_mod.set_impersonated_user(ctx.event, user)
 
 
+def _internal_error(request: web.Request, err: str) -> web.Response:
+    """upstream responsewriters.InternalError: a plain-text 500 naming the request."""
+    text = f"Internal Server Error: {go_quote(request.raw_path)}: {err}"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return web.Response(status=500, text=text + "\n", content_type="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
 @web.middleware
 async def audit(request: web.Request, handler):
     aid = audit_id(request)
     auditor = request.app.get("audit")
     info = request["info"]
     cfg = auditor.policy.evaluate(attributes(request.get("user"), info)) if auditor is not None else None
+    if cfg is not None:
+        auditor.level_total[cfg.level] = auditor.level_total.get(cfg.level, 0) + 1
     if cfg is None or cfg.level == LEVEL_NONE:
         try:
             resp = await handler(request)
@@ -89,9 +138,15 @@ async def audit(request: web.Request, handler):
     event = ev_mod.new_event(level=cfg.level, audit_id=aid, request_uri=request.raw_path, verb=info.verb,
                              user=request.get("user"), ips=ev_mod.source_ips(request.headers, request.remote),
                              user_agent=request.headers.get("User-Agent", ""), info=info)
-    ctx = AuditContext(cfg, event, auditor.backend, is_long_running(info))
+    ctx = AuditContext(cfg, event, auditor, is_long_running(info))
+    ctx.annotations = request.setdefault("audit_annotations", {})
+    if latency.current() is None:
+        latency.start()
+    if not await ctx.emit(STAGE_REQUEST_RECEIVED):
+        # blocking-strict: a request whose audit record cannot be stored is not served
+        auditor.requests_rejected_total += 1
+        return _internal_error(request, "failed to store audit event")
     request["audit"] = ctx
-    ctx.emit(STAGE_REQUEST_RECEIVED)
     try:
         resp = await handler(request)
     except errors.APIError as e:
@@ -99,14 +154,14 @@ async def audit(request: web.Request, handler):
         _log_request_body(request, ctx)
         ev_mod.set_code(event, e.code)
         ev_mod.log_response_object(event, cfg, e.status())
-        _complete(request, ctx)
+        await _complete(request, ctx)
         raise
     except web.HTTPException as e:
         ev_mod.set_code(event, e.status)
-        _complete(request, ctx)
+        await _complete(request, ctx)
         raise
     except asyncio.CancelledError:  # the client went away (a watch ends this way)
-        _complete(request, ctx)
+        await asyncio.shield(_complete(request, ctx))
         raise
     except Exception as e:  # noqa: BLE001 - logged as Panic, re-raised for the panics filter
         event["responseStatus"] = {"metadata": {}, "status": "Failure",
@@ -114,7 +169,7 @@ async def audit(request: web.Request, handler):
                                    "reason": "InternalError", "code": 500}
         ev_mod.add_annotations(event, request.get("audit_annotations"))
         ctx.done = True
-        ctx.emit(STAGE_PANIC)
+        await ctx.emit(STAGE_PANIC)
         raise
     if not resp.prepared:
         resp.headers[HEADER] = aid
@@ -123,11 +178,11 @@ async def audit(request: web.Request, handler):
         ev_mod.set_code(event, resp.status)
     if isinstance(resp, web.Response) and not resp.prepared:
         _log_response_body(resp, ctx, info.verb)
-    _complete(request, ctx)
+    await _complete(request, ctx)
     return resp
 
 
-def _complete(request: web.Request, ctx: AuditContext) -> None:
+async def _complete(request: web.Request, ctx: AuditContext) -> None:
     if ctx.done:
         return
     ctx.done = True
@@ -136,12 +191,16 @@ def _complete(request: web.Request, ctx: AuditContext) -> None:
         ev["responseStatus"] = {"metadata": {}, "status": "Success", "message": "Connection closed early", "code": 200}
         if ctx.long_running:
             ctx.started = True
-            ctx.emit(STAGE_RESPONSE_STARTED)
+            await ctx.emit(STAGE_RESPONSE_STARTED)
     elif ctx.long_running and not ctx.started:
         ctx.started = True
-        ctx.emit(STAGE_RESPONSE_STARTED)
+        await ctx.emit(STAGE_RESPONSE_STARTED)
     ev_mod.add_annotations(ev, request.get("audit_annotations"))
-    ctx.emit(STAGE_RESPONSE_COMPLETE)
+    if STAGE_RESPONSE_COMPLETE not in ctx.cfg.omit_stages:
+        # upstream writeLatencyToAnnotation: per-layer latencies of a slow request
+        ev_mod.add_annotations(ev, latency.slow_request_annotations(latency.current(),
+                                                                    time.monotonic() - ctx.received))
+    await ctx.emit(STAGE_RESPONSE_COMPLETE)
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -225,7 +284,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         if ctx.long_running and not ctx.started and not ctx.done:
             ctx.started = True
             ev_mod.set_code(ctx.event, response.status)
-            ctx.emit(STAGE_RESPONSE_STARTED)
+            await ctx.emit(STAGE_RESPONSE_STARTED)
         return
     auditor = request.app.get("audit")
     info = request.get("info")
@@ -238,7 +297,8 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
                              user=None, ips=ev_mod.source_ips(request.headers, request.remote),
                              user_agent=request.headers.get("User-Agent", ""), info=info)
     event["responseStatus"] = {"metadata": {}, "message": _auth_methods(request), "code": response.status}
-    actx = AuditContext(cfg, event, auditor.backend, False)
+    actx = AuditContext(cfg, event, auditor, False)
     actx.done = True
     request["audit"] = actx
-    actx.emit(STAGE_RESPONSE_STARTED)
+    auditor.level_total[cfg.level] = auditor.level_total.get(cfg.level, 0) + 1
+    await actx.emit(STAGE_RESPONSE_STARTED)

@@ -5,9 +5,11 @@ requests are turned off.  A bad token is 401, never anonymous."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, latency
 from kybernetes.auth.authorizer import ANONYMOUS, UserInfo
 from kybernetes.auth.tokens import bearer_token, websocket_bearer_token, with_authenticated_group
 
@@ -35,6 +37,7 @@ def unauthorized() -> errors.APIError:
 
 @web.middleware
 async def authenticate(request: web.Request, handler):
+    t0 = time.perf_counter()
     user = None
     transport = request.transport
     if transport is not None:
@@ -59,4 +62,5 @@ async def authenticate(request: web.Request, handler):
         raise unauthorized()
     else:
         request["user"] = ANONYMOUS
+    latency.add(latency.AUTHENTICATION, time.perf_counter() - t0)
     return await handler(request)

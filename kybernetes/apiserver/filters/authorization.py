@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, latency
 from kybernetes.apiserver.filters.authentication import UserInfo
 
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
@@ -25,7 +25,8 @@ def request_attributes(request: web.Request) -> Attrs:
     if info.is_resource_request:
         return {"resource_request": True, "verb": info.verb, "namespace": info.namespace,
                 "group": info.api_group, "version": info.api_version, "resource": info.resource,
-                "subresource": info.subresource, "name": info.name}
+                "subresource": info.subresource, "name": info.name,
+                "field_selector": info.field_selector, "label_selector": info.label_selector}
     return {"resource_request": False, "verb": info.verb, "path": request.path}
 
 
@@ -45,7 +46,8 @@ async def authorize(request: web.Request, handler):
     user = request["user"]
     check = request.app["authorizer"]
     attrs = request_attributes(request)
-    allowed, _, reason = await check(user, attrs)
+    with latency.track(latency.AUTHORIZATION):
+        allowed, _, reason = await check(user, attrs)
     request.setdefault("audit_annotations", {}).update(
         {"authorization.k8s.io/decision": "allow" if allowed else "forbid", "authorization.k8s.io/reason": reason})
     if allowed:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kybernetes.apiserver import requestinfo
+from kybernetes.apiserver import latency, requestinfo
 
 
 @web.middleware
 async def with_request_info(request: web.Request, handler):
     request["info"] = requestinfo.parse(request.method, request.path, dict(request.query))
+    latency.start()  # a fresh tracker per request (upstream WithLatencyTrackers)
     return await handler(request)

@@ -135,6 +135,37 @@ def test_watch_has_response_started(srv):
     assert "responseObject" not in by_id(watch, aid)[1]
 
 
+def test_slow_request_latency_annotations(srv):
+    """A watch that the server ends after 1 s is a request over upstream's 500 ms
+    threshold: its ResponseComplete carries apiserver.latency.k8s.io/* (Go durations)
+    for the layers it spent time in, and the total; its ResponseStarted does not."""
+    srv.kubectl("create", "configmap", "lat-cm", "--from-literal=k=v")
+    url = srv.url + "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"
+    with urllib.request.urlopen(urllib.request.Request(url), context=srv.ssl_context(), timeout=30) as r:
+        aid = r.headers["Audit-Id"]
+        body = r.read()
+    assert b"lat-cm" in body
+    evs = by_id(read_events(srv.audit_log, lambda e: any(
+        x["auditID"] == aid and x["stage"] == "ResponseComplete" for x in e)), aid)
+    assert [e["stage"] for e in evs] == ["ResponseStarted", "ResponseComplete"]
+    started, done = evs
+    assert not any(k.startswith("apiserver.latency.k8s.io/") for k in started.get("annotations", {}))
+    ann = done["annotations"]
+    assert ann["authorization.k8s.io/decision"] == "allow"
+    total = ann["apiserver.latency.k8s.io/total"]
+    assert total.endswith("s") and not total.endswith(("ms", "µs", "ns")) and float(total[:-1]) >= 1, total
+    for layer in ("serialize-response-object", "response-write", "authorization"):
+        assert ann[f"apiserver.latency.k8s.io/{layer}"][-1] == "s", ann
+    # a quick request gets none
+    srv.kubectl("get", "configmap", "lat-cm")
+    def quick_gets(evs):
+        return [e for e in evs if e.get("objectRef", {}).get("name") == "lat-cm"
+                and e["verb"] == "get" and e["stage"] == "ResponseComplete"]
+    quick = quick_gets(read_events(srv.audit_log, quick_gets))
+    assert quick and not any(k.startswith("apiserver.latency.k8s.io/") for k in quick[-1].get("annotations", {}))
+    srv.kubectl("delete", "configmap", "lat-cm")
+
+
 def test_secrets_metadata_only(srv):
     manifest = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"},
                            "data": {"password": SECRET_VALUE}})
@@ -259,3 +290,69 @@ current-context: default
     finally:
         s.stop()
         httpd.shutdown()
+
+
+# ---------------------------------------------------------------------------- webhook trouble
+def _hook_kubeconfig(d: Path, url: str) -> Path:
+    kc = d / "trouble.kubeconfig"
+    kc.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: hook
+  cluster: {{server: "{url}"}}
+users:
+- name: api
+  user: {{token: hook-token}}
+contexts:
+- name: default
+  context: {{cluster: hook, user: api}}
+current-context: default
+""")
+    return kc
+
+
+def _wait_log(s, text: str, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in s.log():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trouble", ["hanging", "dead"])
+def test_webhook_in_trouble_never_blocks_the_api(tmp_path, trouble):
+    """A webhook that never answers (a listening socket nobody accepts on) or one that is
+    not there at all: every kubectl call is still served, and the lost events are counted
+    and reported (upstream HandlePluginError) instead of waited for."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if trouble == "hanging":
+        sock.listen(64)  # the kernel completes connections; no one ever reads or answers
+    else:
+        sock.close()
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    kc = _hook_kubeconfig(tmp_path, f"http://127.0.0.1:{port}/audit")
+    s = start_server(tmp_path / "data", extra=(
+        "--audit-policy-file", str(tmp_path / "policy.yaml"), "--audit-webhook-config-file", str(kc),
+        "--audit-webhook-batch-buffer-size", "3", "--audit-webhook-batch-max-size", "1",
+        "--audit-webhook-batch-max-wait", "50ms", "--audit-webhook-batch-throttle-qps", "0.1",
+        "--audit-webhook-batch-throttle-burst", "1", "--audit-webhook-initial-backoff", "10ms",
+        "--disable-controllers"))
+    try:
+        for i in range(8):
+            s.kubectl("create", "configmap", f"cm{i}", f"--from-literal=k={i}")
+        out = s.kubectl("get", "configmaps", "-o", "name").stdout
+        assert all(f"configmap/cm{i}" in out for i in range(8))
+        # the throttle lets one batch a 10 s through, so the 3-event buffer overflows
+        assert _wait_log(s, "Error in audit plugin 'buffered' affecting 1 audit events: audit buffer queue blocked")
+        if trouble == "dead":
+            # the one batch let through failed its 5 attempts and was counted lost
+            assert _wait_log(s, "Error in audit plugin 'webhook' affecting 1 audit events")
+    finally:
+        s.stop()
+        sock.close()

@@ -175,7 +175,10 @@ def test_pods_mirror_status_tokens(cluster):
     ok(call(srv, n2, "PATCH", pods + "/work/status", {"status": {"phase": "Running"}}, merge))
     assert denied(call(srv, n1, "PATCH", pods + "/work/status", {"status": {"phase": "Failed"}}, merge)).endswith(
         'node "n1" can only update pod status for pods with spec.nodeName set to itself')
-    ok(call(srv, n1, "GET", pods + "/work"))  # reading pods is in the node rules
+    ok(call(srv, n2, "GET", pods + "/work"))
+    # 1.37 (AuthorizeNodeWithSelectors): a node reads only pods bound to it
+    assert denied(call(srv, n1, "GET", pods + "/work")).endswith(
+        "no relationship found between node 'n1' and this object")
     # TokenRequest: only for service accounts of the node's pods
     tr = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": []}}
     code, _ = call(srv, n2, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token", tr)
@@ -185,3 +188,87 @@ def test_pods_mirror_status_tokens(cluster):
     # deletes: own pods only
     denied(call(srv, n1, "DELETE", pods + "/work"))
     ok(call(srv, n2, "DELETE", pods + "/work"))
+
+
+def test_list_watch_narrowed_by_selectors(cluster):
+    """1.37's selector-aware Node authorizer: a node lists/watches pods only with
+    spec.nodeName=<itself> and nodes only with metadata.name=<itself>."""
+    srv, c = cluster
+    a, n1, n2 = c["admin"], c["n1"], c["n2"]
+    ok(call(srv, a, "POST", "/api/v1/namespaces/default/pods", pod("sel-1", "n1")))
+    ok(call(srv, a, "POST", "/api/v1/namespaces/default/pods", pod("sel-2", "n2")))
+    try:
+        mine = ok(call(srv, n1, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1"))
+        names = {p["metadata"]["name"] for p in mine["items"]}
+        assert "sel-1" in names and "sel-2" not in names
+        ok(call(srv, n1, "GET", "/api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3Dn1"))
+        msg = ('pods is forbidden: User "system:node:n1" cannot list resource "pods" in API group "" at the '
+               "cluster scope: can only list/watch pods with spec.nodeName field selector")
+        assert denied(call(srv, n1, "GET", "/api/v1/pods")) == msg
+        assert denied(call(srv, n1, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")) == msg
+        assert denied(call(srv, n1, "GET", "/api/v1/pods?labelSelector=app%3Dx")) == msg
+        assert denied(call(srv, n1, "GET", "/api/v1/pods?watch=true")).startswith(
+            'pods is forbidden: User "system:node:n1" cannot watch resource "pods"')
+        # a watch narrowed to the node is served (read the first event, then let go)
+        req = urllib.request.Request(srv.url + "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn1")
+        with urllib.request.urlopen(req, context=n1, timeout=10) as r:
+            assert r.status == 200
+            first = json.loads(r.readline())
+            assert first["type"] == "ADDED" and first["object"]["spec"]["nodeName"] == "n1"
+        # one pod by name: only the node it is bound to
+        ok(call(srv, n1, "GET", "/api/v1/namespaces/default/pods/sel-1"))
+        assert denied(call(srv, n1, "GET", "/api/v1/namespaces/default/pods/sel-2")).endswith(
+            "no relationship found between node 'n1' and this object")
+        ok(call(srv, n1, "GET", "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dsel-1"))
+        assert denied(call(srv, n1, "GET", "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dsel-2")) == (
+            'pods "sel-2" is forbidden: User "system:node:n1" cannot list resource "pods" in API group "" in the '
+            "namespace \"default\": no relationship found between node 'n1' and this object")
+        # nodes: only itself, by URL or by metadata.name
+        for n in ("n1", "n2"):
+            if call(srv, a, "GET", f"/api/v1/nodes/{n}")[0] == 404:
+                ok(call(srv, a, "POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}))
+        got = ok(call(srv, n1, "GET", "/api/v1/nodes?fieldSelector=metadata.name%3Dn1"))
+        assert [x["metadata"]["name"] for x in got["items"]] == ["n1"]
+        assert denied(call(srv, n1, "GET", "/api/v1/nodes")) == (
+            'nodes is forbidden: User "system:node:n1" cannot list resource "nodes" in API group "" at the cluster '
+            "scope: node 'n1' cannot read all nodes, only its own Node object")
+        assert denied(call(srv, n1, "GET", "/api/v1/nodes?fieldSelector=metadata.name%3Dn2")) == (
+            'nodes "n2" is forbidden: User "system:node:n1" cannot list resource "nodes" in API group "" at the '
+            "cluster scope: node 'n1' cannot read 'n2', only its own Node object")
+        assert denied(call(srv, n1, "GET", "/api/v1/nodes?watch=1&fieldSelector=metadata.name%3Dn2")).startswith(
+            'nodes "n2" is forbidden: User "system:node:n1" cannot watch resource "nodes"')
+    finally:
+        for p in ("sel-1", "sel-2"):
+            call(srv, a, "DELETE", f"/api/v1/namespaces/default/pods/{p}",
+                 {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
+
+
+def test_eviction_only_of_own_pods(cluster):
+    """NodeRestriction on pods/eviction: a node evicts pods bound to itself, is
+    forbidden for another node's pods (upstream wording), and gets 404 for none."""
+    srv, c = cluster
+    a, n1, n2 = c["admin"], c["n1"], c["n2"]
+    ok(call(srv, a, "POST", "/api/v1/namespaces/default/pods", pod("ev-1", "n1")))
+    ok(call(srv, a, "POST", "/api/v1/namespaces/default/pods", pod("ev-2", "n2")))
+
+    def evict(ctx, name, body_name=None):
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": body_name if body_name is not None else name, "namespace": "default"},
+                "deleteOptions": {"gracePeriodSeconds": 0}}
+        return call(srv, ctx, "POST", f"/api/v1/namespaces/default/pods/{name}/eviction", body)
+
+    try:
+        assert denied(evict(n1, "ev-2")) == (
+            'pods "ev-2" is forbidden: node n1 can only evict pods with spec.nodeName set to itself')
+        ok(call(srv, a, "GET", "/api/v1/namespaces/default/pods/ev-2"))  # untouched
+        code, body = evict(n1, "ev-1")
+        assert code == 201 and body["status"] == "Success", body
+        code, got = call(srv, a, "GET", "/api/v1/namespaces/default/pods/ev-1")
+        assert code == 404 or got["metadata"].get("deletionTimestamp"), got
+        c404, body = evict(n1, "ev-missing")
+        assert c404 == 404 and body["message"] == 'pods "ev-missing" not found', body
+        ok(evict(n2, "ev-2"))
+    finally:
+        for p in ("ev-1", "ev-2"):
+            call(srv, a, "DELETE", f"/api/v1/namespaces/default/pods/{p}",
+                 {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})

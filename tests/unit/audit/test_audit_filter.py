@@ -177,6 +177,11 @@ async def test_watch_response_started(client):
     evs = client.mem.events
     assert stages(evs) == ["RequestReceived", "ResponseStarted", "ResponseComplete"]
     assert evs[1]["responseStatus"]["code"] == 200 and evs[1]["auditID"] == r.headers["Audit-Id"]
+    # authorization runs after RequestReceived: its decision is on every later stage
+    assert "annotations" not in evs[0]
+    for e in evs[1:]:
+        assert e["annotations"] == {"authorization.k8s.io/decision": "allow",
+                                    "authorization.k8s.io/reason": "allowed for alice"}
 
 
 async def test_audit_id_from_client_and_failed_auth(client):

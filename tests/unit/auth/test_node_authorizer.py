@@ -129,7 +129,8 @@ async def test_static_and_name_checks(authz):
         Decision.NO_OPINION, "node 'n1' cannot read 'n2', only its own Node object")
     assert await a(attrs(N1, "patch", "nodes", "n2", ns="", sub="status")) == (Decision.ALLOW, "")  # admission narrows
     assert await a(attrs(N1, "create", "events", "")) == (Decision.ALLOW, "")
-    assert await a(attrs(N1, "list", "pods", "")) == (Decision.ALLOW, "")
+    assert await a(attrs(N1, "list", "pods", "")) == (
+        Decision.NO_OPINION, "can only list/watch pods with spec.nodeName field selector")
     assert await a(attrs(N1, "create", "pods", "")) == (Decision.ALLOW, "")
     assert await a(attrs(N1, "update", "pods", "p", sub="status")) == (Decision.ALLOW, "")
     assert await a(attrs(N1, "create", "certificatesigningrequests", "", ns="", group="certificates.k8s.io")) == (
@@ -154,3 +155,87 @@ async def test_in_chain_and_rules_review(authz):
 class _NoRBAC:
     async def authorize(self, attrs):
         return Decision.NO_OPINION, ""
+
+
+def sel_attrs(user, verb, resource, *, fields="", labels="", name="", ns=""):
+    from kybernetes.auth.authorizer import attributes_from_dict
+
+    return attributes_from_dict(user, {"resource_request": True, "verb": verb, "namespace": ns, "group": "",
+                                       "version": "v1", "resource": resource, "subresource": "", "name": name,
+                                       "field_selector": fields, "label_selector": labels})
+
+
+async def test_pods_list_watch_need_own_node_field_selector(authz):
+    a = authz.authorize
+    for verb in ("list", "watch"):
+        assert await a(sel_attrs(N1, verb, "pods", fields="spec.nodeName=n1")) == (Decision.ALLOW, "")
+        assert await a(sel_attrs(N1, verb, "pods", fields="spec.nodeName==n1,status.phase=Running")) == (
+            Decision.ALLOW, "")
+        for bad in ("spec.nodeName=n2", "spec.nodeName!=n1", "", "status.phase=Running"):
+            assert await a(sel_attrs(N1, verb, "pods", fields=bad, ns="default")) == (
+                Decision.NO_OPINION, "can only list/watch pods with spec.nodeName field selector"), bad
+        # a label selector does not narrow to the node
+        assert (await a(sel_attrs(N1, verb, "pods", labels="app=x")))[0] is Decision.NO_OPINION
+    # a named list/watch (metadata.name field selector) is allowed for a pod bound to the node
+    assert await a(sel_attrs(N1, "watch", "pods", name="p", ns="default")) == (Decision.ALLOW, "")
+    assert await a(sel_attrs(N2, "watch", "pods", name="p", ns="default")) == (
+        Decision.NO_OPINION, "no relationship found between node 'n2' and this object")
+    assert await a(attrs(N1, "get", "pods", "p")) == (Decision.ALLOW, "")
+    assert await a(attrs(N2, "get", "pods", "p")) == (
+        Decision.NO_OPINION, "no relationship found between node 'n2' and this object")
+    assert await a(attrs(N1, "update", "pods", "p")) == (Decision.NO_OPINION, "")
+    assert await a(attrs(N1, "create", "pods", "p", sub="eviction")) == (Decision.ALLOW, "")
+    assert await a(attrs(N1, "deletecollection", "pods", "")) == (Decision.NO_OPINION, "")
+    # an unparsable selector grants nothing
+    bad = sel_attrs(N1, "list", "pods", fields="spec.nodeName")
+    assert bad.field_selector == () and bad.field_selector_error
+    assert (await a(bad))[0] is Decision.NO_OPINION
+
+
+async def test_nodes_read_only_themselves(authz):
+    a = authz.authorize
+    for verb in ("get", "list", "watch"):
+        assert await a(sel_attrs(N1, verb, "nodes", name="n1")) == (Decision.ALLOW, "")
+        assert await a(sel_attrs(N1, verb, "nodes", name="n2")) == (
+            Decision.NO_OPINION, "node 'n1' cannot read 'n2', only its own Node object")
+    for verb in ("list", "watch"):
+        assert await a(sel_attrs(N1, verb, "nodes")) == (
+            Decision.NO_OPINION, "node 'n1' cannot read all nodes, only its own Node object")
+    assert await a(sel_attrs(N1, "create", "nodes")) == (Decision.ALLOW, "")  # NodeRestriction narrows
+
+
+def test_request_info_names_and_selectors():
+    from kybernetes.apiserver.requestinfo import parse
+
+    i = parse("GET", "/api/v1/nodes", {"fieldSelector": "metadata.name=n1"})
+    assert (i.verb, i.name, i.field_selector) == ("list", "n1", "metadata.name=n1")
+    i = parse("GET", "/api/v1/nodes", {"fieldSelector": "metadata.name=n1", "watch": "true"})
+    assert (i.verb, i.name) == ("watch", "n1")
+    i = parse("GET", "/api/v1/pods", {"fieldSelector": "spec.nodeName=n1", "labelSelector": "a=b"})
+    assert (i.verb, i.name, i.field_selector, i.label_selector) == ("list", "", "spec.nodeName=n1", "a=b")
+    assert parse("GET", "/api/v1/nodes", {"fieldSelector": "metadata.name!=n1"}).name == ""
+    assert parse("GET", "/api/v1/nodes", {"fieldSelector": "metadata.name=a/b"}).name == ""  # not a path segment
+    assert parse("GET", "/api/v1/nodes/n1", {"fieldSelector": "x=y"}).field_selector == ""  # a get has none
+    assert parse("DELETE", "/api/v1/namespaces/d/pods", {"labelSelector": "a"}).label_selector == "a"
+
+
+async def test_subject_access_review_with_selectors(authz):
+    from kybernetes.auth.authorizer import attributes_from_subject_access_review as from_sar
+
+    def sar(**ra):
+        return from_sar({"user": "system:node:n1", "groups": ["system:nodes"],
+                         "resourceAttributes": {"verb": "list", "resource": "pods", **ra}})
+
+    assert (await authz.authorize(sar(fieldSelector={"rawSelector": "spec.nodeName=n1"})))[0] is Decision.ALLOW
+    req = {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]}
+    assert (await authz.authorize(sar(fieldSelector=req)))[0] is Decision.ALLOW
+    notin = {"requirements": [{"key": "spec.nodeName", "operator": "NotIn", "values": ["n1"]}]}
+    assert (await authz.authorize(sar(fieldSelector=notin)))[0] is Decision.NO_OPINION
+    a = sar(fieldSelector={"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1", "n2"]},
+                                             {"key": "x", "operator": "Exists"}]})
+    assert a.field_selector == ()
+    assert a.field_selector_error == "[fieldSelectors do not yet support multiple values, fieldSelectors do not yet support Exists]"
+    lab = sar(labelSelector={"requirements": [{"key": "app", "operator": "In", "values": ["web"]},
+                                              {"key": "tier", "operator": "Bogus"}]})
+    assert [(r.key, r.operator, r.values) for r in lab.label_selector] == [("app", "in", ("web",))]
+    assert lab.label_selector_error == '"Bogus" is not a valid label selector operator'
