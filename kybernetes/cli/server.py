@@ -305,6 +305,9 @@ class Server:
                     automatic_reload, path, interval=args.encryption_provider_config_reload_interval,
                     apiserver_id=f"kube-apiserver-{args.node_name}")
                 reloader.start()
+                from kybernetes.apiserver import metrics_sources
+
+                metrics_sources.register(reloader, "encryption-reload")
                 return dynamic.hook(), reloader
             return await asyncio.to_thread(transformer_from_file, path), None
         except (OSError, ValueError) as e:

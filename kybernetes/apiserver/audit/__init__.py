@@ -120,6 +120,10 @@ def install(app: Any, auditor: Optional[Auditor]) -> None:
 
     app["audit"] = auditor
     app.on_response_prepare.append(on_response_prepare)
+    if auditor is not None:
+        from kybernetes.apiserver import metrics_sources
+
+        metrics_sources.register(auditor, "audit")
 
 
 async def setup(app: Any, args: Any) -> Optional[Auditor]:

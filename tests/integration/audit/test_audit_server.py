@@ -353,6 +353,9 @@ def test_webhook_in_trouble_never_blocks_the_api(tmp_path, trouble):
         if trouble == "dead":
             # the one batch let through failed its 5 attempts and was counted lost
             assert _wait_log(s, "Error in audit plugin 'webhook' affecting 1 audit events")
+        # the loss is on /metrics too, under upstream's name
+        metrics = s.kubectl("get", "--raw", "/metrics").stdout
+        assert 'apiserver_audit_error_total{plugin="buffered"}' in metrics
     finally:
         s.stop()
         sock.close()
