@@ -216,6 +216,9 @@ class Server:
         if args.write_kubeconfig:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        # the components run as their own identities, never as system:masters
+        cm_kc = await self._component_kubeconfig("controller-manager", pki.CONTROLLER_MANAGER_USER)
+        sched_kc = await self._component_kubeconfig("scheduler", pki.SCHEDULER_USER)
         if not args.disable_controllers:
             import functools
 
@@ -226,22 +229,42 @@ class Server:
             controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
                 functools.partial(CSRSigningController, ca=ca)]
             if args.leader_elect:
-                self.controller_manager = await self._elected_controller_manager(kc_path, controllers)
+                self.controller_manager = await self._elected_controller_manager(cm_kc, controllers)
             else:
-                self.controller_manager = await start_controller_manager(kc_path, controllers=controllers)
+                self.controller_manager = await start_controller_manager(cm_kc, controllers=controllers,
+                                                                         service_account_credentials=True)
         if not getattr(args, "disable_scheduler", False):
             from kybernetes.scheduler import start_scheduler
 
             if args.leader_elect:
-                self.scheduler = await self._elected_scheduler(kc_path)
+                self.scheduler = await self._elected_scheduler(sched_kc)
             else:
-                self.scheduler = await start_scheduler(kc_path)
+                self.scheduler = await start_scheduler(sched_kc)
         if not args.disable_agent:
-            await self._start_agent(kc_path)
+            from kybernetes.kubelet.containerd import agent_dir
+
+            kubelet_kc = await self._component_kubeconfig(
+                "kubelet", pki.node_user(args.node_name), [pki.NODES_GROUP],
+                path=agent_dir(self.data_dir) / "kubelet.kubeconfig")
+            await self._start_agent(kubelet_kc)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    async def _component_kubeconfig(self, name: str, user: str, groups: Optional[list[str]] = None, *,
+                                    path: Optional[Path] = None) -> Path:
+        """A client cert for `user` from the cluster CA and a kubeconfig using it
+        (DATA/<name>.kubeconfig unless `path`)."""
+        from kybernetes.auth import pki
+        from kybernetes.client import kubeconfig
+
+        cert, key = await asyncio.to_thread(pki.ensure_client_cert, self.data_dir, name, user, groups or [])
+        path = path or self.data_dir / f"{name}.kubeconfig"
+        tls = pki.PKIPaths.under(self.data_dir)
+        await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, path, self.url, tls.ca_cert.read_bytes(),
+                                cert.read_bytes(), key.read_bytes(), user=name)
+        return path
 
     async def _sync_cluster_identity(self, sans_dns: list[str], sans_ip: list[str]) -> None:
         """On a shared datastore (etcd) with --token: load the cluster's CA and
@@ -284,11 +307,13 @@ class Server:
         first round of the election (so a sole server's controllers run before it reports
         ready, as without election) but not for leadership."""
         from kybernetes.client.rest import Client
+        from kybernetes.controllers.clientbuilder import SAClientBuilder
         from kybernetes.controllers.manager import ControllerManager
 
         client = Client.from_kubeconfig(kc_path)
         elector = self._lease_elector(client, "kube-controller-manager")
-        manager = ControllerManager(client, controllers, leader_elector=elector, close_client=True)
+        manager = ControllerManager(client, controllers, leader_elector=elector, close_client=True,
+                                    client_builder=SAClientBuilder(kc_path, client))
         await manager.start(wait_leading=False)
         try:
             await asyncio.wait_for(elector.settled.wait(), 60)
