@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="serve unauthenticated requests as system:anonymous (default true)")
     p.add_argument("--service-account-issuer", default="")
+    p.add_argument("--cluster-signing-duration", default="8760h",
+                   help="validity of certificates the built-in CSR signers issue (Go duration, default 8760h)")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
     p.add_argument("--leader-elect", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="run the controller manager and scheduler under Lease leader election (default true)")
@@ -227,7 +229,7 @@ class Server:
 
             ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
             controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
-                functools.partial(CSRSigningController, ca=ca)]
+                functools.partial(CSRSigningController, ca=ca, duration=self._signing_duration())]
             if args.leader_elect:
                 self.controller_manager = await self._elected_controller_manager(cm_kc, controllers)
             else:
@@ -251,6 +253,19 @@ class Server:
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    def _signing_duration(self):
+        import datetime as _dt
+
+        from kybernetes.client.leaderelection import parse_duration
+
+        try:
+            seconds = parse_duration(getattr(self.args, "cluster_signing_duration", "8760h"))
+        except ValueError as e:
+            raise SystemExit(f"kyb server: --cluster-signing-duration: {e}") from None
+        if seconds <= 0:
+            raise SystemExit("kyb server: --cluster-signing-duration must be positive")
+        return _dt.timedelta(seconds=seconds)
 
     async def _component_kubeconfig(self, name: str, user: str, groups: Optional[list[str]] = None, *,
                                     path: Optional[Path] = None) -> Path:
@@ -339,6 +354,7 @@ class Server:
 
     async def _security(self, api, paths):
         """Authenticators, the authorizer chain and the RBAC bootstrap policy."""
+        from kybernetes.admission import certificates as certificates_admission
         from kybernetes.admission import chain as admission_chain
         from kybernetes.admission import noderestriction
         from kybernetes.apiserver import security
@@ -348,6 +364,7 @@ class Server:
 
         args = self.args
         await security.reconcile_bootstrap_policy(self.objects)
+        await security.ensure_kubelet_bootstrap_bindings(self.objects)
         sec = await security.build(self.objects, sa_key=paths.sa_key, sa_pub=paths.sa_pub,
                                    authorization_mode=args.authorization_mode,
                                    token_auth_file=args.token_auth_file, issuer=args.service_account_issuer,
@@ -356,6 +373,7 @@ class Server:
         api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
                                        rules=as_rules_check(sec.chain))
         api.handlers.validating.append(security.escalation_admission(sec))
+        api.handlers.validating.append(certificates_admission.admission(sec.chain))
         await admission_chain.install(api.handlers, objects=self.objects, args=args)
         api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec

@@ -55,6 +55,8 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
     from kybernetes.controllers.cronjob import CronJobController
+    from kybernetes.controllers.csrapproving import CSRApprovingController
+    from kybernetes.controllers.csrcleaner import CSRCleanerController
     from kybernetes.controllers.daemonset import DaemonSetController
     from kybernetes.controllers.deployment import DeploymentController
     from kybernetes.controllers.disruption import DisruptionController
@@ -76,6 +78,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
         ReplicaSetController, ReplicationManager, DeploymentController, StatefulSetController, DaemonSetController,
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
+        CSRApprovingController, CSRCleanerController,
     ]
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))

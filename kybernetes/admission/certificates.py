@@ -1,0 +1,59 @@
+"""CertificateApproval and CertificateSigning admission (upstream
+plugin/pkg/admission/certificates): approving or denying a CertificateSigningRequest
+through `/approval` needs the `approve` verb on `signers` named after its signerName,
+and writing `status.certificate` through `/status` needs `sign`.  A grant on
+`<domain>/*` covers every signer of that domain."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from kybernetes.admission.lookup import forbidden, subresource
+from kybernetes.auth.authorizer import Attributes, Decision
+
+GROUP = "certificates.k8s.io"
+
+
+async def authorized_for_signer(authorizer: Any, user: Any, verb: str, signer: str) -> bool:
+    """May `user` `verb` the signer (by exact name, or by its domain wildcard)?"""
+    names = [signer]
+    if "/" in signer:
+        names.append(signer.split("/", 1)[0] + "/*")
+    for name in names:
+        decision, _ = await authorizer.authorize(Attributes(user=user, verb=verb, api_group=GROUP,
+                                                            resource="signers", name=name))
+        if decision == Decision.ALLOW:
+            return True
+    return False
+
+
+def admission(authorizer: Any):
+    """A validating admission step for CertificateSigningRequest subresource updates."""
+
+    async def check(op: str, r: Any, new: Optional[dict], old: Optional[dict]) -> None:
+        s = r.strategy
+        if s.group != GROUP or s.resource != "certificatesigningrequests" or op != "UPDATE" or new is None:
+            return
+        sub = subresource(r)
+        signer = (new.get("spec") or {}).get("signerName", "")
+        name = (new.get("metadata") or {}).get("name", "")
+        if sub == "approval":
+            verb = "approve"
+        elif sub == "status":
+            # only a change of the issued certificate needs `sign`
+            old_cert = ((old or {}).get("status") or {}).get("certificate")
+            if (new.get("status") or {}).get("certificate") == old_cert:
+                return
+            verb = "sign"
+        else:
+            return
+        if not await authorized_for_signer(authorizer, r.http["user"], verb, signer):
+            raise forbidden(r, name, f"user not permitted to {verb} requests with signerName {_q(signer)}")
+
+    return check
+
+
+def _q(s: str) -> str:
+    from kybernetes.api.goformat import go_quote
+
+    return go_quote(s)
