@@ -162,6 +162,10 @@ class Server:
         args = self.args
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock.acquire()
+        if args.leader_elect:  # the identity exists before the server reports ready
+            from kybernetes.client.leaderelection import stable_identity
+
+            await asyncio.to_thread(stable_identity, self.data_dir, args.node_name)
         sans_ip = ["127.0.0.1"]
         sans_dns = ["localhost", args.node_name]
         if args.bind_address not in ("0.0.0.0", "::", "127.0.0.1"):

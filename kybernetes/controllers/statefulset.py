@@ -579,16 +579,20 @@ class StatefulSetController(Controller):
     async def _claims_match(self, sts: Obj, pod: Obj) -> bool:
         return all(claim_owner_matches(c, sts, pod) for c in self._claims_of(sts, pod))
 
+    async def _update_claim(self, claim: Obj) -> None:
+        """Write a claim's owner references with an update (upstream's UpdateClaim): the
+        controller's role may update claims, not patch them."""
+        if not claim["metadata"].get("ownerReferences"):
+            claim["metadata"].pop("ownerReferences", None)
+        await self.pvc_api.update(claim, claim["metadata"]["namespace"])
+
     async def _fix_claims(self, sts: Obj, pod: Obj) -> None:
         """Upstream UpdatePodClaimForRetentionPolicy."""
         for c in self._claims_of(sts, pod):
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, pod):
                 try:
-                    await self.pvc_api.patch(c["metadata"]["name"], {"metadata": {
-                        "ownerReferences": c["metadata"]["ownerReferences"] or None,
-                        "resourceVersion": c["metadata"].get("resourceVersion")}},
-                        namespace=c["metadata"]["namespace"])
+                    await self._update_claim(c)
                 except (Conflict, NotFound):
                     pass  # seen again on the next sync
 
@@ -608,11 +612,9 @@ class StatefulSetController(Controller):
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, created):
                 try:
-                    await self.pvc_api.patch(c["metadata"]["name"], {"metadata": {
-                        "ownerReferences": c["metadata"]["ownerReferences"] or None}},
-                        namespace=c["metadata"]["namespace"])
-                except NotFound:
-                    pass
+                    await self._update_claim(c)
+                except (Conflict, NotFound):
+                    pass  # a claim that changed meanwhile is fixed on the next sync
 
     async def _delete_pod(self, key: str, pod: Obj) -> None:
         pk = object_key(pod)
