@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="kubeconfig with bootstrap credentials, used to request the node's client certificate")
     p.add_argument("--rotate-certificates", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="renew the node's client certificate before it expires (default true)")
+    p.add_argument("--rotate-server-certificates", type=lambda v: v.lower() in ("1", "true", "yes"), default=False,
+                   help="request a kubelet serving certificate (signer kubernetes.io/kubelet-serving) for the "
+                        "node's name and address; an administrator approves it (default false)")
     p.add_argument("--ca-file", default="", help="CA bundle of the API server (default: skip verification, with a warning)")
     p.add_argument("--kubeconfig", default="", help="kubeconfig instead of --server/--token")
     p.add_argument("--node-name", default=socket.gethostname().lower())
@@ -114,6 +117,22 @@ def _client(args: argparse.Namespace):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return Client(args.server, ctx, args.token)
+
+
+async def _serving_certificate(agent: NodeAgent, node_name: str, data_dir: Path) -> None:
+    """Ask for the kubelet's serving certificate in the background (nothing auto-approves
+    kubelet-serving requests, as upstream) and store it under DATA/agent/pki."""
+    from kybernetes.kubelet.certificate import request_serving_certificate
+    from kybernetes.kubelet.containerd import agent_dir
+
+    ips = tuple(ip for ip in [getattr(agent.kubelet.node, "node_ip", None)] if ip)
+    try:
+        path = await request_serving_certificate(agent.client, node_name, agent_dir(data_dir) / "pki",
+                                                 dns=(node_name,), ips=ips)
+    except Exception as e:  # noqa: BLE001 - the node runs without it
+        log.warning("kubelet serving certificate not obtained: %s", e)
+        return
+    log.info("kubelet serving certificate stored at %s", path)
 
 
 def _uses_tls_bootstrap(args: argparse.Namespace) -> bool:
@@ -203,10 +222,16 @@ def run(args: argparse.Namespace) -> int:
                 await certs.stop()
             raise
         agent.certificates = certs
+        serving = None
+        if args.rotate_server_certificates:
+            serving = asyncio.ensure_future(_serving_certificate(agent, args.node_name, data_dir))
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()
         finally:
+            if serving is not None:
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
             await agent.stop()
 
     asyncio.run(main())

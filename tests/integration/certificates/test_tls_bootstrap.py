@@ -328,3 +328,77 @@ async def test_controllers_run_as_their_service_accounts(srv, admin):
         assert all(p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" for p in got)
     finally:
         await admin.resource("", "v1", "namespaces").delete(ns)
+
+
+def _kyb(srv, *args: str):
+    import subprocess
+    import sys
+
+    from fixtures.server import REPO
+
+    return subprocess.run([sys.executable, "-m", "kybernetes.cli.main", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+async def test_kyb_token_create_list_delete(srv, tmp_path):
+    made = await asyncio.to_thread(_kyb, srv, "token", "--data-dir", str(srv.data_dir), "create", "--ttl", "1h",
+                                   "--description", "for node x")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert tokens.parse_bootstrap_token(token)
+    listed = await asyncio.to_thread(_kyb, srv, "token", "--data-dir", str(srv.data_dir), "list")
+    line = next(ln for ln in listed.stdout.splitlines() if ln.startswith(token))
+    assert "authentication,signing" in line and "for node x" in line
+    assert "system:bootstrappers:kyb:default-node-token" in line
+
+    # the token joins a node
+    name = f"tok-{secrets.token_hex(3)}"
+    mgr = ClientCertificateManager(_base(srv), name, tmp_path / "pki", bootstrap_token=token, timeout=60)
+    client = await mgr.start()
+    try:
+        assert (await _whoami(client))["username"] == f"system:node:{name}"
+    finally:
+        await mgr.stop()
+        await client.close()
+
+    gone = await asyncio.to_thread(_kyb, srv, "token", "--data-dir", str(srv.data_dir), "delete", token)
+    assert gone.returncode == 0, gone.stderr
+    async with Client(srv.url, ssl_context(_base(srv)), token, max_retries=0) as boot:
+        with pytest.raises(Unauthorized):
+            await _whoami(boot)
+    bad = await asyncio.to_thread(_kyb, srv, "token", "--data-dir", str(srv.data_dir), "create", "not-a-token")
+    assert bad.returncode == 1 and "must match" in bad.stderr
+
+
+async def test_serving_certificate_waits_for_an_administrator(srv, admin, node, tmp_path):
+    """kubelet-serving requests are not auto-approved (as upstream); once approved the
+    node stores a server certificate for its name and address."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from kybernetes.kubelet.certificate import request_serving_certificate
+
+    name, _, client = node
+    task = asyncio.ensure_future(request_serving_certificate(client, name, tmp_path / "srv", dns=(name,),
+                                                             ips=("10.0.0.7",), timeout=60))
+    csrs = admin.resource(*CSRS)
+    try:
+        async def filed():
+            items = [c for c in (await csrs.list(field_selector="spec.signerName=kubernetes.io/kubelet-serving"))["items"]
+                     if c["spec"].get("username") == f"system:node:{name}"]
+            return items[0] if items else None
+
+        csr = await wait_until(admin, [(CSRS, None)], filed, what="the serving CSR")
+        assert csr["spec"]["usages"] == ["digital signature", "server auth"]
+        assert not task.done()
+        csr["status"] = {"conditions": [{"type": "Approved", "status": "True", "reason": "Admin", "message": "ok"}]}
+        await csrs.update(csr, subresource="approval")
+        path = await asyncio.wait_for(task, 30)
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [name]
+        assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.7"]
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
