@@ -1,8 +1,9 @@
-"""CertificateApproval and CertificateSigning admission (upstream
-plugin/pkg/admission/certificates): approving or denying a CertificateSigningRequest
-through `/approval` needs the `approve` verb on `signers` named after its signerName,
-and writing `status.certificate` through `/status` needs `sign`.  A grant on
-`<domain>/*` covers every signer of that domain."""
+"""CertificateApproval, CertificateSigning and CertificateSubjectRestriction admission
+(upstream plugin/pkg/admission/certificates): approving or denying a
+CertificateSigningRequest through `/approval` needs the `approve` verb on `signers` named
+after its signerName, and writing `status.certificate` through `/status` needs `sign`
+(a grant on `<domain>/*` covers every signer of that domain); and no one may ask the
+kube-apiserver-client signer for a certificate in the system:masters group."""
 
 from __future__ import annotations
 
@@ -27,14 +28,44 @@ async def authorized_for_signer(authorizer: Any, user: Any, verb: str, signer: s
     return False
 
 
+KUBE_APISERVER_CLIENT = "kubernetes.io/kube-apiserver-client"
+
+
+def subject_restriction(csr: dict) -> Optional[str]:
+    """CertificateSubjectRestriction: why this request may not be created, or None."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    spec = csr.get("spec") or {}
+    if spec.get("signerName") != KUBE_APISERVER_CLIENT:
+        return None
+    try:
+        req = x509.load_pem_x509_csr(base64.b64decode(spec.get("request") or ""))
+        orgs = [a.value for a in req.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    except ValueError as e:
+        return f"failed to parse CSR: {e}"
+    if "system:masters" in orgs:
+        return f"use of {KUBE_APISERVER_CLIENT} signer with system:masters group is not allowed"
+    return None
+
+
 def admission(authorizer: Any):
     """A validating admission step for CertificateSigningRequest subresource updates."""
 
     async def check(op: str, r: Any, new: Optional[dict], old: Optional[dict]) -> None:
         s = r.strategy
-        if s.group != GROUP or s.resource != "certificatesigningrequests" or op != "UPDATE" or new is None:
+        if s.group != GROUP or s.resource != "certificatesigningrequests" or new is None:
             return
         sub = subresource(r)
+        if op == "CREATE" and not sub:
+            why = subject_restriction(new)
+            if why:
+                raise forbidden(r, (new.get("metadata") or {}).get("name", ""), why)
+            return
+        if op != "UPDATE":
+            return
         signer = (new.get("spec") or {}).get("signerName", "")
         name = (new.get("metadata") or {}).get("name", "")
         if sub == "approval":

@@ -62,3 +62,30 @@ async def test_other_writes_are_not_checked():
     await admission(a)("UPDATE", _r(""), _csr(), _csr())
     await admission(a)("CREATE", _r(""), _csr(), None)
     assert a.asked == []
+
+
+def _with_orgs(orgs, signer="kubernetes.io/kube-apiserver-client"):
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, "pooh"))
+    req = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(
+        ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    pem = req.public_bytes(serialization.Encoding.PEM)
+    return {"metadata": {"name": "pooh"}, "spec": {"signerName": signer, "request": base64.b64encode(pem).decode()}}
+
+
+async def test_no_masters_certificates_from_the_client_signer():
+    check = admission(Authz(set()))
+    with pytest.raises(APIError) as e:
+        await check("CREATE", _r(""), _with_orgs(["team", "system:masters"]), None)
+    assert e.value.code == 403
+    assert e.value.message == ('certificatesigningrequests.certificates.k8s.io "pooh" is forbidden: use of '
+                               'kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed')
+    await check("CREATE", _r(""), _with_orgs(["system:notmasters"]), None)
+    await check("CREATE", _r(""), _with_orgs(["system:masters"], signer="example.com/x"), None)
