@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import secrets
 
 import pytest
@@ -18,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from fixtures.server import start_server
 from fixtures.waits import wait_until
 from kybernetes.auth import pki, tokens
+from kybernetes.cli.agent import _write_kubelet_kubeconfig
 from kybernetes.client import Client
 from kybernetes.client.errors import Forbidden, NotFound, TransportError, Unauthorized
 from kybernetes.client.kubeconfig import KubeConfig, ssl_context
@@ -126,6 +128,12 @@ async def test_bootstrap_token_yields_a_node_identity(srv, admin, bootstrap_toke
     await client.resource("coordination.k8s.io", "v1", "leases").create(
         {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
          "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}, "kube-node-lease")
+    # the kubeconfig `kyb agent` writes (naming the current certificate file, as kubeadm's
+    # kubelet.conf) works with real kubectl
+    kc = mgr.store.dir.parent / "kubelet.kubeconfig"
+    _write_kubelet_kubeconfig(kc, srv.url, _base(srv).ca_pem, mgr.store.current_path)
+    out = await asyncio.to_thread(srv.kubectl, "auth", "whoami", "-o", "json", env={"KUBECONFIG": str(kc)})
+    assert json.loads(out.stdout)["status"]["userInfo"]["username"] == f"system:node:{name}"
     # ... and is held to the Node authorizer and NodeRestriction
     with pytest.raises(Forbidden):
         await nodes.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"{name}-other"}})
