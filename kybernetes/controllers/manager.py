@@ -116,9 +116,14 @@ class ControllerManager:
     async def _start_controllers(self) -> None:
         informers = InformerFactory(self.client, resync=self.resync)
         built: list[Controller] = []
-        for spec in self.specs:
-            ctl = spec if isinstance(spec, Controller) else spec(await self._client_for(spec), informers)
-            built.append(ctl)
+        try:
+            for spec in self.specs:
+                ctl = spec if isinstance(spec, Controller) else spec(await self._client_for(spec), informers)
+                built.append(ctl)
+        except BaseException as e:  # e.g. no token for a controller's service account
+            self._startup_error = e
+            self._leading.set()
+            raise
         self.informers, self.controllers = informers, built
         informers.start()
         try:
