@@ -546,9 +546,11 @@ class StatefulSetController(Controller):
         return False
 
     # ------------------------------------------------------------------ pods and claims
-    async def _create_claims(self, sts: Obj, ordinal: int) -> None:
+    async def _create_claims(self, sts: Obj, ordinal: int) -> dict[str, Obj]:
         """Upstream createPersistentVolumeClaims: create the missing claims; a claim being
-        deleted blocks the pod."""
+        deleted blocks the pod.  Answers the claims it created, by name (fresher than
+        the informer, which may not have seen them yet)."""
+        created: dict[str, Obj] = {}
         for c in claims_for(sts, ordinal):
             c.pop("_template", None)
             have = self.pvcs.get(f"{c['metadata']['namespace']}/{c['metadata']['name']}")
@@ -556,13 +558,20 @@ class StatefulSetController(Controller):
                 try:
                     have = await self.pvc_api.get(c["metadata"]["name"], c["metadata"]["namespace"])
                 except NotFound:
+                    # the set's own reference (whenDeleted=Delete) goes on at creation, so a
+                    # claim is never without it; the pod's reference needs the pod's uid
+                    update_claim_owner_refs(c, sts, {"metadata": {"name": pod_name(sts, ordinal)}})
+                    if not c["metadata"].get("ownerReferences"):
+                        c["metadata"].pop("ownerReferences", None)
                     try:
-                        await self.pvc_api.create(c, c["metadata"]["namespace"])
+                        made = await self.pvc_api.create(c, c["metadata"]["namespace"])
+                        created[made["metadata"]["name"]] = made
                     except AlreadyExists:
                         pass
                     continue
             if have["metadata"].get("deletionTimestamp"):
                 raise ReconcileError(f"pvc {c['metadata']['name']} is being deleted")
+        return created
 
     def _claims_of(self, sts: Obj, pod: Obj) -> list[Obj]:
         ns = sts["metadata"].get("namespace")
@@ -598,7 +607,7 @@ class StatefulSetController(Controller):
 
     async def _create_pod(self, key: str, sts: Obj, pod: Obj) -> None:
         """Upstream CreateStatefulPod: the claims first, then the pod, then claim owner refs."""
-        await self._create_claims(sts, get_ordinal(pod))
+        fresh = await self._create_claims(sts, get_ordinal(pod))
         self.expectations.add_creation(key)
         try:
             created = await self.pods_api.create(pod, pod["metadata"]["namespace"])
@@ -608,7 +617,12 @@ class StatefulSetController(Controller):
         except BaseException:
             self.expectations.creation_observed(key)
             raise
-        for c in self._claims_of(sts, created):
+        ns = sts["metadata"].get("namespace")
+        claims = [fresh.get(c["metadata"]["name"]) or self.pvcs.get(f"{ns}/{c['metadata']['name']}")
+                  for c in claims_for(sts, get_ordinal(created))]
+        for c in claims:
+            if c is None:
+                continue  # not seen yet: the next sync sets its owner references
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, created):
                 try:
