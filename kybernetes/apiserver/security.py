@@ -180,3 +180,16 @@ def escalation_admission(sec: Security):
             raise errors.APIError(e.code, e.reason, e.message, details=e.details) from None
 
     return check
+
+
+async def ensure_kubelet_bootstrap_bindings(objects: ObjectStore) -> None:
+    """The bindings that let bootstrap tokens of the default node-token group request node
+    client certificates (auto-approved) and nodes renew their own, created once when
+    missing — what `kubeadm init` sets up for `kubeadm join`.  An administrator may edit or
+    delete them; they are then left alone until they are missing at a later start."""
+    from kybernetes.api.catalog import default_catalog
+
+    s = default_catalog().lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+    for obj in bootstrap_policy.kubelet_bootstrap_bindings():
+        if await objects.store.get(object_key(s, "", obj["metadata"]["name"])) is None:
+            await _write(objects, obj, replace=False)

@@ -32,6 +32,11 @@ __all__ = [
     "issue_client_cert",
     "issue_serving_cert",
     "sign_csr",
+    "ensure_client_cert",
+    "CONTROLLER_MANAGER_USER",
+    "SCHEDULER_USER",
+    "NODES_GROUP",
+    "node_user",
     "write_atomic",
     "DEFAULT_SERVING_DNS",
     "DEFAULT_SERVING_IPS",
@@ -53,6 +58,16 @@ DEFAULT_SERVING_IPS = ["127.0.0.1"]
 ADMIN_CN = "kyb-admin"
 ADMIN_ORG = "system:masters"
 SERVING_CN = "kube-apiserver"
+# The identities of the control-plane components (upstream's bootstrap policy binds its
+# system:kube-controller-manager and system:kube-scheduler roles to these users).
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
+NODES_GROUP = "system:nodes"
+
+
+def node_user(node_name: str) -> str:
+    """The user a kubelet runs as, which the Node authorizer and NodeRestriction govern."""
+    return f"system:node:{node_name}"
 
 CA_VALIDITY = _dt.timedelta(days=3650)
 LEAF_VALIDITY = _dt.timedelta(days=365)
@@ -532,3 +547,20 @@ def _load_pub(path: Path) -> Optional[bytes]:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def ensure_client_cert(data_dir: Path, name: str, cn: str, orgs: Iterable[str] = (),
+                       ca: Optional[CA] = None) -> tuple[Path, Path]:
+    """A client certificate for `cn`/`orgs` at `DATA_DIR/tls/<name>.crt|.key`, issued by
+    the cluster CA unless a fresh one for the same subject is already there.  Returns
+    (cert_path, key_path)."""
+    paths = PKIPaths.under(Path(data_dir))
+    ca = ca or load_ca(data_dir)
+    cert_path, key_path = paths.dir / f"{name}.crt", paths.dir / f"{name}.key"
+    orgs = list(orgs)
+    have = _leaf_ok(cert_path, key_path, ca)
+    if have is None or have.subject != _name(cn, orgs):
+        cert_pem, key_pem = issue_client_cert(ca, cn, orgs, LEAF_VALIDITY.days)
+        write_atomic(key_path, key_pem, 0o600)
+        write_atomic(cert_path, cert_pem, 0o644)
+    return cert_path, key_path

@@ -24,7 +24,15 @@ POD_BRIDGE = "kyb0"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="", help="API server URL (https://HOST:PORT)")
-    p.add_argument("--token", default="", help="bearer token for the API server")
+    p.add_argument("--token", default="", help="bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}: TLS bootstrap of the node's "
+                   "client certificate) or another bearer token for the API server")
+    p.add_argument("--bootstrap-kubeconfig", default="",
+                   help="kubeconfig with bootstrap credentials, used to request the node's client certificate")
+    p.add_argument("--rotate-certificates", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
+                   help="renew the node's client certificate before it expires (default true)")
+    p.add_argument("--rotate-server-certificates", type=lambda v: v.lower() in ("1", "true", "yes"), default=False,
+                   help="request a kubelet serving certificate (signer kubernetes.io/kubelet-serving) for the "
+                        "node's name and address; an administrator approves it (default false)")
     p.add_argument("--ca-file", default="", help="CA bundle of the API server (default: skip verification, with a warning)")
     p.add_argument("--kubeconfig", default="", help="kubeconfig instead of --server/--token")
     p.add_argument("--node-name", default=socket.gethostname().lower())
@@ -35,16 +43,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class NodeAgent:
-    """containerd + kubelet of one node; `bridge` is the pod bridge to remove on stop."""
+    """containerd + kubelet of one node; `bridge` is the pod bridge to remove on stop;
+    `certificates` the client certificate manager (TLS bootstrap/rotation), if any."""
 
-    def __init__(self, runtime, kubelet, client, bridge: str = ""):
+    def __init__(self, runtime, kubelet, client, bridge: str = "", certificates=None):
         self.runtime = runtime
         self.kubelet = kubelet
         self.client = client
         self.bridge = bridge
+        self.certificates = certificates
 
     async def stop(self, *, remove_pods: bool = True) -> None:
         try:
+            if self.certificates is not None:
+                await self.certificates.stop()
             await self.kubelet.stop()
         finally:
             try:
@@ -107,6 +119,73 @@ def _client(args: argparse.Namespace):
     return Client(args.server, ctx, args.token)
 
 
+async def _serving_certificate(agent: NodeAgent, node_name: str, data_dir: Path) -> None:
+    """Ask for the kubelet's serving certificate in the background (nothing auto-approves
+    kubelet-serving requests, as upstream) and store it under DATA/agent/pki."""
+    from kybernetes.kubelet.certificate import request_serving_certificate
+    from kybernetes.kubelet.containerd import agent_dir
+
+    ips = tuple(ip for ip in [getattr(agent.kubelet.node, "node_ip", None)] if ip)
+    try:
+        path = await request_serving_certificate(agent.client, node_name, agent_dir(data_dir) / "pki",
+                                                 dns=(node_name,), ips=ips)
+    except Exception as e:  # noqa: BLE001 - the node runs without it
+        log.warning("kubelet serving certificate not obtained: %s", e)
+        return
+    log.info("kubelet serving certificate stored at %s", path)
+
+
+def _uses_tls_bootstrap(args: argparse.Namespace) -> bool:
+    from kybernetes.auth.tokens import parse_bootstrap_token
+
+    if args.kubeconfig:
+        return False
+    return bool(args.bootstrap_kubeconfig) or parse_bootstrap_token(args.token or "") is not None
+
+
+def certificate_manager(args: argparse.Namespace, data_dir: Path):
+    """The kubelet's client certificate manager for `kyb agent` with a bootstrap token or
+    bootstrap kubeconfig: the node's certificate lives under DATA/agent/pki."""
+    from kybernetes.client.kubeconfig import KubeConfig, load_kubeconfig
+    from kybernetes.kubelet.certificate import ClientCertificateManager
+    from kybernetes.kubelet.containerd import agent_dir
+
+    boot = load_kubeconfig(args.bootstrap_kubeconfig) if args.bootstrap_kubeconfig else None
+    server = boot.server if boot else args.server
+    if not server:
+        raise SystemExit("kyb agent: give --server (or a --bootstrap-kubeconfig)")
+    ca_pem = Path(args.ca_file).read_bytes() if args.ca_file else (boot.ca_pem if boot else None)
+    if ca_pem is None:
+        log.warning("no --ca-file: the API server's certificate is not verified")
+    base = KubeConfig(server=server, ca_pem=ca_pem, insecure_skip_tls_verify=ca_pem is None,
+                      tls_server_name=boot.tls_server_name if boot else None)
+    return ClientCertificateManager(base, args.node_name, agent_dir(data_dir) / "pki",
+                                    bootstrap_token=None if boot else args.token, bootstrap=boot)
+
+
+def _write_kubelet_kubeconfig(path: Path, server: str, ca_pem: Optional[bytes], cert_file: Path) -> None:
+    """A kubeconfig naming the node's current certificate file (as kubeadm's kubelet.conf),
+    so that `kubectl --kubeconfig` can act as the node, and renewals need no rewrite."""
+    import base64
+
+    import yaml
+
+    from kybernetes.auth.pki import write_atomic
+
+    cluster: dict = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    else:
+        cluster["insecure-skip-tls-verify"] = True
+    doc = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "default", "cluster": cluster}],
+           "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default-auth"}}],
+           "current-context": "default", "preferences": {},
+           "users": [{"name": "default-auth", "user": {"client-certificate": str(cert_file),
+                                                        "client-key": str(cert_file)}}]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, yaml.safe_dump(doc, sort_keys=False).encode(), 0o600)
+
+
 def run(args: argparse.Namespace) -> int:
     from kybernetes.cli.server import default_data_dir
 
@@ -119,12 +198,40 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        agent = await start_node_agent(_client(args), node_name=args.node_name, data_dir=data_dir,
-                                       runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip)
+        certs = None
+        if _uses_tls_bootstrap(args):
+            from kybernetes.kubelet.certificate import BootstrapError
+            from kybernetes.kubelet.containerd import agent_dir
+
+            certs = certificate_manager(args, data_dir)
+            try:
+                client = await certs.start()
+            except BootstrapError as e:
+                raise SystemExit(f"kyb agent: {e}") from None
+            if not args.rotate_certificates:
+                await certs.stop()
+            await asyncio.to_thread(_write_kubelet_kubeconfig, agent_dir(data_dir) / "kubelet.kubeconfig",
+                                    certs.base.server, certs.base.ca_pem, certs.store.current_path)
+        else:
+            client = _client(args)
+        try:
+            agent = await start_node_agent(client, node_name=args.node_name, data_dir=data_dir,
+                                           runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip)
+        except BaseException:
+            if certs is not None:
+                await certs.stop()
+            raise
+        agent.certificates = certs
+        serving = None
+        if args.rotate_server_certificates:
+            serving = asyncio.ensure_future(_serving_certificate(agent, args.node_name, data_dir))
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()
         finally:
+            if serving is not None:
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
             await agent.stop()
 
     asyncio.run(main())

@@ -53,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("server", help="run the control plane (and, later, a node agent)")
     server.add_arguments(sp)
     sub.add_parser("kubectl", help="run kubectl against the local server", add_help=False)
-    from kybernetes.cli import agent, datastore, images, secrets_encrypt, simnodes
+    from kybernetes.cli import agent, datastore, images, secrets_encrypt, simnodes, token
 
     ap = sub.add_parser("agent", help="run a node agent (containerd + kubelet) joined to a server")
     agent.add_arguments(ap)
 
     datastore.add_arguments(sub)
     secrets_encrypt.add_arguments(sub)
+    token.add_arguments(sub)
     snp = sub.add_parser("sim-nodes", help=simnodes.HELP)
     simnodes.add_arguments(snp)
 
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return datastore.run(args)
     if args.command == "secrets-encrypt":
         return secrets_encrypt.run(args)
+    if args.command == "token":
+        return token.run(args)
     if args.command == "sim-nodes":
         return simnodes.run(args)
     return 2

@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="serve unauthenticated requests as system:anonymous (default true)")
     p.add_argument("--service-account-issuer", default="")
+    p.add_argument("--cluster-signing-duration", default="8760h",
+                   help="validity of certificates the built-in CSR signers issue (Go duration, default 8760h)")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
     p.add_argument("--leader-elect", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="run the controller manager and scheduler under Lease leader election (default true)")
@@ -168,6 +170,10 @@ class Server:
         args = self.args
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock.acquire()
+        if args.leader_elect:  # the identity exists before the server reports ready
+            from kybernetes.client.leaderelection import stable_identity
+
+            await asyncio.to_thread(stable_identity, self.data_dir, args.node_name)
         sans_ip = ["127.0.0.1"]
         sans_dns = ["localhost", args.node_name]
         if args.bind_address not in ("0.0.0.0", "::", "127.0.0.1"):
@@ -220,6 +226,9 @@ class Server:
         if args.write_kubeconfig:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        # the components run as their own identities, never as system:masters
+        cm_kc = await self._component_kubeconfig("controller-manager", pki.CONTROLLER_MANAGER_USER)
+        sched_kc = await self._component_kubeconfig("scheduler", pki.SCHEDULER_USER)
         if not args.disable_controllers:
             import functools
 
@@ -233,24 +242,57 @@ class Server:
             except ValueError as e:
                 raise SystemExit(f"kyb server: --node-monitor-grace-period: {e}") from None
             controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), node_monitor_grace_period=grace) + [
-                functools.partial(CSRSigningController, ca=ca)]
+                functools.partial(CSRSigningController, ca=ca, duration=self._signing_duration())]
             if args.leader_elect:
-                self.controller_manager = await self._elected_controller_manager(kc_path, controllers)
+                self.controller_manager = await self._elected_controller_manager(cm_kc, controllers)
             else:
-                self.controller_manager = await start_controller_manager(kc_path, controllers=controllers)
+                self.controller_manager = await start_controller_manager(cm_kc, controllers=controllers,
+                                                                         service_account_credentials=True)
         if not getattr(args, "disable_scheduler", False):
             from kybernetes.scheduler import start_scheduler
 
             if args.leader_elect:
-                self.scheduler = await self._elected_scheduler(kc_path)
+                self.scheduler = await self._elected_scheduler(sched_kc)
             else:
-                self.scheduler = await start_scheduler(kc_path)
+                self.scheduler = await start_scheduler(sched_kc)
         if not args.disable_agent:
-            await self._start_agent(kc_path)
+            from kybernetes.kubelet.containerd import agent_dir
+
+            kubelet_kc = await self._component_kubeconfig(
+                "kubelet", pki.node_user(args.node_name), [pki.NODES_GROUP],
+                path=agent_dir(self.data_dir) / "kubelet.kubeconfig")
+            await self._start_agent(kubelet_kc)
         print(f"kyb server: serving {self.url}", flush=True)
         print(f"kyb server: admin kubeconfig written to {kc_path}", flush=True)
         print(f"kyb server: try `kyb kubectl --data-dir {self.data_dir} get namespaces` "
               f"or `KUBECONFIG={kc_path} kubectl get ns`", flush=True)
+
+    def _signing_duration(self):
+        import datetime as _dt
+
+        from kybernetes.client.leaderelection import parse_duration
+
+        try:
+            seconds = parse_duration(getattr(self.args, "cluster_signing_duration", "8760h"))
+        except ValueError as e:
+            raise SystemExit(f"kyb server: --cluster-signing-duration: {e}") from None
+        if seconds <= 0:
+            raise SystemExit("kyb server: --cluster-signing-duration must be positive")
+        return _dt.timedelta(seconds=seconds)
+
+    async def _component_kubeconfig(self, name: str, user: str, groups: Optional[list[str]] = None, *,
+                                    path: Optional[Path] = None) -> Path:
+        """A client cert for `user` from the cluster CA and a kubeconfig using it
+        (DATA/<name>.kubeconfig unless `path`)."""
+        from kybernetes.auth import pki
+        from kybernetes.client import kubeconfig
+
+        cert, key = await asyncio.to_thread(pki.ensure_client_cert, self.data_dir, name, user, groups or [])
+        path = path or self.data_dir / f"{name}.kubeconfig"
+        tls = pki.PKIPaths.under(self.data_dir)
+        await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, path, self.url, tls.ca_cert.read_bytes(),
+                                cert.read_bytes(), key.read_bytes(), user=name)
+        return path
 
     async def _sync_cluster_identity(self, sans_dns: list[str], sans_ip: list[str]) -> None:
         """On a shared datastore (etcd): load the cluster's CA and service-account key
@@ -330,11 +372,13 @@ class Server:
         first round of the election (so a sole server's controllers run before it reports
         ready, as without election) but not for leadership."""
         from kybernetes.client.rest import Client
+        from kybernetes.controllers.clientbuilder import SAClientBuilder
         from kybernetes.controllers.manager import ControllerManager
 
         client = Client.from_kubeconfig(kc_path)
         elector = self._lease_elector(client, "kube-controller-manager")
-        manager = ControllerManager(client, controllers, leader_elector=elector, close_client=True)
+        manager = ControllerManager(client, controllers, leader_elector=elector, close_client=True,
+                                    client_builder=SAClientBuilder(kc_path, client))
         await manager.start(wait_leading=False)
         try:
             await asyncio.wait_for(elector.settled.wait(), 60)
@@ -360,6 +404,7 @@ class Server:
 
     async def _security(self, api, paths):
         """Authenticators, the authorizer chain and the RBAC bootstrap policy."""
+        from kybernetes.admission import certificates as certificates_admission
         from kybernetes.admission import chain as admission_chain
         from kybernetes.admission import noderestriction
         from kybernetes.apiserver import security
@@ -369,6 +414,7 @@ class Server:
 
         args = self.args
         await security.reconcile_bootstrap_policy(self.objects)
+        await security.ensure_kubelet_bootstrap_bindings(self.objects)
         sec = await security.build(self.objects, sa_key=paths.sa_key, sa_pub=paths.sa_pub,
                                    authorization_mode=args.authorization_mode,
                                    token_auth_file=args.token_auth_file, issuer=args.service_account_issuer,
@@ -377,6 +423,7 @@ class Server:
         api.handlers.reviews = Reviews(access=sec.access, tokens=as_token_check(sec.tokens),
                                        rules=as_rules_check(sec.chain))
         api.handlers.validating.append(security.escalation_admission(sec))
+        api.handlers.validating.append(certificates_admission.admission(sec.chain))
         await admission_chain.install(api.handlers, objects=self.objects, args=args)
         api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec

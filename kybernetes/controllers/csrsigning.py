@@ -61,6 +61,18 @@ def signer_violation(signer: str, csr_pem: bytes, usages: list[str]) -> Optional
     return f"unknown signer {signer}"
 
 
+def signing_duration(ttl: _dt.timedelta, expiration_seconds: Optional[int]) -> _dt.timedelta:
+    """upstream's rule: the signer's TTL (--cluster-signing-duration), or the requested
+    expirationSeconds when shorter, but never below 10 minutes; the lower bound applies
+    to the request only, so a short TTL stays short."""
+    if not expiration_seconds:
+        return ttl
+    requested = _dt.timedelta(seconds=int(expiration_seconds))
+    if requested > ttl:
+        return ttl
+    return max(requested, MIN_DURATION)
+
+
 class CSRSigningController(Controller):
     """Signs approved CSRs of the built-in signers with the cluster CA."""
 
@@ -98,9 +110,7 @@ class CSRSigningController(Controller):
                 "type": "Failed", "status": "True", "reason": "SignerValidationFailure", "message": why,
                 "lastUpdateTime": _now(), "lastTransitionTime": _now()})
         else:
-            duration = self.duration
-            if spec.get("expirationSeconds"):
-                duration = max(MIN_DURATION, min(duration, _dt.timedelta(seconds=int(spec["expirationSeconds"]))))
+            duration = signing_duration(self.duration, spec.get("expirationSeconds"))
             cert = await asyncio.to_thread(pki.sign_csr, self.ca, pem, usages, duration)
             status["certificate"] = base64.b64encode(cert).decode()
         csr["status"] = status

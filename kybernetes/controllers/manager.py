@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Awaitable, Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, Union
 
 from kybernetes.client.rest import Client
 from kybernetes.controllers.base import Controller, InformerFactory
@@ -57,6 +57,8 @@ def default_controllers(*, root_ca: Optional[bytes] = None,
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
     from kybernetes.controllers.cronjob import CronJobController
+    from kybernetes.controllers.csrapproving import CSRApprovingController
+    from kybernetes.controllers.csrcleaner import CSRCleanerController
     from kybernetes.controllers.daemonset import DaemonSetController
     from kybernetes.controllers.deployment import DeploymentController
     from kybernetes.controllers.disruption import DisruptionController
@@ -79,7 +81,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None,
         ReplicaSetController, ReplicationManager, DeploymentController, StatefulSetController, DaemonSetController,
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
-        HorizontalPodAutoscalerController,
+        HorizontalPodAutoscalerController, CSRApprovingController, CSRCleanerController,
     ]
     if node_monitor_grace_period is not None:
         out[out.index(NodeLifecycleController)] = partial(NodeLifecycleController, grace_period=node_monitor_grace_period)
@@ -100,8 +102,12 @@ class ControllerManager:
         leader_elector: Optional[LeaderElector] = None,
         resync: float = 0,
         close_client: bool = False,
+        client_builder: Any = None,
     ) -> None:
+        """`client_builder` (an SAClientBuilder) gives each controller its own service
+        account's client; without it every controller shares `client`."""
         self.client = client
+        self.client_builder = client_builder
         self.specs = list(controllers) if controllers is not None else default_controllers()
         self.leader_elector: LeaderElector = leader_elector or AlwaysLeader()
         self.resync = resync
@@ -115,9 +121,14 @@ class ControllerManager:
     async def _start_controllers(self) -> None:
         informers = InformerFactory(self.client, resync=self.resync)
         built: list[Controller] = []
-        for spec in self.specs:
-            ctl = spec if isinstance(spec, Controller) else spec(self.client, informers)
-            built.append(ctl)
+        try:
+            for spec in self.specs:
+                ctl = spec if isinstance(spec, Controller) else spec(await self._client_for(spec), informers)
+                built.append(ctl)
+        except BaseException as e:  # e.g. no token for a controller's service account
+            self._startup_error = e
+            self._leading.set()
+            raise
         self.informers, self.controllers = informers, built
         informers.start()
         try:
@@ -129,6 +140,17 @@ class ControllerManager:
             raise
         log.info("controller manager: running %s", ", ".join(c.name for c in built))
         self._leading.set()
+
+    async def _client_for(self, spec: Any) -> Client:
+        if self.client_builder is None:
+            return self.client
+        from kybernetes.controllers.clientbuilder import service_account_for
+
+        sa = service_account_for(spec)
+        if sa is None:
+            log.warning("controller manager: no service account known for %r; it runs as the manager", spec)
+            return self.client
+        return await self.client_builder.client_for(sa)
 
     async def _stop_controllers(self) -> None:
         controllers, self.controllers = self.controllers, []
@@ -165,6 +187,8 @@ class ControllerManager:
             except Exception:  # noqa: BLE001
                 log.exception("controller manager: leader election ended with an error")
         await self._stop_controllers()
+        if self.client_builder is not None:
+            await self.client_builder.close()
         if self.close_client:
             await self.client.close()
 
@@ -185,6 +209,7 @@ async def start_controller_manager(
     *,
     controllers: Optional[Sequence[Union[ControllerFactory, Controller]]] = None,
     leader_elector: Optional[LeaderElector] = None,
+    service_account_credentials: bool = False,
 ) -> ControllerManager:
     """What `kyb server` calls: a running ControllerManager for a kubeconfig path (the
     manager then owns and closes its client) or a Client.  `await m.stop()` ends it."""
@@ -197,7 +222,15 @@ async def start_controller_manager(
             from kybernetes.client.kubeconfig import load_kubeconfig
 
             controllers = default_controllers(root_ca=load_kubeconfig(source).ca_pem)
-    manager = ControllerManager(client, controllers, leader_elector=leader_elector, close_client=own)
+    builder = None
+    if service_account_credentials:
+        from kybernetes.controllers.clientbuilder import SAClientBuilder
+
+        if isinstance(source, Client):
+            raise ValueError("service_account_credentials needs a kubeconfig path")
+        builder = SAClientBuilder(source, client)
+    manager = ControllerManager(client, controllers, leader_elector=leader_elector, close_client=own,
+                                client_builder=builder)
     try:
         await manager.start()
     except BaseException:

@@ -11,6 +11,7 @@ see (deletes, creates that failed after the charge)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any, Optional
 
 from kybernetes.admission.resourcequota import (
@@ -164,10 +165,13 @@ class ResourceQuotaController(Controller):
 
     async def reconcile(self, key: str) -> None:
         namespace, _, name = key.partition("/")
-        try:
-            quota = await self.quota_api.get(name, namespace)
-        except NotFound:
+        # from the informer cache, as upstream's lister: its role (system:controller:
+        # resourcequota-controller) may list and watch quotas but not get them; a stale copy
+        # makes the status write conflict, and the key is retried
+        cached = self.quotas.get(key)
+        if cached is None:
             return
+        quota = copy.deepcopy(cached)
         hard = dict((quota.get("spec") or {}).get("hard") or {})
         evaluators = _evaluators_for(hard)
         listed = [(ev, await self._list(ev, namespace)) for ev in evaluators]

@@ -497,9 +497,11 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
         return False
 
     # ------------------------------------------------------------------ pods and claims
-    async def _create_claims(self, sts: Obj, ordinal: int) -> None:
+    async def _create_claims(self, sts: Obj, ordinal: int) -> dict[str, Obj]:
         """Upstream createPersistentVolumeClaims: create the missing claims; a claim being
-        deleted blocks the pod."""
+        deleted blocks the pod.  Answers the claims it created, by name (fresher than
+        the informer, which may not have seen them yet)."""
+        created: dict[str, Obj] = {}
         for c in claims_for(sts, ordinal):
             c.pop("_template", None)
             have = self.pvcs.get(f"{c['metadata']['namespace']}/{c['metadata']['name']}")
@@ -508,8 +510,14 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
                     have = await self.pvc_api.get(c["metadata"]["name"], c["metadata"]["namespace"])
                 except NotFound:
                     claim = c["metadata"]["name"]
+                    # the set's own reference (whenDeleted=Delete) goes on at creation, so a
+                    # claim is never without it; the pod's reference needs the pod's uid
+                    update_claim_owner_refs(c, sts, {"metadata": {"name": pod_name(sts, ordinal)}})
+                    if not c["metadata"].get("ownerReferences"):
+                        c["metadata"].pop("ownerReferences", None)
                     try:
-                        await self.pvc_api.create(c, c["metadata"]["namespace"])
+                        made = await self.pvc_api.create(c, c["metadata"]["namespace"])
+                        created[made["metadata"]["name"]] = made
                     except AlreadyExists:
                         pass
                     except APIStatusError as e:
@@ -525,6 +533,7 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
                     continue
             if have["metadata"].get("deletionTimestamp"):
                 raise ReconcileError(f"pvc {c['metadata']['name']} is being deleted")
+        return created
 
     def _claims_of(self, sts: Obj, pod: Obj) -> list[Obj]:
         ns = sts["metadata"].get("namespace")
@@ -541,22 +550,26 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
     async def _claims_match(self, sts: Obj, pod: Obj) -> bool:
         return all(claim_owner_matches(c, sts, pod) for c in self._claims_of(sts, pod))
 
+    async def _update_claim(self, claim: Obj) -> None:
+        """Write a claim's owner references with an update (upstream's UpdateClaim): the
+        controller's role may update claims, not patch them."""
+        if not claim["metadata"].get("ownerReferences"):
+            claim["metadata"].pop("ownerReferences", None)
+        await self.pvc_api.update(claim, claim["metadata"]["namespace"])
+
     async def _fix_claims(self, sts: Obj, pod: Obj) -> None:
         """Upstream UpdatePodClaimForRetentionPolicy."""
         for c in self._claims_of(sts, pod):
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, pod):
                 try:
-                    await self.pvc_api.patch(c["metadata"]["name"], {"metadata": {
-                        "ownerReferences": c["metadata"]["ownerReferences"] or None,
-                        "resourceVersion": c["metadata"].get("resourceVersion")}},
-                        namespace=c["metadata"]["namespace"])
+                    await self._update_claim(c)
                 except (Conflict, NotFound):
                     pass  # seen again on the next sync
 
     async def _create_pod(self, key: str, sts: Obj, pod: Obj) -> None:
         """Upstream CreateStatefulPod: the claims first, then the pod, then claim owner refs."""
-        await self._create_claims(sts, get_ordinal(pod))
+        fresh = await self._create_claims(sts, get_ordinal(pod))
         self.expectations.add_creation(key)
         try:
             created = await self.pods_api.create(pod, pod["metadata"]["namespace"])
@@ -569,15 +582,18 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
                 self._pod_event(sts, pod, "create", e)
             raise
         self._pod_event(sts, created, "create")
-        for c in self._claims_of(sts, created):
+        ns = sts["metadata"].get("namespace")
+        claims = [fresh.get(c["metadata"]["name"]) or self.pvcs.get(f"{ns}/{c['metadata']['name']}")
+                  for c in claims_for(sts, get_ordinal(created))]
+        for c in claims:
+            if c is None:
+                continue  # not seen yet: the next sync sets its owner references
             c = copy.deepcopy(c)
             if update_claim_owner_refs(c, sts, created):
                 try:
-                    await self.pvc_api.patch(c["metadata"]["name"], {"metadata": {
-                        "ownerReferences": c["metadata"]["ownerReferences"] or None}},
-                        namespace=c["metadata"]["namespace"])
-                except NotFound:
-                    pass
+                    await self._update_claim(c)
+                except (Conflict, NotFound):
+                    pass  # a claim that changed meanwhile is fixed on the next sync
 
     async def _delete_pod(self, key: str, sts: Obj, pod: Obj) -> None:
         pk = object_key(pod)

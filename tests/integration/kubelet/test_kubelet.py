@@ -1,5 +1,6 @@
 """The kubelet against a real `kyb server`, with containerd in a test-created network
-namespace that has no uplink (network safety rule): node registration, a running busybox
+namespace that has no uplink (network safety rule), acting as its node identity:
+node registration, a running busybox
 pod with an IP, a failing pod, deletion through kubectl."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pytest
 
 from fixtures.images import BUSYBOX_REF, write_busybox_archive
 from fixtures.server import start_server
+from kybernetes.auth import pki
 from kybernetes.client import Client
+from kybernetes.client.kubeconfig import KubeConfig, ssl_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.containerd import ContainerdProcess
 from kybernetes.kubelet.kubelet import Kubelet
@@ -75,8 +78,14 @@ def pod(name, script, policy="Always", node="node-a"):
 
 async def test_kubelet_runs_pods(env):
     srv, rt = env["srv"], env["rt"]
-    async with Client.from_kubeconfig(srv.kubeconfig) as c:
-        kl = Kubelet(c, rt.endpoint, node_name="node-a", data_dir=env["data_dir"], node_ip="10.88.78.1",
+    # the kubelet runs as the node (system:node:node-a in system:nodes), so the Node
+    # authorizer and NodeRestriction govern every call it makes; the test reads as admin
+    ca = pki.load_ca(srv.data_dir)
+    cert_pem, key_pem = pki.issue_client_cert(ca, pki.node_user("node-a"), [pki.NODES_GROUP], 1)
+    node_cfg = KubeConfig(server=srv.url, ca_pem=ca.cert_pem, cert_pem=cert_pem, key_pem=key_pem)
+    async with Client.from_kubeconfig(srv.kubeconfig) as c, \
+            Client(srv.url, ssl_context(node_cfg)) as node_client:
+        kl = Kubelet(node_client, rt.endpoint, node_name="node-a", data_dir=env["data_dir"], node_ip="10.88.78.1",
                      pod_log_root=rt.pod_log_root, cgroup_root=env["name"])
         await kl.start()
         try:
