@@ -49,6 +49,7 @@ CONTROLLER_SERVICE_ACCOUNTS = {
     # upstream's taint eviction controller keeps the node controller's identity
     "taint-eviction-controller": "node-controller",
     "podgc": "pod-garbage-collector",
+    "horizontalpodautoscaler": "horizontal-pod-autoscaler",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
     "csrsigning": "certificate-controller",
     "csrapproving": "certificate-controller",
