@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-webhook-config-file", default="")
     p.add_argument("--audit-webhook-batch-max-wait", type=float, default=30.0)
     p.add_argument("--encryption-provider-config", default="")
+    p.add_argument("--admission-control-config-file", default="", help="AdmissionConfiguration (PodSecurity defaults/exemptions)")
     p.add_argument("--authorization-mode", default="Node,RBAC")
     p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
