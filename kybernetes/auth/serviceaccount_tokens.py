@@ -408,6 +408,27 @@ def _audiences(claims: Mapping[str, Any]) -> list[str]:
     raise JWTError("invalid aud claim")
 
 
+_UNEXPECTED_PRIVATE_CLAIM = "service account token claims could not be validated due to unexpected private claim"
+
+
+def _private_claims(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``kubernetes.io`` claim, checked to have the shape upstream decodes it into
+    (strings, and objects with string name/uid); anything else is a JWTError, never a
+    crash further down."""
+    k8s = claims.get("kubernetes.io")
+    if not isinstance(k8s, Mapping):
+        raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    if not isinstance(k8s.get("namespace", ""), str):
+        raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    for ref in ("serviceaccount", "pod", "secret", "node"):
+        v = k8s.get(ref)
+        if v is None:
+            continue
+        if not isinstance(v, Mapping) or not all(isinstance(v.get(f, ""), str) for f in ("name", "uid")):
+            raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    return k8s
+
+
 def service_account_user(
     namespace: str, name: str, uid: str, *, pod: tuple[str, str] = ("", ""), node: tuple[str, str] = ("", ""), jti: str = ""
 ) -> UserInfo:
@@ -510,9 +531,7 @@ class ServiceAccountTokenAuthenticator:
             raise JWTError("service account token has expired")
         if iat is not None and now + LEEWAY < iat:
             raise JWTError("service account token is issued in the future")
-        k8s = claims.get("kubernetes.io")
-        if not isinstance(k8s, Mapping):
-            raise JWTError("service account token claims could not be validated due to unexpected private claim")
+        k8s = _private_claims(claims)
         namespace = str(k8s.get("namespace") or "")
         saref = k8s.get("serviceaccount") or {}
         podref = k8s.get("pod")
@@ -564,6 +583,9 @@ class ServiceAccountTokenAuthenticator:
         )
 
     async def _validate_legacy(self, token: str, claims: Mapping[str, Any]) -> UserInfo:
+        for k, v in claims.items():
+            if k.startswith("kubernetes.io/serviceaccount/") and not isinstance(v, str):
+                raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
         sub = claims.get("sub") or ""
         if not sub:
             raise JWTError("sub claim is missing")

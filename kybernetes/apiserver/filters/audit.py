@@ -16,6 +16,7 @@ from aiohttp import web
 
 from kybernetes.apiserver import errors
 from kybernetes.apiserver.audit import events as ev_mod
+from kybernetes.apiserver.headertext import text
 from kybernetes.apiserver.audit.policy import (LEVEL_METADATA, LEVEL_NONE, LEVEL_REQUEST_RESPONSE,
                                                STAGE_PANIC, STAGE_REQUEST_RECEIVED, STAGE_RESPONSE_COMPLETE,
                                                STAGE_RESPONSE_STARTED, RequestAuditConfig, attributes,
@@ -31,7 +32,7 @@ def audit_id(request: web.Request) -> str:
     """The request's audit ID: the client's Audit-ID header if given, else a new UUID."""
     aid = request.get("audit_id")
     if aid is None:
-        aid = request.headers.get("Audit-ID", "").strip() or ev_mod.new_audit_id()
+        aid = text(request.headers.get("Audit-ID", "").strip()) or ev_mod.new_audit_id()
         request["audit_id"] = aid
     return aid
 
@@ -88,7 +89,7 @@ async def audit(request: web.Request, handler):
 
     event = ev_mod.new_event(level=cfg.level, audit_id=aid, request_uri=request.raw_path, verb=info.verb,
                              user=request.get("user"), ips=ev_mod.source_ips(request.headers, request.remote),
-                             user_agent=request.headers.get("User-Agent", ""), info=info)
+                             user_agent=text(request.headers.get("User-Agent", "")), info=info)
     ctx = AuditContext(cfg, event, auditor.backend, is_long_running(info))
     request["audit"] = ctx
     ctx.emit(STAGE_REQUEST_RECEIVED)
@@ -236,7 +237,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         return
     event = ev_mod.new_event(level=cfg.level, audit_id=aid, request_uri=request.raw_path, verb=info.verb,
                              user=None, ips=ev_mod.source_ips(request.headers, request.remote),
-                             user_agent=request.headers.get("User-Agent", ""), info=info)
+                             user_agent=text(request.headers.get("User-Agent", "")), info=info)
     event["responseStatus"] = {"metadata": {}, "message": _auth_methods(request), "code": response.status}
     actx = AuditContext(cfg, event, auditor.backend, False)
     actx.done = True

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from kybernetes.apiserver import errors
 from kybernetes.apiserver.filters import audit
+from kybernetes.apiserver.headertext import text
 from kybernetes.auth.authorizer import ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS_USER, UserInfo
 
 USER = "Impersonate-User"
@@ -91,24 +92,24 @@ def requested(headers: Any) -> list[Wanted]:
     """What the headers ask for, in upstream's order (user, groups, extras, uid).
     Groups, extras or a uid without a user is a 400."""
     out: list[Wanted] = []
-    user = headers.get(USER, "")
+    user = text(headers.get(USER, ""))
     if user:
         sa = split_service_account(user)
         if sa is not None:
             out.append(Wanted("ServiceAccount", sa[1], namespace=sa[0]))
         else:
             out.append(Wanted("User", user))
-    groups = headers.getall(GROUP, [])
+    groups = [text(g) for g in headers.getall(GROUP, [])]
     for g in groups:
         out.append(Wanted("Group", g))
     has_extra = False
     # header names are case-insensitive: one entry per name, as Go's canonical keys
     for name in dict.fromkeys(k.lower() for k in headers.keys() if k.lower().startswith(EXTRA_PREFIX)):
         has_extra = True
-        key = _unescape_key(name[len(EXTRA_PREFIX):])
-        for value in headers.getall(name, []):
+        key = text(_unescape_key(text(name[len(EXTRA_PREFIX):])))
+        for value in map(text, headers.getall(name, [])):
             out.append(Wanted("UserExtra", value, api_version=f"{AUTHN_GROUP}/{AUTHN_VERSION}", field_path=key))
-    uid = headers.get(UID, "")
+    uid = text(headers.get(UID, ""))
     if uid:
         out.append(Wanted("UID", uid, api_version=f"{AUTHN_GROUP}/{AUTHN_VERSION}"))
     if (groups or has_extra or uid) and not user:
