@@ -456,7 +456,12 @@ class ResourceHandlers:
 
     async def _update_scale(self, r: Request, scale: Obj) -> web.Response:
         s = r.strategy
-        replicas = (scale.get("spec") or {}).get("replicas")
+        _check_metadata_shape(scale, "patch")
+        name = (scale.get("metadata") or {}).get("name")
+        if name and name != r.info.name:  # upstream checkName
+            raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({r.info.name})")
+        spec = scale.get("spec")
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid("Scale", "autoscaling", r.info.name, [
                 Cause("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
@@ -806,6 +811,17 @@ def finalized(obj: Obj) -> bool:
 
 
 def delete_options(r: Request, body: Optional[Obj]) -> Obj:
+    if body is not None:
+        # a body that does not decode into DeleteOptions is 400 (never "no options")
+        from kybernetes.api import validation
+
+        if not isinstance(body, dict):
+            raise errors.bad_request(validation.cannot_handle_message(
+                "DeleteOptions", "v1", "json: cannot unmarshal non-object into Go value of type v1.DeleteOptions"))
+        causes, _ = validation.validate_schema_for(body, "", "v1", "DeleteOptions")
+        decode = validation.decode_errors(causes)
+        if decode:
+            raise errors.bad_request(validation.cannot_handle_message("DeleteOptions", "v1", decode[0].message))
     opts: Obj = dict(body or {})
     q = r.http.query
     if "gracePeriodSeconds" in q:
@@ -819,6 +835,10 @@ def delete_options(r: Request, body: Optional[Obj]) -> Obj:
     if "orphanDependents" in q and "propagationPolicy" not in opts:
         if q["orphanDependents"].lower() == "true":
             opts["propagationPolicy"] = "Orphan"
+    if "dryRun" in q:  # the query's dryRun is validated like the body's (upstream ValidateDryRun)
+        bad = fieldmanager.dry_run_error(q.getall("dryRun"))
+        if bad:
+            raise errors.invalid("DeleteOptions", "", "", [Cause(*bad)])
     dry = opts.get("dryRun")
     if dry:
         bad = fieldmanager.dry_run_error(dry if isinstance(dry, list) else [dry])

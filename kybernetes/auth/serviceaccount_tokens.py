@@ -630,6 +630,26 @@ class ServiceAccountTokenAuthenticator:
 # TokenRequest (POST .../serviceaccounts/<name>/token)
 
 
+def _check_decodes(body: Any) -> None:
+    """A body that would not decode into a TokenRequest is 400, as upstream's decoder
+    answers (wrong JSON types anywhere, e.g. metadata as a list)."""
+    from kybernetes.api import validation
+
+    if not isinstance(body, Mapping):
+        raise StatusError.bad_request(validation.cannot_handle_message(
+            "TokenRequest", "v1", "json: cannot unmarshal non-object into Go value of type v1.TokenRequest"))
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if kind and kind != "TokenRequest":
+        raise StatusError.bad_request(f"the kind in the data ({kind}) does not match the expected kind (TokenRequest)")
+    if api_version and api_version != "authentication.k8s.io/v1":
+        raise StatusError.bad_request(f"the API version in the data ({api_version}) does not match the expected API "
+                                      "version (authentication.k8s.io/v1)")
+    causes, _ = validation.validate_schema_for(dict(body), "authentication.k8s.io", "v1", "TokenRequest")
+    decode = validation.decode_errors(causes)
+    if decode:
+        raise StatusError.bad_request(validation.cannot_handle_message("TokenRequest", "v1", decode[0].message))
+
+
 def _rfc3339(t: float) -> str:
     return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -650,6 +670,7 @@ async def create_token_request(
     returns (the TokenRequest with status.token and status.expirationTimestamp,
     warnings); raises StatusError (400, 404, 409, 422)."""
     warnings: list[str] = []
+    _check_decodes(body)
     md = dict(body.get("metadata") or {})
     spec = dict(body.get("spec") or {})
     gk = ("TokenRequest", "authentication.k8s.io")

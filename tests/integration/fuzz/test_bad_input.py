@@ -606,3 +606,71 @@ def test_bad_query_parameters(fz):
     fz.request("double encoded path", "GET", "/api/v1/namespaces/fuzz/configmaps/%252e%252e")
     fz.request("dot segment", "GET", "/api/v1/namespaces/../../apis")
     fz.done("query parameters")
+
+
+# ---------------------------------------------------------------- subresources and special endpoints
+def test_subresources_and_special_endpoints(fz):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert fz.send("POST", "/api/v1/namespaces/fuzz/pods", json.dumps(pod).encode(),
+                   [("Content-Type", "application/json")]).status == 201
+    token_url = "/api/v1/namespaces/fuzz/serviceaccounts/bot/token"
+    token_bodies = [
+        {"spec": {"expirationSeconds": "soon"}}, {"spec": {"expirationSeconds": -5}}, {"spec": {"expirationSeconds": 2 ** 70}},
+        {"spec": {"audiences": "api"}}, {"spec": {"audiences": [1]}}, {"spec": {"boundObjectRef": "pod"}},
+        {"spec": {"boundObjectRef": {"kind": "Pod", "name": "nope", "apiVersion": "v1"}}},
+        {"spec": {"boundObjectRef": {"kind": "Deployment", "name": "dep", "apiVersion": "apps/v1"}}},
+        {"metadata": {"name": "other"}}, {"metadata": {"namespace": "elsewhere"}},
+    ]
+    for i, spec in enumerate(token_bodies):
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", **spec}
+        fz.request(f"TokenRequest #{i} {json.dumps(spec)[:60]}", "POST", token_url, json.dumps(body).encode(),
+                   [("Content-Type", "application/json")])
+    for label, ctype, raw in _malformed_bodies(fz, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}):
+        fz.request(f"TokenRequest {label}", "POST", token_url, raw, [("Content-Type", ctype)])
+    scale = "/apis/apps/v1/namespaces/fuzz/deployments/dep/scale"
+    for i, body in enumerate([{"spec": {"replicas": -1}}, {"spec": {"replicas": "two"}}, {"spec": {"replicas": 2 ** 40}},
+                              {"spec": []}, {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "other"},
+                                             "spec": {"replicas": 1}}]):
+        fz.request(f"scale PUT #{i}", "PUT", scale, json.dumps(body).encode(), [("Content-Type", "application/json")])
+        fz.request(f"scale PATCH #{i}", "PATCH", scale, json.dumps(body).encode(),
+                   [("Content-Type", "application/merge-patch+json")])
+    status = "/api/v1/namespaces/fuzz/pods/victim/status"
+    for i, body in enumerate([b'{"status": {"phase": 5}}', b'{"status": {"conditions": "x"}}',
+                              b'{"status": {"podIP": "not-an-ip"}}', b'{"status": []}']):
+        fz.request(f"status PATCH #{i}", "PATCH", status, body, [("Content-Type", "application/merge-patch+json")])
+    eviction = "/api/v1/namespaces/fuzz/pods/victim/eviction"
+    for i, body in enumerate([{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}},
+                              {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "victim"},
+                               "deleteOptions": {"gracePeriodSeconds": "x"}},
+                              {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "victim"},
+                               "deleteOptions": {"preconditions": {"uid": "wrong"}}}, {}]):
+        # an empty Eviction names no one else: it is a valid eviction of the pod in the URL
+        fz.request(f"eviction #{i}", "POST", eviction, json.dumps(body).encode(), [("Content-Type", "application/json")],
+                   ok_2xx=(i == 3))
+    for q in ("labelSelector=a%20in%20(", "fieldSelector=spec.nope%3Dx", "gracePeriodSeconds=x", "dryRun=Maybe"):
+        fz.request(f"deletecollection ?{q}", "DELETE", f"/api/v1/namespaces/fuzz/configmaps?{q}")
+    assert "cm" in _names(fz, "/api/v1/namespaces/fuzz/configmaps")
+    for i, body in enumerate([b"[]", b'{"kind": "DeleteOptions", "propagationPolicy": 5}', b'{"dryRun": ["Maybe"]}',
+                              b'{"preconditions": {"resourceVersion": "1"}}', b'{"gracePeriodSeconds": -7}x']):
+        fz.request(f"delete with body #{i}", "DELETE", "/api/v1/namespaces/fuzz/configmaps/cm", body,
+                   [("Content-Type", "application/json")])
+    assert "cm" in _names(fz, "/api/v1/namespaces/fuzz/configmaps")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.fuzz.example"},
+           "spec": {"group": "fuzz.example", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    for i in range(30):
+        bad = fz.mutate(crd)
+        if isinstance(bad.get("metadata"), dict) and bad["metadata"].get("name") == crd["metadata"]["name"]:
+            bad["metadata"]["name"] = f"w{i}.fuzz.example"
+        fz.request(f"CRD mutated {i}", "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                   json.dumps(bad).encode(), [("Content-Type", "application/json")], ok_2xx=True)
+    crds = json.loads(fz.send("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").body)
+    for name in crds.get("items", []):  # (no items where this server serves no CRDs yet)
+        if name["metadata"]["name"].endswith(".fuzz.example"):
+            fz.send("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name['metadata']['name']}")
+    fz.send("DELETE", "/api/v1/namespaces/fuzz/pods/victim?gracePeriodSeconds=0")
+    fz.done("subresources")
