@@ -31,7 +31,17 @@ _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_Base):
-    """SafeLoader without the timestamp resolver (JSON has no dates)."""
+    """SafeLoader without the timestamp resolver (JSON has no dates), whose mapping keys
+    become strings as they are read (so `1:` and `true:` stay two different keys)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+        mapping: dict = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            mapping[_key(key)] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 _Loader.yaml_implicit_resolvers = {
