@@ -161,15 +161,14 @@ def _label_error(key: str, value: str, detail: str) -> Cause:
 
 def pod_template(resource: str, group: str, obj: Obj) -> Optional[tuple[Obj, Obj]]:
     """(metadata, spec) of the pod a workload object would create; None when it has none."""
-    if group == "apps" and resource in ("deployments", "replicasets", "statefulsets", "daemonsets") \
-            or group == "batch" and resource == "jobs" or group == "" and resource == "replicationcontrollers":
-        tmpl = (obj.get("spec") or {}).get("template")
-    elif group == "batch" and resource == "cronjobs":
+    if not has_pod_template(resource, group):
+        return None
+    if resource == "cronjobs":
         tmpl = (((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template")
-    elif group == "" and resource == "podtemplates":
+    elif resource == "podtemplates":
         tmpl = obj.get("template")
     else:
-        return None
+        tmpl = (obj.get("spec") or {}).get("template")
     if not isinstance(tmpl, dict):
         return None
     spec = tmpl.get("spec")
@@ -178,9 +177,13 @@ def pod_template(resource: str, group: str, obj: Obj) -> Optional[tuple[Obj, Obj
     return tmpl.get("metadata") or {}, spec
 
 
+_WORKLOADS = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
+              ("batch", "jobs"), ("batch", "cronjobs"), ("", "replicationcontrollers"), ("", "podtemplates")}
+
+
 def has_pod_template(resource: str, group: str) -> bool:
-    return pod_template(resource, group, {"spec": {"template": {"spec": {}}, "jobTemplate": {
-        "spec": {"template": {"spec": {}}}}}, "template": {"spec": {}}}) is not None
+    """Whether the resource carries a pod template (upstream's PodSpecExtractor)."""
+    return (group, resource) in _WORKLOADS
 
 
 def _significant_pod_update(new: Obj, old: Obj) -> bool:
@@ -260,6 +263,8 @@ class PodSecurity:
             raise errors.internal(f'failed to lookup namespace "{namespace}"')
         policy, errs = found
         if not errs and policy.fully_privileged():
+            # upstream records this fixed value whatever version the labels pin
+            self._annotate(r, {"enforce-policy": "privileged:latest"})
             return
         if op == "UPDATE" and old is not None and not _significant_pod_update(new, old):
             return

@@ -161,7 +161,7 @@ def impersonated_user(wanted: list[Wanted], groups_specified: bool) -> UserInfo:
     return UserInfo(username, tuple(groups), uid, {k: tuple(v) for k, v in extra.items()})
 
 
-async def _deny(request: web.Request, requester: Any, attrs: dict, reason: str) -> errors.APIError:
+def _deny(request: web.Request, requester: Any, attrs: dict, reason: str) -> errors.APIError:
     from kybernetes.apiserver.filters.authorization import forbidden
 
     if request.app.get("security") is None:
@@ -184,9 +184,8 @@ async def impersonate(request: web.Request, handler):
         attrs = _attributes(w)
         allowed, _, reason = await check(requester, attrs)
         if not allowed:
-            raise await _deny(request, requester, attrs, reason)
+            raise _deny(request, requester, attrs, reason)
     user = impersonated_user(wanted, bool(request.headers.getall(GROUP, [])))
     request["user"] = user
-    request["impersonator"] = requester
     audit.impersonated(request, user)
     return await handler(request)

@@ -73,7 +73,7 @@ async def test_privileged_namespace_and_exemptions(objects):
     await put(objects, "", "v1", "namespaces", ns())
     r = rq()
     await PodSecurity(objects).validate("CREATE", r, pod(privileged=True), None)
-    assert r.warnings == [] and "audit_annotations" not in r.http
+    assert r.warnings == [] and r.http["audit_annotations"] == {L + "enforce-policy": "privileged:latest"}
     await put(objects, "", "v1", "namespaces", ns("ns2", enforce="restricted"))
     cfg = Config(exempt_usernames=frozenset({"ci"}), exempt_namespaces=frozenset({"ns2"}),
                  exempt_runtime_classes=frozenset({"kata"}))
