@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
