@@ -4,7 +4,7 @@ Mutating phase (each plugin's Admit), then — after field validation — the va
 phase (each plugin's Validate).  Upstream's order, of which these are implemented here:
 
   NamespaceLifecycle (in the REST handlers), LimitRanger, ServiceAccount,
-  [NodeRestriction], [PodSecurity], Priority, DefaultTolerationSeconds,
+  [NodeRestriction], PodSecurity, Priority, DefaultTolerationSeconds,
   DefaultStorageClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
   ValidatingAdmissionWebhook, ResourceQuota
 """
@@ -23,10 +23,14 @@ from kybernetes.admission.webhooks import WebhookAdmission
 from kybernetes.apiserver.objects import ObjectStore
 
 
-def plugins(objects: ObjectStore, *, require_service_account: bool = True, **sa_options: Any) -> list[Any]:
+def plugins(objects: ObjectStore, *, require_service_account: bool = True, podsecurity: Any = None,
+            **sa_options: Any) -> list[Any]:
+    from kybernetes.admission.podsecurity import PodSecurity
+
     return [
         LimitRanger(objects),
         ServiceAccount(objects, require_service_account=require_service_account, **sa_options),
+        PodSecurity(objects, podsecurity),
         Priority(objects),
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
@@ -41,7 +45,11 @@ async def install(handlers: Any, *, objects: ObjectStore, args: Any = None, boot
     priority classes.  With the controllers disabled (nothing creates `default` service
     accounts) a missing service account is not an error."""
     require_sa = not bool(getattr(args, "disable_controllers", False))
-    chain = plugins(objects, require_service_account=require_sa)
+    from kybernetes.admission.podsecurity import Config
+
+    config_file = getattr(args, "admission_control_config_file", "")
+    chain = plugins(objects, require_service_account=require_sa,
+                    podsecurity=Config.from_admission_config(config_file) if config_file else None)
     for p in chain:
         if hasattr(p, "admit"):
             handlers.mutating.append(p.admit)

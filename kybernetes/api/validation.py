@@ -553,6 +553,14 @@ def drop_nulls(obj: Any, def_name: str) -> Any:
     return obj
 
 
+def drop_nulls_for(obj: Any, group: str, version: str, kind: str) -> Any:
+    """drop_nulls for a built-in kind (a kind without a schema is left alone)."""
+    def_name = _schema.definition_for(group, version, kind)
+    if def_name is not None and isinstance(obj, dict):
+        drop_nulls(obj, def_name)
+    return obj
+
+
 def _zero(node: _Node) -> Any:
     return {
         _STRUCT: {}, _MAP: {}, _ARRAY: [], _STRING: "", _BYTES: "", _INTEGER: 0, _NUMBER: 0,

@@ -1,7 +1,7 @@
 """The API server's aiohttp application: the filter chain and the dispatcher.
 
 Filter order (outermost first) is written down here and nowhere else:
-metrics -> recover panics -> request info -> authentication -> audit -> authorization -> handler.
+metrics -> recover panics -> request info -> authentication -> audit -> impersonation -> authorization -> handler.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aiohttp import web
 from kybernetes import __version__
 from kybernetes.api.catalog import Catalog
 from kybernetes.apiserver import discovery, errors, metrics, negotiation
-from kybernetes.apiserver.filters import audit, authentication, authorization, panics, requestinfo
+from kybernetes.apiserver.filters import audit, authentication, authorization, impersonation, panics, requestinfo
 from kybernetes.apiserver.objects import ObjectStore
 from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
 from kybernetes.storage.interface import UnavailableError
@@ -28,7 +28,7 @@ log = logging.getLogger("kybernetes.apiserver")
 KUBE_VERSION = "v1.37.1"
 
 FILTERS = [metrics.instrument, panics.recover, requestinfo.with_request_info, authentication.authenticate, audit.audit,
-           authorization.authorize]
+           impersonation.impersonate, authorization.authorize]
 
 _READ_SUBRESOURCES = {"status", "scale", "approval"}
 _WRITE_SUBRESOURCES = {"status", "scale", "finalize", "approval"}

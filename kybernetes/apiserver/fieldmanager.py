@@ -42,8 +42,21 @@ def ignored(s: Strategy, subresource: str) -> Optional[Any]:
 def check_options(r: Any, *, apply: bool, patch: bool, options_kind: str) -> None:
     """422 on {Create,Update,Patch}Options for a bad fieldManager / force."""
     errs = mf.validate_write_options(r.query.get("fieldManager") or "", apply=apply, force=force(r), patch=patch)
+    bad = dry_run_error(r.http.query.getall("dryRun", []))
+    if bad:
+        errs.append(bad)
     if errs:
         raise errors.invalid(options_kind, "meta.k8s.io", "", [Cause(*e) for e in errs])
+
+
+def dry_run_error(values: list) -> Optional[tuple[str, str, str]]:
+    """Upstream ValidateDryRun: every dryRun value must be "All"."""
+    if all(v == "All" for v in values):
+        return None
+    from kybernetes.api.goformat import go_quote
+
+    shown = "[]string{" + ", ".join(go_quote(str(v)) for v in values) + "}"
+    return ("FieldValueNotSupported", "dryRun", f'Unsupported value: {shown}: supported values: "All"')
 
 
 def track(r: Any, old: Optional[Obj], new: Obj) -> None:

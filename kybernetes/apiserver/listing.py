@@ -99,9 +99,12 @@ def _parse_rv(value: Optional[str]) -> Optional[int]:
     if value in (None, ""):
         return None
     try:
-        n = int(value)
+        n = int(value) if value.isascii() and value.strip() == value else int("x")
     except ValueError:
         raise errors.bad_request(f'Invalid value: "{value}": resourceVersion must be an integer') from None
+    if n > (1 << 64) - 1:
+        # a revision is a uint64 (upstream: strconv.ParseUint's range error)
+        raise errors.bad_request(f'Invalid value: "{value}": resourceVersion must be an integer')
     if n < 0:
         raise errors.bad_request(f'Invalid value: "{value}": resourceVersion must be a non-negative integer')
     return n
@@ -131,6 +134,12 @@ async def list_objects(objects: ObjectStore, r: Any) -> Obj:
     cont = q.get("continue") or ""
     rv = _parse_rv(q.get("resourceVersion"))
     match = q.get("resourceVersionMatch") or ""
+    from kybernetes.apiserver.queryparams import as_int64
+
+    as_int64("timeoutSeconds", q.get("timeoutSeconds"))  # decoded (and so checked) for lists too
+    if q.get("sendInitialEvents") is not None:
+        raise list_options_invalid(Cause("FieldValueForbidden", "sendInitialEvents",
+                                         "Forbidden: sendInitialEvents is forbidden for list"))
     if match and match not in ("Exact", "NotOlderThan"):
         raise list_options_invalid(Cause("FieldValueNotSupported", "resourceVersionMatch",
                                          f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""'))
@@ -177,13 +186,10 @@ def list_options_invalid(*causes: Cause) -> errors.APIError:
 
 
 def _parse_limit(v: Optional[str]) -> int:
-    if not v:
-        return 0
-    try:
-        n = int(v)
-    except ValueError:
-        raise errors.bad_request(f"invalid limit {v!r}") from None
-    return max(n, 0)
+    from kybernetes.apiserver.queryparams import as_int64
+
+    n = as_int64("limit", v)
+    return max(n or 0, 0)
 
 
 async def _paged(objects: ObjectStore, s: Strategy, prefix: str, flt: Filter, limit: int, rev: int,

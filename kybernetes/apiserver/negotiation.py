@@ -119,9 +119,11 @@ def decode_body(body: bytes, content_type: str) -> Any:
         except orjson.JSONDecodeError as e:
             raise errors.bad_request(f"error decoding request body: {e}") from None
     if ct in (YAML, APPLY_PATCH, "application/x-yaml", "text/yaml"):
+        from kybernetes.apiserver import yamlbody
+
         try:
-            return yaml.safe_load(body)
-        except yaml.YAMLError as e:
+            return yamlbody.load(body)
+        except (yaml.YAMLError, yamlbody.YAMLBodyError) as e:
             raise errors.bad_request(f"error decoding YAML: {e}") from None
     if ct == PROTOBUF:
         from kybernetes.api import protobuf

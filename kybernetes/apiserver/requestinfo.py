@@ -105,4 +105,7 @@ def _exact_name(selector: Optional[str]) -> str:
 
 
 def _truthy(v: Optional[str]) -> bool:
-    return v is not None and v.lower() in ("1", "true", "t", "yes", "y")
+    """Upstream's query boolean: present and not "0"/"false" (even empty) is true."""
+    from kybernetes.apiserver.queryparams import as_bool
+
+    return as_bool(v)

@@ -149,6 +149,8 @@ class ResourceHandlers:
         decode, unknown = self.validator.decode_check(s, obj)
         if decode:
             raise errors.bad_request(validation.cannot_handle_message(s.kind, s.version, decode[0].message))
+        # explicit nulls mean "unset" to Go's decoder; defaulting and validation expect that
+        validation.drop_nulls_for(obj, s.group, s.version, s.kind)
         if unknown:
             if mode == "Strict":
                 raise errors.bad_request(validation.cannot_handle_message(
@@ -390,8 +392,12 @@ class ResourceHandlers:
                             and not patch_doc_rv(patch_doc):
                         continue
                     raise
+            _check_metadata_shape(patched, "patch")
             patched = self._check_type(r, patched)
-            patched["metadata"]["name"] = r.info.name
+            # a patch may not rename the object (upstream checkName)
+            if patched["metadata"].get("name", "") != r.info.name:
+                raise errors.bad_request(f"the name of the object ({patched['metadata'].get('name', '')}) does not "
+                                         f"match the name on the URL ({r.info.name})")
             self._check_namespace(r, patched)
             # a patch that names a resourceVersion is a precondition; otherwise retry on races
             rv_pinned = patched["metadata"].get("resourceVersion") not in (None, str(kv.mod_revision))
@@ -411,6 +417,7 @@ class ResourceHandlers:
         s = r.strategy
         if not isinstance(config, dict):
             raise errors.bad_request("the apply configuration must be an object")
+        _check_metadata_shape(config, "apply")
         cname = (config.get("metadata") or {}).get("name")
         if cname and cname != r.info.name:
             raise errors.bad_request(
@@ -449,7 +456,12 @@ class ResourceHandlers:
 
     async def _update_scale(self, r: Request, scale: Obj) -> web.Response:
         s = r.strategy
-        replicas = (scale.get("spec") or {}).get("replicas")
+        _check_metadata_shape(scale, "patch")
+        name = (scale.get("metadata") or {}).get("name")
+        if name and name != r.info.name:  # upstream checkName
+            raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({r.info.name})")
+        spec = scale.get("spec")
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid("Scale", "autoscaling", r.info.name, [
                 Cause("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
@@ -636,6 +648,43 @@ class ResourceHandlers:
         return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
 
 
+_GO_TYPES = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+
+def _check_metadata_shape(obj: Obj, what: str) -> None:
+    """A patched object (or apply configuration) whose metadata, name or namespace has the
+    wrong JSON type cannot become an object: 422 on the patch (as upstream's failed
+    decode of the patched JSON), 400 for apply (its failed typed conversion), before the
+    URL's name is written over it."""
+    meta = obj.get("metadata")
+    problems = []
+    if meta is not None and not isinstance(meta, dict):
+        problems.append(("metadata", f"json: cannot unmarshal {_GO_TYPES.get(type(meta), 'value')} into Go struct "
+                                     "field .metadata of type v1.ObjectMeta"))
+    elif isinstance(meta, dict):
+        for f in ("name", "namespace", "generateName", "resourceVersion", "uid"):
+            v = meta.get(f)
+            if v is not None and not isinstance(v, str):
+                problems.append((f, f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} into Go struct "
+                                    f"field ObjectMeta.metadata.{f} of type string"))
+                break
+    if not problems:
+        return
+    detail = problems[0][1]
+    if what == "apply":
+        raise errors.bad_request(f"error decoding YAML: {detail}")
+    raise errors.invalid("", "", "", [Cause("FieldValueInvalid", "patch",
+                                            f"Invalid value: {go_quote_json(obj)}: {detail}")])
+
+
+def go_quote_json(obj: Any) -> str:
+    import orjson
+
+    from kybernetes.api.goformat import go_quote
+
+    return go_quote(orjson.dumps(obj).decode())
+
+
 def warning_header(text: str) -> str:
     """An RFC 7234 Warning header value with code 299, as upstream sends warnings."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -762,23 +811,39 @@ def finalized(obj: Obj) -> bool:
 
 
 def delete_options(r: Request, body: Optional[Obj]) -> Obj:
+    if body is not None:
+        # a body that does not decode into DeleteOptions is 400 (never "no options")
+        from kybernetes.api import validation
+
+        if not isinstance(body, dict):
+            raise errors.bad_request(validation.cannot_handle_message(
+                "DeleteOptions", "v1", "json: cannot unmarshal non-object into Go value of type v1.DeleteOptions"))
+        causes, _ = validation.validate_schema_for(body, "", "v1", "DeleteOptions")
+        decode = validation.decode_errors(causes)
+        if decode:
+            raise errors.bad_request(validation.cannot_handle_message("DeleteOptions", "v1", decode[0].message))
     opts: Obj = dict(body or {})
     q = r.http.query
     if "gracePeriodSeconds" in q:
-        try:
-            opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
-        except ValueError:
-            raise errors.bad_request(f"invalid gracePeriodSeconds {q['gracePeriodSeconds']!r}") from None
+        from kybernetes.apiserver.queryparams import as_int64
+
+        grace = as_int64("gracePeriodSeconds", q["gracePeriodSeconds"])
+        if grace is not None:
+            opts["gracePeriodSeconds"] = grace
     if "propagationPolicy" in q:
         opts["propagationPolicy"] = q["propagationPolicy"]
     if "orphanDependents" in q and "propagationPolicy" not in opts:
         if q["orphanDependents"].lower() == "true":
             opts["propagationPolicy"] = "Orphan"
+    if "dryRun" in q:  # the query's dryRun is validated like the body's (upstream ValidateDryRun)
+        bad = fieldmanager.dry_run_error(q.getall("dryRun"))
+        if bad:
+            raise errors.invalid("DeleteOptions", "", "", [Cause(*bad)])
     dry = opts.get("dryRun")
     if dry:
-        if not isinstance(dry, list) or any(d != "All" for d in dry):
-            raise errors.invalid("DeleteOptions", "", "", [Cause(
-                "FieldValueNotSupported", "dryRun", f'Unsupported value: {dry!r}: supported values: "All"')])
+        bad = fieldmanager.dry_run_error(dry if isinstance(dry, list) else [dry])
+        if bad:
+            raise errors.invalid("DeleteOptions", "", "", [Cause(*bad)])
         r.options_dry_run = True
     pol = opts.get("propagationPolicy")
     if pol is not None and pol not in ("Orphan", "Foreground", "Background"):

@@ -29,7 +29,9 @@ INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 def _truthy(v: Optional[str]) -> bool:
-    return v is not None and v.lower() in ("1", "true")
+    from kybernetes.apiserver.queryparams import as_bool
+
+    return as_bool(v)
 
 
 class _Stream:
@@ -130,10 +132,10 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
     elif match:
         raise errors.invalid("ListOptions", "meta.k8s.io", "", [
             _cause("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")])
-    try:
-        timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else random.uniform(1800, 3600)
-    except ValueError:
-        raise errors.bad_request(f"invalid timeoutSeconds {q['timeoutSeconds']!r}") from None
+    from kybernetes.apiserver.queryparams import as_int64
+
+    seconds = as_int64("timeoutSeconds", q.get("timeoutSeconds"))
+    timeout = float(seconds) if seconds else random.uniform(1800, 3600)
 
     initial = _truthy(send_initial) if send_initial is not None else (rv is None or rv == 0)
     # initial state: consistent (rv unset), any (0) or not older than rv; plain watches need no wait

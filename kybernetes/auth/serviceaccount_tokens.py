@@ -408,6 +408,27 @@ def _audiences(claims: Mapping[str, Any]) -> list[str]:
     raise JWTError("invalid aud claim")
 
 
+_UNEXPECTED_PRIVATE_CLAIM = "service account token claims could not be validated due to unexpected private claim"
+
+
+def _private_claims(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``kubernetes.io`` claim, checked to have the shape upstream decodes it into
+    (strings, and objects with string name/uid); anything else is a JWTError, never a
+    crash further down."""
+    k8s = claims.get("kubernetes.io")
+    if not isinstance(k8s, Mapping):
+        raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    if not isinstance(k8s.get("namespace", ""), str):
+        raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    for ref in ("serviceaccount", "pod", "secret", "node"):
+        v = k8s.get(ref)
+        if v is None:
+            continue
+        if not isinstance(v, Mapping) or not all(isinstance(v.get(f, ""), str) for f in ("name", "uid")):
+            raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
+    return k8s
+
+
 def service_account_user(
     namespace: str, name: str, uid: str, *, pod: tuple[str, str] = ("", ""), node: tuple[str, str] = ("", ""), jti: str = ""
 ) -> UserInfo:
@@ -510,9 +531,7 @@ class ServiceAccountTokenAuthenticator:
             raise JWTError("service account token has expired")
         if iat is not None and now + LEEWAY < iat:
             raise JWTError("service account token is issued in the future")
-        k8s = claims.get("kubernetes.io")
-        if not isinstance(k8s, Mapping):
-            raise JWTError("service account token claims could not be validated due to unexpected private claim")
+        k8s = _private_claims(claims)
         namespace = str(k8s.get("namespace") or "")
         saref = k8s.get("serviceaccount") or {}
         podref = k8s.get("pod")
@@ -564,6 +583,9 @@ class ServiceAccountTokenAuthenticator:
         )
 
     async def _validate_legacy(self, token: str, claims: Mapping[str, Any]) -> UserInfo:
+        for k, v in claims.items():
+            if k.startswith("kubernetes.io/serviceaccount/") and not isinstance(v, str):
+                raise JWTError(_UNEXPECTED_PRIVATE_CLAIM)
         sub = claims.get("sub") or ""
         if not sub:
             raise JWTError("sub claim is missing")
@@ -608,6 +630,26 @@ class ServiceAccountTokenAuthenticator:
 # TokenRequest (POST .../serviceaccounts/<name>/token)
 
 
+def _check_decodes(body: Any) -> None:
+    """A body that would not decode into a TokenRequest is 400, as upstream's decoder
+    answers (wrong JSON types anywhere, e.g. metadata as a list)."""
+    from kybernetes.api import validation
+
+    if not isinstance(body, Mapping):
+        raise StatusError.bad_request(validation.cannot_handle_message(
+            "TokenRequest", "v1", "json: cannot unmarshal non-object into Go value of type v1.TokenRequest"))
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if kind and kind != "TokenRequest":
+        raise StatusError.bad_request(f"the kind in the data ({kind}) does not match the expected kind (TokenRequest)")
+    if api_version and api_version != "authentication.k8s.io/v1":
+        raise StatusError.bad_request(f"the API version in the data ({api_version}) does not match the expected API "
+                                      "version (authentication.k8s.io/v1)")
+    causes, _ = validation.validate_schema_for(dict(body), "authentication.k8s.io", "v1", "TokenRequest")
+    decode = validation.decode_errors(causes)
+    if decode:
+        raise StatusError.bad_request(validation.cannot_handle_message("TokenRequest", "v1", decode[0].message))
+
+
 def _rfc3339(t: float) -> str:
     return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -628,6 +670,7 @@ async def create_token_request(
     returns (the TokenRequest with status.token and status.expirationTimestamp,
     warnings); raises StatusError (400, 404, 409, 422)."""
     warnings: list[str] = []
+    _check_decodes(body)
     md = dict(body.get("metadata") or {})
     spec = dict(body.get("spec") or {})
     gk = ("TokenRequest", "authentication.k8s.io")

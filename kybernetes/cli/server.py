@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reload the encryption config when its file changes (polled every minute)")
     p.add_argument("--encryption-provider-config-reload-interval", type=float, default=60.0,
                    help=argparse.SUPPRESS)  # tests poll faster
+    p.add_argument("--admission-control-config-file", default="", help="AdmissionConfiguration (PodSecurity defaults/exemptions)")
     p.add_argument("--authorization-mode", default="Node,RBAC")
     p.add_argument("--token-auth-file", default="", help="static tokens (CSV: token,user,uid,\"group1,group2\")")
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,

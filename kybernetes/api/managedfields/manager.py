@@ -544,7 +544,9 @@ def _apply_core(live: Obj, config: Obj, managed: Managed, times: Times, manager:
         meta = _meta(config)
         where = f"{meta.get('namespace', '')}/{meta.get('name', '')}; " \
                 f"{_gvk_string(config.get('apiVersion'), config.get('kind'))}"
-        raise ManagedFieldsError(500, "", f"failed to create typed patch object ({where}): {e.text()}") from None
+        # upstream answers a bare 500 here (kubernetes#139253); the fault is the client's
+        # patch, so this answers 400 as the pending upstream fix (kubernetes#139255) does
+        raise ManagedFieldsError(400, "BadRequest", f"failed to create typed patch object ({where}): {e.text()}") from None
     live = _without_managed_fields(live)
     try:
         merged = _typed.merge(live, config, types)

@@ -29,8 +29,10 @@ class PatchError(ValueError):
     * 413 (reason ``RequestEntityTooLarge``): more than 10000 JSON patch operations.
     * 422 (reason ``Invalid``): a well-formed patch that does not apply (JSON patch ``test``
       failure, missing path, bad index, unknown op; SMP list of lists).
-    * 500 (reason ``""``): SMP errors upstream does not classify (missing merge key, unknown
-      ``$patch`` directive, ``$setElementOrder`` mismatch, mixed element types).
+    * 500 (reason ``""``): kept for server-side failures only.  SMP errors upstream does not
+      classify (missing merge key, unknown ``$patch`` directive, ``$setElementOrder``
+      mismatch, mixed element types) upstream answers with a bare 500; they are the
+      client's fault, so this server answers them 400 BadRequest.
 
     ``message`` is the detailed explanation; ``status_message`` is what upstream puts in the
     Status ``message`` (for 422 JSON patch failures that is a fixed generic sentence).

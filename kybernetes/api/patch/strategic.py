@@ -9,7 +9,7 @@ Applying follows the API server (apimachinery's strategicpatch with struct metad
 * ``$patch: replace`` in an object replaces it, ``$patch: delete`` empties it; in a merging list
   an element ``{<key>: v, $patch: delete}`` deletes the elements with that key and an element
   with ``$patch: replace`` makes the rest of the patch list replace the list. ``$patch: merge``
-  is rejected (500), as upstream does, wherever it reaches the merge;
+  is rejected (400; upstream answers a bare 500) wherever it reaches the merge;
 * ``$deleteFromPrimitiveList/<field>: [...]`` removes those scalars from the field's list;
 * ``$setElementOrder/<field>: [...]`` fixes the order of the merged list's elements;
 * ``$retainKeys: [...]`` drops every member of the target object not listed.
@@ -56,8 +56,10 @@ def _bad_request(message: str) -> PatchError:
 
 
 def _internal(message: str) -> PatchError:
-    # Upstream hands these to the handler as plain errors: Status code 500, reason "".
-    return PatchError(message, 500)
+    # Upstream hands these to the handler as plain errors, which it answers with a bare 500
+    # (reason ""); every one of them is a fault in the client's patch, so this server
+    # answers 400 BadRequest with the same message instead: bad input is never a 5xx.
+    return PatchError(message, 400)
 
 
 def _no_merge_key(item: Any, merge_key: str) -> PatchError:

@@ -19,6 +19,7 @@ from aiohttp import web
 from kybernetes.api.goformat import go_quote
 from kybernetes.apiserver import errors, latency
 from kybernetes.apiserver.audit import events as ev_mod
+from kybernetes.apiserver.headertext import text
 from kybernetes.apiserver.audit.policy import (LEVEL_METADATA, LEVEL_NONE, LEVEL_REQUEST_RESPONSE,
                                                STAGE_PANIC, STAGE_REQUEST_RECEIVED, STAGE_RESPONSE_COMPLETE,
                                                STAGE_RESPONSE_STARTED, RequestAuditConfig, attributes,
@@ -34,7 +35,7 @@ def audit_id(request: web.Request) -> str:
     """The request's audit ID: the client's Audit-ID header if given, else a new UUID."""
     aid = request.get("audit_id")
     if aid is None:
-        aid = request.headers.get("Audit-ID", "").strip() or ev_mod.new_audit_id()
+        aid = text(request.headers.get("Audit-ID", "").strip()) or ev_mod.new_audit_id()
         request["audit_id"] = aid
     return aid
 
@@ -137,7 +138,7 @@ async def audit(request: web.Request, handler):
 
     event = ev_mod.new_event(level=cfg.level, audit_id=aid, request_uri=request.raw_path, verb=info.verb,
                              user=request.get("user"), ips=ev_mod.source_ips(request.headers, request.remote),
-                             user_agent=request.headers.get("User-Agent", ""), info=info)
+                             user_agent=text(request.headers.get("User-Agent", "")), info=info)
     ctx = AuditContext(cfg, event, auditor, is_long_running(info))
     ctx.annotations = request.setdefault("audit_annotations", {})
     if latency.current() is None:
@@ -295,7 +296,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         return
     event = ev_mod.new_event(level=cfg.level, audit_id=aid, request_uri=request.raw_path, verb=info.verb,
                              user=None, ips=ev_mod.source_ips(request.headers, request.remote),
-                             user_agent=request.headers.get("User-Agent", ""), info=info)
+                             user_agent=text(request.headers.get("User-Agent", "")), info=info)
     event["responseStatus"] = {"metadata": {}, "message": _auth_methods(request), "code": response.status}
     actx = AuditContext(cfg, event, auditor, False)
     actx.done = True

@@ -15,9 +15,17 @@ log = logging.getLogger("kybernetes.apiserver")
 def status_response(err: errors.APIError) -> web.Response:
     import orjson
 
-    resp = web.Response(body=orjson.dumps(err.status()), status=err.code, content_type="application/json")
+    from kybernetes.apiserver.headertext import text
+
+    try:
+        body = orjson.dumps(err.status())
+    except TypeError:  # a message quoting undecodable request bytes: show them as U+FFFD
+        status = err.status()
+        status["message"] = text(str(status.get("message", "")))
+        body = orjson.dumps(status, default=str)
+    resp = web.Response(body=body, status=err.code, content_type="application/json")
     for k, v in err.headers.items():
-        resp.headers[k] = v
+        resp.headers[k] = text(v)
     return resp
 
 

@@ -27,7 +27,24 @@ def _attributes_causes(spec: Obj, *, need_user: bool) -> list[Cause]:
                               "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
     if need_user and not spec.get("user") and not spec.get("groups"):
         causes.append(invalid("spec.user", "", "at least one of user or group must be specified"))
+    if isinstance(ra, dict):
+        for sel in ("fieldSelector", "labelSelector"):
+            causes.extend(_selector_causes(ra.get(sel), f"spec.resourceAttributes.{sel}"))
     return causes
+
+
+def _selector_causes(selector: object, path: str) -> list[Cause]:
+    """validate{Field,Label}SelectorAttributes: rawSelector or requirements, not both.
+    Unknown operators are allowed (skewed clients), and a rawSelector that does not
+    parse is the authorizer's business, not a validation error."""
+    if not isinstance(selector, dict):
+        return []
+    raw, reqs = selector.get("rawSelector") or "", selector.get("requirements") or []
+    if raw and reqs:
+        return [invalid(f"{path}.rawSelector", raw, "may not specified at the same time as requirements")]
+    if not raw and not reqs:
+        return [required(f"{path}.requirements", f"when {path} is specified, requirements or rawSelector is required")]
+    return []
 
 
 class SubjectAccessReviewStrategy(_Review):

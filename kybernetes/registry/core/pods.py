@@ -167,6 +167,28 @@ def _first_pod_ip(pod: Obj) -> str:
 _P = "io.k8s.api.core.v1."
 
 
+_IP_HINT = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+def status_ip_causes(status: Obj) -> list[Cause]:
+    import ipaddress
+
+    from kybernetes.api.goformat import go_quote
+
+    causes = []
+    for single, plural in (("podIP", "podIPs"), ("hostIP", "hostIPs")):
+        entries = status.get(plural) or []
+        ips = [e.get("ip", "") for e in entries if isinstance(e, dict)] if entries else \
+            ([status[single]] if status.get(single) else [])
+        for i, ip in enumerate(ips):
+            try:
+                ipaddress.ip_address(str(ip))
+            except ValueError:
+                causes.append(Cause("FieldValueInvalid", f"status.{plural}[{i}]",
+                                    f"Invalid value: {go_quote(str(ip))}: {_IP_HINT}"))
+    return causes
+
+
 class PodStrategy(Strategy):
     """core/v1 Pod."""
 
@@ -238,6 +260,11 @@ class PodStrategy(Strategy):
         causes = self.validate(new)
         causes += podspec.validate_pod_spec_update(new.get("spec") or {}, old.get("spec") or {})
         return causes
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """The addresses a status write reports must be IPs (upstream validatePodIPs /
+        validateHostIPs; a lone podIP/hostIP stands for the first element of the list)."""
+        return status_ip_causes(new.get("status") or {})
 
     def row(self, obj: Obj) -> list[Any]:
         s = pod_summary(obj)

@@ -460,7 +460,9 @@ async def test_token_request_max_expiration(rsa_key):
         ({"spec": {"expirationSeconds": (1 << 32) + 1}}, "default", 422,
          'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 4294967297: '
          "may not specify a duration larger than 2^32 seconds"),
-        ({"spec": {"expirationSeconds": "1h"}}, "default", 400, "spec.expirationSeconds must be an integer"),
+        ({"spec": {"expirationSeconds": "1h"}}, "default", 400,
+         'TokenRequest in version "v1" cannot be handled as a TokenRequest: json: cannot unmarshal string into Go '
+         "struct field TokenRequestSpec.spec.expirationSeconds of type int64"),
         ({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "gone"}}}, "default", 404, 'pods "gone" not found'),
         ({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": "gone"}}}, "default", 404, 'secrets "gone" not found'),
         ({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Node", "name": "gone"}}}, "default", 404, 'nodes "gone" not found'),

@@ -313,7 +313,7 @@ def test_crd_schema_list_map_merge():
     with pytest.raises(ManagedFieldsError) as e:
         apply(None, {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"},
                      "spec": {"other": 1}}, "one", types=t)
-    assert e.value.code == 500
+    assert (e.value.code, e.value.reason) == (400, "BadRequest")
     assert e.value.message.endswith(".spec.other: field not declared in schema")
 
 
@@ -337,7 +337,7 @@ def test_apply_rejects_wrong_kind_managed_fields_and_schema_errors():
     cfg["metadata"]["namespace"] = "default"
     with pytest.raises(ManagedFieldsError) as e:
         apply(None, cfg, "m", types=DEPLOYMENT)
-    assert (e.value.code, e.value.message) == (500, "failed to create typed patch object "
+    assert (e.value.code, e.value.message) == (400, "failed to create typed patch object "
                                                "(default/nginx; apps/v1, Kind=Deployment): .spec.foo: field not declared in schema")
     cfg = deployment()
     cfg["spec"]["template"]["spec"]["containers"].append({"name": "nginx", "image": "again"})

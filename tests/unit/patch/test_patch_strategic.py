@@ -145,7 +145,7 @@ def test_set_element_order_must_agree_with_patch_order():
     with pytest.raises(PatchError) as err:
         smp(pod_spec({"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
                       "containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}))
-    assert err.value.code == 500
+    assert (err.value.code, err.value.reason) == (400, "BadRequest")
     assert "doesn't match $setElementOrder list" in err.value.message
 
 
@@ -174,7 +174,7 @@ def test_set_image_by_container_name():
 def test_missing_merge_key_is_an_error():
     with pytest.raises(PatchError) as err:
         smp(pod_spec({"containers": [{"image": "q"}]}))
-    assert err.value.code == 500
+    assert (err.value.code, err.value.reason) == (400, "BadRequest")
     assert err.value.message == "map: map[image:q] does not contain declared merge key: name"
 
 
@@ -230,7 +230,7 @@ def test_patch_replace_on_the_whole_object():
 def test_unsupported_directives(patch, message):
     with pytest.raises(PatchError) as err:
         smp(patch)
-    assert (err.value.code, err.value.message) == (500, message)
+    assert (err.value.code, err.value.message) == (400, message)
 
 
 def test_primitive_list_with_merge_strategy_is_unioned():
@@ -286,7 +286,7 @@ def test_bad_directive_formats_are_400(patch, message):
 def test_mixed_element_types():
     with pytest.raises(PatchError) as err:
         smp({"metadata": {"finalizers": [1]}})
-    assert err.value.code == 500
+    assert (err.value.code, err.value.reason) == (400, "BadRequest")
     assert err.value.message == "list element types are not identical: [[a.io/f1 b.io/f2] [1]]"
 
 
