@@ -18,6 +18,7 @@ from kybernetes.cri import CRIClient
 from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
+from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
 
@@ -26,15 +27,18 @@ class Kubelet:
     def __init__(self, client: Client, runtime_endpoint: str, *, node_name: str, data_dir: Path,
                  node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
                  cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
-                 pleg_period: float = 1.0):
+                 pleg_period: float = 1.0, sync_frequency: float = 10.0):
         self.client = client
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.cri = CRIClient(runtime_endpoint)
         self.node = NodeStatusManager(client, node_name, cri=self.cri, data_dir=self.data_dir, node_ip=node_ip,
                                       status_interval=status_interval, lease_interval=lease_interval)
+        # pod directories as upstream's /var/lib/kubelet/pods/<uid>/volumes/...
+        self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable)
         self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
-                                  log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root)
+                                  log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
+                                  resync=sync_frequency, volumes=self.volumes)
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")

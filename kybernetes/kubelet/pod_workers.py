@@ -14,6 +14,7 @@ from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import runtime_cleanup as cleanup
+from kybernetes.kubelet.volumes import ContainerConfigError, MountedVolume, VolumeError, VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet.pods")
 Obj = dict[str, Any]
@@ -47,6 +48,7 @@ class PodWorker:
         self.backoff: dict[str, tuple[float, float]] = {}  # container -> (delay, not_before)
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
+        self.volumes: dict[str, MountedVolume] = {}
         self.done = False
 
     def update(self, pod: Obj) -> None:
@@ -98,6 +100,16 @@ class PodWorker:
         terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
         if terminal:
             return
+        try:
+            # every sync refreshes API data volumes, so configMap/secret updates propagate
+            self.volumes = await self.w.volumes.setup(pod)
+        except VolumeError as e:
+            log.warning("pod %s: %s", self.name, e)
+            if not ready:
+                # nothing can start yet: report ContainerCreating and retry soon
+                await self.write_status("", "", {}, False, False)
+                asyncio.get_running_loop().call_later(2.0, self.wake.set)
+                return
         if not ready:
             attempt = len(sandboxes)
             sid, sconfig = await self.run_sandbox(attempt)
@@ -209,11 +221,17 @@ class PodWorker:
         envd = dict(env)
         cmd, args = ps.command_and_args(c, envd)
         res = ps.linux_resources(c)
+        try:
+            mounts = self.w.volumes.container_mounts(self.pod, c, self.volumes)
+        except ContainerConfigError as e:
+            self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
+            return
         cfg = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=c["name"], attempt=attempt),
             image=pb.ImageSpec(image=c["image"]),
             command=cmd, args=args, working_dir=c.get("workingDir") or "",
             envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in env],
+            mounts=mounts,
             log_path=f"{c['name']}/{attempt}.log",
             labels={L_UID: self.uid, L_CONTAINER: c["name"], L_KIND: kind,
                     L_NAME: self.pod["metadata"]["name"], L_NS: self.pod["metadata"]["namespace"]},
@@ -332,6 +350,7 @@ class PodWorker:
                 log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
         if not keep_sandbox_record:
             await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
+            await self.w.volumes.teardown(self.uid)
 
 
 def _qos(pod: Obj) -> str:
@@ -347,7 +366,7 @@ def _qos(pod: Obj) -> str:
 
 class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
-                 cgroup_root: str = "kubepods", resync: float = 10.0):
+                 cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None):
         self.client = client
         self.cri = cri
         self.node_name = node_name
@@ -357,6 +376,8 @@ class PodWorkers:
         self.resync = resync
         self.pods = client.resource("", "v1", "pods", namespaced=True)
         self.workers: dict[str, PodWorker] = {}
+        # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
+        self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
 
     def cgroup_parent(self, uid: str) -> str:
         return f"/{self.cgroup_root}/pod{uid}"
