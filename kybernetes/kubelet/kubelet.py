@@ -55,6 +55,9 @@ class Kubelet:
         self.node.start()
         self.informer.start()
         await self.informer.wait_synced(60)
+        orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
+        if orphans:
+            log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
         self.started = True
         log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)

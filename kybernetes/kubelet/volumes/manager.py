@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -16,6 +17,7 @@ from kybernetes.kubelet.volumes import configmap, downwardapi, emptydir, hostpat
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.tokens import TokenManager
 
+_UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PLUGINS = {
     "emptyDir": emptydir,
     "hostPath": hostpath,
@@ -80,6 +82,16 @@ class VolumeManager:
                 cleanup.unmount(mp)
             shutil.rmtree(d, ignore_errors=True)
         await asyncio.to_thread(work)
+
+    async def cleanup_orphans(self, known_uids: set[str]) -> list[str]:
+        """Tear down pod directories of pods this kubelet no longer has (after a restart,
+        or a pod removed while the kubelet was down), as upstream's HandlePodCleanups."""
+        if not self.root.is_dir():
+            return []
+        gone = [d.name for d in self.root.iterdir() if _UID.match(d.name) and d.name not in known_uids]
+        for uid in gone:
+            await self.teardown(uid)
+        return gone
 
     # ------------------------------------------------------------ container mounts
 

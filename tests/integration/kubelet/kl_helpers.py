@@ -1,0 +1,18 @@
+"""Helpers of the kubelet suites."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+async def wait_for(fn, timeout=60.0, interval=0.2):
+    """Poll `fn` (pod state inside containerd has no watch) until truthy, with a deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await fn()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
