@@ -14,6 +14,9 @@ from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import runtime_cleanup as cleanup
+from kybernetes.kubelet.prober import PodProbes
+from kybernetes.kubelet.prober.manager import Running
+from kybernetes.kubelet.prober.netns import sandbox_netns
 from kybernetes.kubelet.volumes import ContainerConfigError, MountedVolume, VolumeError, VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet.pods")
@@ -49,6 +52,9 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
         self.volumes: dict[str, MountedVolume] = {}
+        self.probes = PodProbes(workers.cri, self.wake.set)
+        self.netns: Optional[str] = None
+        self.netns_sid = ""
         self.done = False
 
     def update(self, pod: Obj) -> None:
@@ -145,10 +151,19 @@ class PodWorker:
                 await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)
             break
         if init_done and not init_failed:
+            await self.update_probes(spec, latest, sid, pod_ip)
             for c in spec.get("containers") or []:
                 cur = latest.get(c["name"])
                 if cur is None:
                     await self.start_container(sid, sconfig, c, 0, "app", pod_ip)
+                    continue
+                if cur.state == pb.CONTAINER_RUNNING:
+                    why = self.probes.failed(c["name"], cur.id)
+                    if why is None:
+                        continue
+                    log.info("pod %s: %s", self.name, why)
+                    await self.kill_container(c, cur.id, self.grace_period(c), why)
+                    self.wake.set()  # restart (or not) on the next pass, per restartPolicy
                     continue
                 if cur.state != pb.CONTAINER_EXITED:
                     continue
@@ -157,6 +172,38 @@ class PodWorker:
                     await self.maybe_restart(sid, sconfig, c, cur, "app", pod_ip)
         containers = await cri.list_containers(labels={L_UID: self.uid})
         await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done)
+
+    async def update_probes(self, spec: Obj, latest: dict, sid: str, pod_ip: str) -> None:
+        """Tell the probe workers which container instances run now (and where)."""
+        probed = [c for c in spec.get("containers") or []
+                  if c.get("livenessProbe") or c.get("readinessProbe") or c.get("startupProbe")]
+        if not probed:
+            return
+        if self.netns_sid != sid:
+            try:
+                self.netns = sandbox_netns(await self.w.cri.pod_sandbox_status(sid, verbose=True))
+            except CRIError:
+                self.netns = None
+            self.netns_sid = sid
+        running: dict[str, Running] = {}
+        for c in probed:
+            cur = latest.get(c["name"])
+            if cur is not None and cur.state == pb.CONTAINER_RUNNING:
+                st = (await self.w.cri.container_status(cur.id)).status
+                running[c["name"]] = Running(cur.id, st.started_at / 1e9, c)
+        self.probes.update(probed, running, pod_ip, self.netns)
+
+    def grace_period(self, c: Optional[Obj] = None) -> int:
+        spec = self.pod.get("spec") or {}
+        g = spec.get("terminationGracePeriodSeconds")
+        return 30 if g is None else int(g)
+
+    async def kill_container(self, c: Obj, cid: str, grace: int, reason: str) -> None:
+        """Stop one container: its stop signal, then SIGKILL after `grace` seconds."""
+        try:
+            await self.w.cri.stop_container(cid, timeout=grace)
+        except CRIError as e:
+            log.warning("stopping %s of %s (%s): %s", c["name"], self.name, reason, e)
 
     def latest(self, containers: list, sid: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -270,13 +317,43 @@ class PodWorker:
         await self.start_container(sid, sconfig, c, cur.metadata.attempt + 1, kind, pod_ip)
 
     # ------------------------------------------------------------ status
-    async def container_status(self, spec_c: Obj, cur, prev_terminated: Optional[Obj]) -> Obj:
+    def _terminated(self, spec_c: Obj, st, cid: str) -> Obj:
+        term = {"exitCode": st.exit_code,
+                "reason": st.reason if st.reason == "OOMKilled" else ("Completed" if st.exit_code == 0 else "Error"),
+                "startedAt": ps.rfc3339_from_ns(st.started_at), "finishedAt": ps.rfc3339_from_ns(st.finished_at),
+                "containerID": f"containerd://{cid}"}
+        msg = self.termination_message(spec_c, st, cid)
+        if msg:
+            term["message"] = msg
+        return term
+
+    def termination_message(self, spec_c: Obj, st, cid: str) -> str:
+        """The runtime's message (no termination message file support yet)."""
+        return st.message
+
+    async def previous_terminated(self, spec_c: Obj, cur) -> Optional[Obj]:
+        """lastState: the newest earlier instance of this container, if it still exists."""
+        if cur.metadata.attempt == 0:
+            return None
+        older = [c for c in await self.w.cri.list_containers(labels={L_UID: self.uid, L_CONTAINER: spec_c["name"]})
+                 if c.metadata.attempt < cur.metadata.attempt and c.state == pb.CONTAINER_EXITED]
+        if not older:
+            return None
+        prev = max(older, key=lambda c: c.metadata.attempt)
+        try:
+            st = (await self.w.cri.container_status(prev.id)).status
+        except CRIError:
+            return None
+        return self._terminated(spec_c, st, prev.id)
+
+    async def container_status(self, spec_c: Obj, cur, kind: str = "app") -> Obj:
         name = spec_c["name"]
         out: Obj = {"name": name, "image": spec_c.get("image", ""), "imageID": "", "restartCount": 0,
                     "ready": False, "started": False, "state": {}}
         if cur is None:
             reason, msg = self.waiting.get(name, ("ContainerCreating", ""))
             out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
+            out["lastState"] = {}
             return out
         st = (await self.w.cri.container_status(cur.id)).status
         out["containerID"] = f"containerd://{cur.id}"
@@ -284,19 +361,24 @@ class PodWorker:
         out["restartCount"] = cur.metadata.attempt
         if st.state == pb.CONTAINER_RUNNING:
             out["state"] = {"running": {"startedAt": ps.rfc3339_from_ns(st.started_at)}}
-            out["ready"] = out["started"] = True
+            if kind == "app":
+                out["started"] = self.probes.started(name, cur.id)
+                out["ready"] = self.probes.ready(name, cur.id)
+            else:
+                out["started"] = True
+            prev = await self.previous_terminated(spec_c, cur)
+            if prev:
+                out["lastState"] = {"terminated": prev}
         elif st.state == pb.CONTAINER_EXITED:
-            term = {"exitCode": st.exit_code,
-                    "reason": st.reason if st.reason == "OOMKilled" else ("Completed" if st.exit_code == 0 else "Error"),
-                    "startedAt": ps.rfc3339_from_ns(st.started_at), "finishedAt": ps.rfc3339_from_ns(st.finished_at),
-                    "containerID": f"containerd://{cur.id}"}
-            if st.message:
-                term["message"] = st.message
+            term = self._terminated(spec_c, st, cur.id)
             if name in self.waiting and self.waiting[name][0] == "CrashLoopBackOff":
                 out["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": self.waiting[name][1]}}
                 out["lastState"] = {"terminated": term}
             else:
                 out["state"] = {"terminated": term}
+                prev = await self.previous_terminated(spec_c, cur)
+                if prev:
+                    out["lastState"] = {"terminated": prev}
         else:
             out["state"] = {"waiting": {"reason": "ContainerCreating"}}
         if "lastState" not in out:
@@ -305,8 +387,8 @@ class PodWorker:
 
     async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool) -> None:
         spec = self.pod["spec"]
-        inits = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("initContainers") or []]
-        apps = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("containers") or []]
+        inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
+        apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
         for s in inits:
             s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
         phase = ps.pod_phase(self.pod, [s for s in inits if "terminated" in s["state"]]
@@ -338,6 +420,7 @@ class PodWorker:
     # ------------------------------------------------------------ termination
     async def kill(self, grace: int, keep_sandbox_record: bool = False) -> None:
         cri = self.w.cri
+        await self.probes.stop()
         containers = await cri.list_containers(labels={L_UID: self.uid})
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)]
         await asyncio.gather(*(cri.stop_container(c.id, timeout=grace) for c in running), return_exceptions=True)
@@ -413,4 +496,5 @@ class PodWorkers:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(w.probes.stop() for w in self.workers.values()), return_exceptions=True)
         self.workers.clear()
