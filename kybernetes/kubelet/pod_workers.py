@@ -14,6 +14,8 @@ from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import runtime_cleanup as cleanup
+from kybernetes.kubelet import termination as term
+from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
 from kybernetes.kubelet.prober import PodProbes
 from kybernetes.kubelet.prober.manager import Running
 from kybernetes.kubelet.prober.netns import sandbox_netns
@@ -162,7 +164,9 @@ class PodWorker:
                     if why is None:
                         continue
                     log.info("pod %s: %s", self.name, why)
-                    await self.kill_container(c, cur.id, self.grace_period(c), why)
+                    probe_grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds")
+                    await self.kill_container(c, cur.id, self.grace_period(c) if probe_grace is None
+                                              else int(probe_grace), why, pod_ip=pod_ip, sid=sid)
                     self.wake.set()  # restart (or not) on the next pass, per restartPolicy
                     continue
                 if cur.state != pb.CONTAINER_EXITED:
@@ -179,27 +183,47 @@ class PodWorker:
                   if c.get("livenessProbe") or c.get("readinessProbe") or c.get("startupProbe")]
         if not probed:
             return
-        if self.netns_sid != sid:
-            try:
-                self.netns = sandbox_netns(await self.w.cri.pod_sandbox_status(sid, verbose=True))
-            except CRIError:
-                self.netns = None
-            self.netns_sid = sid
+        netns = await self.sandbox_netns(sid)
         running: dict[str, Running] = {}
         for c in probed:
             cur = latest.get(c["name"])
             if cur is not None and cur.state == pb.CONTAINER_RUNNING:
                 st = (await self.w.cri.container_status(cur.id)).status
                 running[c["name"]] = Running(cur.id, st.started_at / 1e9, c)
-        self.probes.update(probed, running, pod_ip, self.netns)
+        self.probes.update(probed, running, pod_ip, netns)
+
+    async def sandbox_netns(self, sid: str) -> Optional[str]:
+        """The sandbox's network namespace (probes and httpGet hooks connect from there)."""
+        if self.netns_sid != sid:
+            try:
+                self.netns = sandbox_netns(await self.w.cri.pod_sandbox_status(sid, verbose=True))
+            except CRIError:
+                self.netns = None
+            self.netns_sid = sid
+        return self.netns
+
+    def pod_ip(self) -> str:
+        return (self.pod.get("status") or {}).get("podIP") or ""
 
     def grace_period(self, c: Optional[Obj] = None) -> int:
         spec = self.pod.get("spec") or {}
         g = spec.get("terminationGracePeriodSeconds")
         return 30 if g is None else int(g)
 
-    async def kill_container(self, c: Obj, cid: str, grace: int, reason: str) -> None:
-        """Stop one container: its stop signal, then SIGKILL after `grace` seconds."""
+    async def kill_container(self, c: Obj, cid: str, grace: int, reason: str, *, pod_ip: str = "",
+                             sid: str = "") -> None:
+        """Stop one container: run its preStop hook within the grace period, then its stop
+        signal, then SIGKILL after what remains of the grace period (at least 2 s when a
+        hook ran), as upstream's killContainer."""
+        pre = (c.get("lifecycle") or {}).get("preStop")
+        if pre and grace > 0:
+            t0 = time.monotonic()
+            netns = await self.sandbox_netns(sid) if sid else self.netns
+            err = await run_hook(pre, c, cri=self.w.cri, cid=cid, pod_ip=pod_ip or self.pod_ip(), netns=netns,
+                                 timeout=grace)
+            if err:
+                log.warning("pod %s: FailedPreStopHook: %s", self.name, err)
+            grace = max(MIN_GRACE_SECONDS, grace - int(time.monotonic() - t0))
         try:
             await self.w.cri.stop_container(cid, timeout=grace)
         except CRIError as e:
@@ -273,8 +297,12 @@ class PodWorker:
         except ContainerConfigError as e:
             self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
             return
+        msg_file = await asyncio.to_thread(term.make_message_file, self.w.volumes.pod_dir(self.uid), c["name"])
+        mounts.append(pb.Mount(container_path=c.get("terminationMessagePath") or term.DEFAULT_PATH,
+                               host_path=str(msg_file)))
         cfg = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=c["name"], attempt=attempt),
+            annotations={term.ANNOTATION: str(msg_file)},
             image=pb.ImageSpec(image=c["image"]),
             command=cmd, args=args, working_dir=c.get("workingDir") or "",
             envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in env],
@@ -296,6 +324,13 @@ class PodWorker:
             self.waiting[c["name"]] = ("RunContainerError", str(e))
             return
         self.waiting.pop(c["name"], None)
+        post = (c.get("lifecycle") or {}).get("postStart")
+        if post:
+            err = await run_hook(post, c, cri=self.w.cri, cid=cid, pod_ip=pod_ip, netns=await self.sandbox_netns(sid))
+            if err:
+                # upstream kills the container; the restart policy decides what happens next
+                log.warning("pod %s: FailedPostStartHook: %s", self.name, err)
+                await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
 
     async def maybe_restart(self, sid: str, sconfig, c: Obj, cur, kind: str, pod_ip: str) -> None:
         loop = time.monotonic()
@@ -328,8 +363,9 @@ class PodWorker:
         return term
 
     def termination_message(self, spec_c: Obj, st, cid: str) -> str:
-        """The runtime's message (no termination message file support yet)."""
-        return st.message
+        """The container's termination message file, its log tail (FallbackToLogsOnError)
+        or the runtime's message."""
+        return term.message_for(spec_c, st.exit_code, st.annotations.get(term.ANNOTATION), st.log_path, st.message)
 
     async def previous_terminated(self, spec_c: Obj, cur) -> Optional[Obj]:
         """lastState: the newest earlier instance of this container, if it still exists."""
@@ -423,7 +459,11 @@ class PodWorker:
         await self.probes.stop()
         containers = await cri.list_containers(labels={L_UID: self.uid})
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)]
-        await asyncio.gather(*(cri.stop_container(c.id, timeout=grace) for c in running), return_exceptions=True)
+        spec = self.pod.get("spec") or {}
+        by_name = {c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+        await asyncio.gather(*(self.kill_container(by_name.get(c.labels.get(L_CONTAINER, ""), {"name": c.metadata.name}),
+                                                   c.id, grace, "Killing", sid=c.pod_sandbox_id)
+                               for c in running), return_exceptions=True)
         for s in await cri.list_pod_sandbox(labels={L_UID: self.uid}):
             try:
                 await cri.stop_pod_sandbox(s.id)
