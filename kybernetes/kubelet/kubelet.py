@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
@@ -27,7 +27,8 @@ class Kubelet:
     def __init__(self, client: Client, runtime_endpoint: str, *, node_name: str, data_dir: Path,
                  node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
                  cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
-                 pleg_period: float = 1.0, sync_frequency: float = 10.0):
+                 pleg_period: float = 1.0, sync_frequency: float = 10.0, cluster_dns: Sequence[str] = (),
+                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf"):
         self.client = client
         self.node_name = node_name
         self.data_dir = Path(data_dir)
@@ -38,7 +39,8 @@ class Kubelet:
         self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable)
         self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
                                   log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
-                                  resync=sync_frequency, volumes=self.volumes)
+                                  resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
+                                  cluster_domain=cluster_domain, resolv_conf=resolv_conf)
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")

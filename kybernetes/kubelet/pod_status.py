@@ -26,6 +26,18 @@ def rfc3339_from_ns(ns: int) -> Optional[str]:
     return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def go_duration(seconds: float) -> str:
+    """Whole seconds as Go's time.Duration prints them: 10s, 1m20s, 5m0s, 1h0m0s."""
+    total = int(seconds)
+    h, rem = divmod(total, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
 def expand(s: str, env: Mapping[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` is an escaped `$`,
     references to undefined variables stay as written."""

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
+from kybernetes.kubelet import pod_dns
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
@@ -242,14 +244,14 @@ class PodWorker:
     # ------------------------------------------------------------ sandbox
     def sandbox_config(self, attempt: int) -> "pb.PodSandboxConfig":
         meta = self.pod["metadata"]
-        spec = self.pod["spec"]
         log_dir = self.w.log_root / f"{meta['namespace']}_{meta['name']}_{self.uid}"
         log_dir.mkdir(parents=True, exist_ok=True)
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=meta["name"], uid=self.uid, namespace=meta["namespace"],
                                            attempt=attempt),
-            hostname=spec.get("hostname") or meta["name"],
+            hostname=pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
             log_directory=str(log_dir),
+            dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.w.cgroup_parent(self.uid),
@@ -257,7 +259,13 @@ class PodWorker:
                     namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
         )
 
+    def dns_config(self) -> "pb.DNSConfig":
+        d = pod_dns.pod_dns(self.pod, cluster_dns=self.w.cluster_dns, cluster_domain=self.w.cluster_domain,
+                            host=self.w.host_dns)
+        return pb.DNSConfig(servers=d.servers, searches=d.searches, options=d.options)
+
     async def run_sandbox(self, attempt: int) -> tuple[str, "pb.PodSandboxConfig"]:
+        await self.w.load_host_dns()
         cfg = self.sandbox_config(attempt)
         sid = await self.w.cri.run_pod_sandbox(cfg)
         if self.start_time is None:
@@ -297,6 +305,8 @@ class PodWorker:
         except ContainerConfigError as e:
             self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
             return
+        if pod_ip and not any(m.container_path == "/etc/hosts" for m in mounts):
+            mounts.append(pb.Mount(container_path="/etc/hosts", host_path=str(await self.write_hosts(pod_ip))))
         msg_file = await asyncio.to_thread(term.make_message_file, self.w.volumes.pod_dir(self.uid), c["name"])
         mounts.append(pb.Mount(container_path=c.get("terminationMessagePath") or term.DEFAULT_PATH,
                                host_path=str(msg_file)))
@@ -332,12 +342,28 @@ class PodWorker:
                 log.warning("pod %s: FailedPostStartHook: %s", self.name, err)
                 await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
 
+    async def write_hosts(self, pod_ip: str) -> Path:
+        """pods/<uid>/etc-hosts, the Kubernetes-managed /etc/hosts of every container."""
+        path = self.w.volumes.pod_dir(self.uid) / "etc-hosts"
+        text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(".etc-hosts.tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+        await asyncio.to_thread(write)
+        return path
+
     async def maybe_restart(self, sid: str, sconfig, c: Obj, cur, kind: str, pod_ip: str) -> None:
         loop = time.monotonic()
         delay, not_before = self.backoff.get(c["name"], (0.0, 0.0))
         if loop < not_before:
+            meta = self.pod["metadata"]
             self.waiting[c["name"]] = ("CrashLoopBackOff",
-                                       f"back-off {int(delay)}s restarting failed container={c['name']}")
+                                       f"back-off {ps.go_duration(delay)} restarting failed container={c['name']} "
+                                       f"pod={meta['name']}_{meta['namespace']}({self.uid})")
             asyncio.get_running_loop().call_later(not_before - loop + 0.05, self.wake.set)
             return
         delay = BACKOFF_INITIAL if delay == 0 else min(BACKOFF_MAX, delay * 2)
@@ -489,7 +515,9 @@ def _qos(pod: Obj) -> str:
 
 class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
-                 cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None):
+                 cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None,
+                 cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
+                 resolv_conf: str = "/etc/resolv.conf"):
         self.client = client
         self.cri = cri
         self.node_name = node_name
@@ -499,8 +527,23 @@ class PodWorkers:
         self.resync = resync
         self.pods = client.resource("", "v1", "pods", namespaced=True)
         self.workers: dict[str, PodWorker] = {}
+        self.cluster_dns = list(cluster_dns)
+        self.cluster_domain = cluster_domain
+        self.resolv_conf = resolv_conf
+        self.host_dns = pod_dns.DNS()
         # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
+
+    async def load_host_dns(self) -> None:
+        """The node's resolver settings (for dnsPolicy Default and the host search list)."""
+        def read() -> str:
+            try:
+                with open(self.resolv_conf) as f:
+                    return f.read()
+            except OSError:
+                return ""
+        if self.resolv_conf:
+            self.host_dns = pod_dns.parse_resolv_conf(await asyncio.to_thread(read))
 
     def cgroup_parent(self, uid: str) -> str:
         return f"/{self.cgroup_root}/pod{uid}"
