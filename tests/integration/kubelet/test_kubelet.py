@@ -11,7 +11,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kybernetes.client import Client
+from kybernetes.client import Client, NotFound
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.kubelet import Kubelet
 from kl_helpers import wait_for
@@ -50,7 +50,14 @@ async def test_kubelet_runs_pods(env):
             assert info["containerRuntimeVersion"] == f"containerd://{rt.version}"
             assert n["status"]["capacity"]["pods"] == "110"
             assert int(n["status"]["capacity"]["cpu"]) >= 1
-            lease = await c.resource("coordination.k8s.io", "v1", "leases").get("node-a", "kube-node-lease")
+            leases = c.resource("coordination.k8s.io", "v1", "leases")
+
+            async def lease_held():
+                try:
+                    return await leases.get("node-a", "kube-node-lease")
+                except NotFound:
+                    return None
+            lease = await wait_for(lease_held, 30)  # the heartbeat may land after the first Ready status
             assert lease["spec"]["holderIdentity"] == "node-a"
 
             # a running pod
