@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
+from kybernetes.kubelet.events import EventRecorder
 from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
@@ -40,7 +41,8 @@ class Kubelet:
         self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
                                   log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
                                   resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
-                                  cluster_domain=cluster_domain, resolv_conf=resolv_conf)
+                                  cluster_domain=cluster_domain, resolv_conf=resolv_conf,
+                                  events=EventRecorder(client, node_name))
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")

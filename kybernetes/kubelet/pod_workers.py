@@ -17,6 +17,7 @@ from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import pod_dns
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
+from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
 from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
 from kybernetes.kubelet.prober import PodProbes
 from kybernetes.kubelet.prober.manager import Running
@@ -56,7 +57,7 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
         self.volumes: dict[str, MountedVolume] = {}
-        self.probes = PodProbes(workers.cri, self.wake.set)
+        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed)
         self.netns: Optional[str] = None
         self.netns_sid = ""
         self.done = False
@@ -64,6 +65,13 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         self.pod = pod
         self.wake.set()
+
+    def event(self, etype: str, reason: str, message: str, container: Optional[str] = None) -> None:
+        if self.w.events is not None:
+            self.w.events.pod_event(self.pod, etype, reason, message, container)
+
+    def probe_failed(self, kind: str, container: str, output: str) -> None:
+        self.event(WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {output}", container)
 
     async def run(self) -> None:
         while not self.done:
@@ -115,6 +123,7 @@ class PodWorker:
             self.volumes = await self.w.volumes.setup(pod)
         except VolumeError as e:
             log.warning("pod %s: %s", self.name, e)
+            self.event(WARNING, "FailedMount", str(e))
             if not ready:
                 # nothing can start yet: report ContainerCreating and retry soon
                 await self.write_status("", "", {}, False, False)
@@ -225,7 +234,10 @@ class PodWorker:
                                  timeout=grace)
             if err:
                 log.warning("pod %s: FailedPreStopHook: %s", self.name, err)
+                self.event(WARNING, "FailedPreStopHook", err, c.get("name"))
             grace = max(MIN_GRACE_SECONDS, grace - int(time.monotonic() - t0))
+        self.event(NORMAL, "Killing", reason if reason.startswith("Container ") else f"Stopping container {c['name']}",
+                   c.get("name"))
         try:
             await self.w.cri.stop_container(cid, timeout=grace)
         except CRIError as e:
@@ -278,18 +290,25 @@ class PodWorker:
         policy = pull_policy(c)
         have = await cri.image_status(image)
         if policy == "Never" and have is None:
-            self.waiting[c["name"]] = ("ErrImageNeverPull",
-                                       f'Container image "{image}" is not present with pull policy of Never')
+            msg = f'Container image "{image}" is not present with pull policy of Never'
+            self.waiting[c["name"]] = ("ErrImageNeverPull", msg)
+            self.event(WARNING, "ErrImageNeverPull", msg, c["name"])
             return None
         if have is not None and policy != "Always":
+            self.event(NORMAL, "Pulled", f'Container image "{image}" already present on machine', c["name"])
             return have.id
+        self.event(NORMAL, "Pulling", f'Pulling image "{image}"', c["name"])
+        t0 = time.monotonic()
         try:
             await cri.pull_image(image)
         except CRIError as e:
             if have is not None:
                 return have.id
             self.waiting[c["name"]] = ("ErrImagePull", str(e))
+            self.event(WARNING, "Failed", f'Failed to pull image "{image}": {e}', c["name"])
             return None
+        self.event(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s',
+                   c["name"])
         img = await cri.image_status(image)
         return img.id if img else None
 
@@ -304,6 +323,7 @@ class PodWorker:
             mounts = self.w.volumes.container_mounts(self.pod, c, self.volumes)
         except ContainerConfigError as e:
             self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
         if pod_ip and not any(m.container_path == "/etc/hosts" for m in mounts):
             mounts.append(pb.Mount(container_path="/etc/hosts", host_path=str(await self.write_hosts(pod_ip))))
@@ -327,12 +347,16 @@ class PodWorker:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)
         except CRIError as e:
             self.waiting[c["name"]] = ("CreateContainerError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
+        self.event(NORMAL, "Created", f"Created container: {c['name']}", c["name"])
         try:
             await self.w.cri.start_container(cid)
         except CRIError as e:
             self.waiting[c["name"]] = ("RunContainerError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
+        self.event(NORMAL, "Started", f"Started container {c['name']}", c["name"])
         self.waiting.pop(c["name"], None)
         post = (c.get("lifecycle") or {}).get("postStart")
         if post:
@@ -340,6 +364,7 @@ class PodWorker:
             if err:
                 # upstream kills the container; the restart policy decides what happens next
                 log.warning("pod %s: FailedPostStartHook: %s", self.name, err)
+                self.event(WARNING, "FailedPostStartHook", err, c["name"])
                 await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
 
     async def write_hosts(self, pod_ip: str) -> Path:
@@ -361,6 +386,8 @@ class PodWorker:
         delay, not_before = self.backoff.get(c["name"], (0.0, 0.0))
         if loop < not_before:
             meta = self.pod["metadata"]
+            self.event(WARNING, "BackOff", f"Back-off restarting failed container {c['name']} in pod "
+                                           f"{meta['name']}_{meta['namespace']}({self.uid})", c["name"])
             self.waiting[c["name"]] = ("CrashLoopBackOff",
                                        f"back-off {ps.go_duration(delay)} restarting failed container={c['name']} "
                                        f"pod={meta['name']}_{meta['namespace']}({self.uid})")
@@ -517,7 +544,7 @@ class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
                  cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None,
                  cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
-                 resolv_conf: str = "/etc/resolv.conf"):
+                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None):
         self.client = client
         self.cri = cri
         self.node_name = node_name
@@ -528,6 +555,7 @@ class PodWorkers:
         self.pods = client.resource("", "v1", "pods", namespaced=True)
         self.workers: dict[str, PodWorker] = {}
         self.cluster_dns = list(cluster_dns)
+        self.events = events
         self.cluster_domain = cluster_domain
         self.resolv_conf = resolv_conf
         self.host_dns = pod_dns.DNS()

@@ -146,6 +146,8 @@ class PodProbes:
         if result is ProbeResult.UNKNOWN:
             return  # upstream keeps the previous verdict on errors it cannot judge
         ok = result in (ProbeResult.SUCCESS, ProbeResult.WARNING)
+        if not ok and self.on_failure is not None:
+            self.on_failure(w.kind, w.name, out)  # every failed attempt is reported, as upstream
         w.run = w.run + 1 if w.last == ok else 1
         w.last = ok
         threshold = int(w.probe.get("successThreshold") or 1) if ok else int(w.probe.get("failureThreshold") or 3)
@@ -154,8 +156,6 @@ class PodProbes:
         if not ok:
             w.message = out
             log.info("%s probe of %s failed: %s", w.kind, w.name, out.strip()[:200])
-            if self.on_failure is not None:
-                self.on_failure(w.kind, w.name, out)
             if w.kind in ("liveness", "startup"):
                 w.on_hold = True
                 w.ok = False

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import pod_events, wait_for
 from kybernetes.client import Client
 from kybernetes.kubelet.kubelet import Kubelet
 
@@ -81,6 +81,17 @@ async def test_probes(env):
             web2 = await ctr("web")
             assert web2.id != web.id and web2.metadata.attempt == 1
             assert (await kl.cri.exec_sync(web2.id, ["cat", "/www/healthz"], timeout=5)).stdout == b"ok\n"
+
+            async def probe_events():
+                evs = await pod_events(c, "probed")
+                unhealthy = [e for e in evs if e[:2] == ("Warning", "Unhealthy")]
+                killing = [e for e in evs if e[1] == "Killing"]
+                return (unhealthy, killing) if unhealthy and killing and \
+                    any(e[2].startswith("Liveness probe failed: ") for e in unhealthy) else None
+            unhealthy, killing = await wait_for(probe_events, 30)
+            assert any(e[2].startswith("Readiness probe failed: ") and e[3] == "spec.containers{web}" for e in unhealthy)
+            assert ("Normal", "Killing", "Container web failed liveness probe, will be restarted",
+                    "spec.containers{web}") in [e[:4] for e in killing]
         finally:
             try:
                 await pods.delete("probed", "default")

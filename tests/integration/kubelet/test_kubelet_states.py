@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import pod_events, wait_for
 from kybernetes.client import Client
 from kybernetes.kubelet.kubelet import Kubelet
 
@@ -60,6 +60,16 @@ async def test_states_and_dns(env, tmp_path):
             last = cs["lastState"]["terminated"]
             assert (last["exitCode"], last["reason"]) == (1, "Error")
             assert p["status"]["phase"] == "Running"
+
+            async def crash_events():
+                evs = {e[1]: e for e in await pod_events(c, "crash")}
+                return evs if {"Pulled", "Created", "Started", "BackOff"} <= set(evs) else None
+            evs = await wait_for(crash_events, 30)
+            assert evs["BackOff"][:4] == ("Warning", "BackOff", "Back-off restarting failed container main in pod "
+                                          f"crash_default({uid})", "spec.containers{main}")
+            assert evs["Pulled"][2] == f'Container image "{BUSYBOX_REF}" already present on machine'
+            assert evs["Created"][2] == "Created container: main" and evs["Started"][2] == "Started container main"
+            assert evs["Started"][4] >= 2  # repeats fold into one event with a count
 
             p, cs = await wait_for(lambda: main_status("oom", lambda p, cs: p["status"]["phase"] == "Failed"), 60)
             term = cs["state"]["terminated"]

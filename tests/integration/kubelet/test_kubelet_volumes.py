@@ -11,7 +11,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import pod_events, wait_for
 from kybernetes.client import Client
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.kubelet import Kubelet
@@ -75,6 +75,12 @@ async def test_volumes(env, tmp_path):
             p = await wait_for(creating)
             assert p["status"]["phase"] == "Pending"
             uid = p["metadata"]["uid"]
+
+            async def failed_mount():
+                return [e for e in await pod_events(c, "vols") if e[1] == "FailedMount"]
+            [ev] = await wait_for(failed_mount, 30)
+            assert ev[:3] == ("Warning", "FailedMount",
+                              'MountVolume.SetUp failed for volume "cfg" : configmap "settings" not found')
             assert await kl.cri.list_containers(labels={"io.kubernetes.pod.uid": uid}) == []
 
             await cms.create({"metadata": {"name": "settings"}, "data": {"mode": "v1"}}, "default")
