@@ -527,6 +527,8 @@ class PodWorker:
         if not keep_sandbox_record:
             await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
             await self.w.volumes.teardown(self.uid)
+        else:
+            await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
 
 
 def _qos(pod: Obj) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 from kybernetes.cri import pb
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.volumes import configmap, downwardapi, emptydir, hostpath, projected, secret
-from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
+from kybernetes.kubelet.volumes.base import MountedVolume, Obj, ObjectCache, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.tokens import TokenManager
 
 _UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -45,6 +45,7 @@ class VolumeManager:
         self.client = client
         self.root = Path(root)  # <data>/pods
         self.tokens = TokenManager(client)
+        self.objects = ObjectCache(client)
         self.node_allocatable = node_allocatable
 
     def pod_dir(self, uid: str) -> Path:
@@ -55,7 +56,7 @@ class VolumeManager:
         in upstream's words: MountVolume.SetUp failed for volume "x" : <why>."""
         uid = pod["metadata"]["uid"]
         ctx = VolumeContext(self.client, pod, self.pod_dir(uid), tokens=self.tokens,
-                            node_allocatable=self.node_allocatable)
+                            node_allocatable=self.node_allocatable, objects=self.objects)
         out: dict[str, MountedVolume] = {}
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             mod = plugin_for(vol)
@@ -69,6 +70,20 @@ class VolumeManager:
             except OSError as e:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from None
         return out
+
+    async def unmount(self, uid: str) -> None:
+        """Release a terminated pod's volumes (its tmpfs memory) but keep the pod directory
+        (termination messages live there) until the pod is deleted."""
+        self.tokens.forget_pod(uid)
+        d = self.pod_dir(uid) / "volumes"
+
+        def work() -> None:
+            if not d.exists():
+                return
+            for mp in reversed(cleanup.mounts_under(d)):
+                cleanup.unmount(mp)
+            shutil.rmtree(d, ignore_errors=True)
+        await asyncio.to_thread(work)
 
     async def teardown(self, uid: str) -> None:
         """Unmount every tmpfs of the pod and remove its directory."""

@@ -12,6 +12,7 @@ import pytest
 from fixtures.images import BUSYBOX_REF
 from kl_helpers import wait_for
 from kybernetes.client import Client
+from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.kubelet import Kubelet
 
 pytestmark = [pytest.mark.slow,
@@ -78,6 +79,13 @@ async def test_lifecycle(env, tmp_path):
             # the log tail: the last 80 lines
             assert term["logs"]["exitCode"] == 2
             assert term["logs"]["message"] == "".join(f"{i}\n" for i in range(21, 101))
+            # a terminated pod's volumes (the token tmpfs) are released; its messages stay readable
+            ended_dir = env["data_dir"] / "pods" / p["metadata"]["uid"]
+
+            async def released():
+                return not cleanup.mounts_under(ended_dir) and not (ended_dir / "volumes").exists()
+            await wait_for(released, 30)
+            assert (ended_dir / "containers" / "file").is_dir()
             assert term["badhook"]["exitCode"] == 143 and term["badhook"]["reason"] == "Error"  # stopped by SIGTERM
 
             # graceful deletion: preStop hooks run first, then SIGTERM (the trap exits 0)

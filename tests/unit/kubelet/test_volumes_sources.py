@@ -191,3 +191,32 @@ def test_projected_merges_sources(tmp_path):
     out = run(projected.payload(c, vol))
     assert out == {"token": FileProjection(b"tok1", 0o644), "ca.crt": FileProjection(b"PEM", 0o644),
                    "namespace": FileProjection(b"ns", 0o644)}
+
+
+async def test_object_cache_coalesces_and_expires():
+    from kybernetes.kubelet.volumes.base import ObjectCache
+    gets = []
+
+    class Slow(FakeClient):
+        def resource(self, group, version, resource, namespaced=True):
+            inner = super().resource(group, version, resource, namespaced)
+
+            class H:
+                async def get(self, name, ns):
+                    gets.append(name)
+                    await asyncio.sleep(0)
+                    return await inner.get(name, ns)
+            return H()
+    cl = Slow({("configmaps", "ns", "cm"): {"data": {"a": "1"}}})
+    now = [0.0]
+    cache = ObjectCache(cl, ttl=1.0, clock=lambda: now[0])
+    got = await asyncio.gather(*(cache.get("configmaps", "ns", "cm") for _ in range(20)))
+    assert all(g == {"data": {"a": "1"}} for g in got) and gets == ["cm"]
+    assert await cache.get("configmaps", "ns", "missing") is None
+    now[0] = 0.5
+    await cache.get("configmaps", "ns", "cm")
+    assert gets == ["cm", "missing"]
+    now[0] = 1.5
+    cl.objs[("configmaps", "ns", "cm")] = {"data": {"a": "2"}}
+    assert await cache.get("configmaps", "ns", "cm") == {"data": {"a": "2"}}
+    assert gets == ["cm", "missing", "cm"]
