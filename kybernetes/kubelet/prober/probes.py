@@ -10,6 +10,7 @@ import ssl
 import urllib.parse
 from typing import Any, Optional
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.cri import CRIError
 from kybernetes.kubelet.prober import grpc_health
 from kybernetes.kubelet.prober.netns import connect
@@ -45,12 +46,12 @@ async def exec_probe(cri, cid: str, command: list[str], timeout: int) -> tuple[P
         r = await cri.exec_sync(cid, command, timeout=timeout)
     except CRIError as e:
         if "DEADLINE" in str(e).upper() or "timeout" in str(e).lower():
-            return ProbeResult.FAILURE, f"command {command!r} timed out"
+            return ProbeResult.FAILURE, f"command {go_quote(' '.join(command))} timed out"
         return ProbeResult.UNKNOWN, str(e)
     out = (r.stdout + r.stderr).decode(errors="replace")
     if r.exit_code == 0:
         return ProbeResult.SUCCESS, out
-    return ProbeResult.FAILURE, out or f"command {command!r} exited with {r.exit_code}"
+    return ProbeResult.FAILURE, out
 
 
 async def tcp_probe(host: str, port: int, netns: Optional[str], timeout: float) -> tuple[ProbeResult, str]:

@@ -29,8 +29,11 @@ def probe_pod():
            "command": ["sh", "-c", "sleep 2; exec httpd -f -p 9090 -h /tmp"],
            "startupProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1, "failureThreshold": 30},
            "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}
+    slow = {"name": "slow", "image": BUSYBOX_REF, "imagePullPolicy": "Never", "command": ["sleep", "3600"],
+            "readinessProbe": {"exec": {"command": ["sh", "-c", "test -f /tmp/fast || sleep 10"]},
+                               "timeoutSeconds": 1, "periodSeconds": 1}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed", "namespace": "default"},
-            "spec": {"nodeName": "node-p", "terminationGracePeriodSeconds": 1, "containers": [web, tcp]}}
+            "spec": {"nodeName": "node-p", "terminationGracePeriodSeconds": 1, "containers": [web, tcp, slow]}}
 
 
 async def test_probes(env):
@@ -48,7 +51,7 @@ async def test_probes(env):
                 st = p.get("status") or {}
                 cs = {s["name"]: s for s in st.get("containerStatuses") or []}
                 conds = {x["type"]: x["status"] for x in st.get("conditions") or []}
-                return (p, cs, conds) if len(cs) == 2 and pred(cs, conds) else None
+                return (p, cs, conds) if len(cs) == 3 and pred(cs, conds) else None
 
             # tcp: started and ready once the port opens; web: running but unready (no /tmp/ready)
             p, cs, conds = await wait_for(lambda: status(lambda cs, k: cs["tcp"]["ready"] and cs["tcp"]["started"]), 60)
@@ -65,7 +68,17 @@ async def test_probes(env):
 
             web = await ctr("web")
             assert (await kl.cri.exec_sync(web.id, ["touch", "/tmp/ready"], timeout=5)).exit_code == 0
-            await wait_for(lambda: status(lambda cs, k: k["Ready"] == "True" and cs["web"]["ready"]), 30)
+            await wait_for(lambda: status(lambda cs, k: cs["web"]["ready"]), 30)
+            _, cs, conds = await status(lambda cs, k: True)
+            assert conds["Ready"] == "False" and cs["slow"]["ready"] is False  # its probe times out
+
+            async def timed_out():
+                return [e for e in await pod_events(c, "probed") if e[1] == "Unhealthy" and e[3] == "spec.containers{slow}"]
+            [ev] = await wait_for(timed_out, 30)
+            assert ev[2].startswith("Readiness probe failed: ") and "timed out" in ev[2]
+            slow = await ctr("slow")
+            assert (await kl.cri.exec_sync(slow.id, ["touch", "/tmp/fast"], timeout=5)).exit_code == 0
+            await wait_for(lambda: status(lambda cs, k: k["Ready"] == "True" and k["ContainersReady"] == "True"), 30)
             assert (await kl.cri.exec_sync(web.id, ["rm", "/tmp/ready"], timeout=5)).exit_code == 0
             await wait_for(lambda: status(lambda cs, k: k["Ready"] == "False" and not cs["web"]["ready"]), 30)
 
