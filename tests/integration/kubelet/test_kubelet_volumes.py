@@ -136,6 +136,15 @@ async def test_volumes(env, tmp_path):
             assert "..data" in names and {"mode", "extra"} <= set(names)
             assert len([n for n in names if n.startswith("..2")]) == 1  # old generation removed
 
+            # a secret update and a label change (downward API) propagate too
+            await secrets.patch("creds", {"data": {"password": base64.b64encode(b"s3cret").decode()}}, "merge", "default")
+            await pods.patch("vols", {"metadata": {"labels": {"tier": "db"}}}, "merge", "default")
+
+            async def both():
+                out = (await sh("cat /sec/pw/file; echo; cat /info/labels"))[1]
+                return out == 's3cret\napp="vols"\ntier="db"'
+            await wait_for(both, 30)
+
             pod_dir = env["data_dir"] / "pods" / uid
             assert cleanup.mounts_under(pod_dir)  # tmpfs volumes are mounted
             await pods.delete("vols", "default")
