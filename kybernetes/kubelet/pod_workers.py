@@ -36,6 +36,11 @@ BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 
 
+def is_sidecar(c: Obj) -> bool:
+    """An init container with restartPolicy Always runs beside the app containers."""
+    return c.get("restartPolicy") == "Always"
+
+
 def pull_policy(c: Obj) -> str:
     if c.get("imagePullPolicy"):
         return c["imagePullPolicy"]
@@ -60,6 +65,8 @@ class PodWorker:
         self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed)
         self.netns: Optional[str] = None
         self.netns_sid = ""
+        self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
+        self.initialized_sid = ""
         self.done = False
 
     def update(self, pod: Obj) -> None:
@@ -143,12 +150,25 @@ class PodWorker:
         spec = pod["spec"]
         policy = spec.get("restartPolicy") or "Always"
         init_failed = False
-        # init containers, in order
+        if self.initialized_sid != sid:
+            self.initialized_sid, self.initialized = sid, False
+        await self.update_probes(spec, latest, sid, pod_ip)
+        # init containers, in order; a sidecar (restartPolicy Always) counts once it has started
         init_done = True
         for c in spec.get("initContainers") or []:
             cur = latest.get(c["name"])
             if cur is None:
                 await self.start_container(sid, sconfig, c, 0, "init", pod_ip)
+                init_done = False
+                break
+            if is_sidecar(c):
+                if cur.state == pb.CONTAINER_RUNNING and not await self.enforce_liveness(c, cur, sid, pod_ip):
+                    if self.probes.started(c["name"], cur.id):
+                        continue
+                elif cur.state == pb.CONTAINER_EXITED:
+                    await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)  # always, whatever the pod's policy
+                if self.initialized:
+                    continue  # once the pod is initialized, a sidecar restart never holds back the app containers
                 init_done = False
                 break
             if cur.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED):
@@ -164,21 +184,14 @@ class PodWorker:
                 await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)
             break
         if init_done and not init_failed:
-            await self.update_probes(spec, latest, sid, pod_ip)
+            self.initialized = True
             for c in spec.get("containers") or []:
                 cur = latest.get(c["name"])
                 if cur is None:
                     await self.start_container(sid, sconfig, c, 0, "app", pod_ip)
                     continue
                 if cur.state == pb.CONTAINER_RUNNING:
-                    why = self.probes.failed(c["name"], cur.id)
-                    if why is None:
-                        continue
-                    log.info("pod %s: %s", self.name, why)
-                    probe_grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds")
-                    await self.kill_container(c, cur.id, self.grace_period(c) if probe_grace is None
-                                              else int(probe_grace), why, pod_ip=pod_ip, sid=sid)
-                    self.wake.set()  # restart (or not) on the next pass, per restartPolicy
+                    await self.enforce_liveness(c, cur, sid, pod_ip)
                     continue
                 if cur.state != pb.CONTAINER_EXITED:
                     continue
@@ -188,9 +201,21 @@ class PodWorker:
         containers = await cri.list_containers(labels={L_UID: self.uid})
         await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done)
 
+    async def enforce_liveness(self, c: Obj, cur, sid: str, pod_ip: str) -> bool:
+        """Kill a running container whose liveness or startup probe failed; True if it did."""
+        why = self.probes.failed(c["name"], cur.id)
+        if why is None:
+            return False
+        log.info("pod %s: %s", self.name, why)
+        probe_grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds")
+        await self.kill_container(c, cur.id, self.grace_period(c) if probe_grace is None else int(probe_grace),
+                                  why, pod_ip=pod_ip, sid=sid)
+        self.wake.set()  # restart (or not) on the next pass, per restartPolicy
+        return True
+
     async def update_probes(self, spec: Obj, latest: dict, sid: str, pod_ip: str) -> None:
         """Tell the probe workers which container instances run now (and where)."""
-        probed = [c for c in spec.get("containers") or []
+        probed = [c for c in [*filter(is_sidecar, spec.get("initContainers") or []), *(spec.get("containers") or [])]
                   if c.get("livenessProbe") or c.get("readinessProbe") or c.get("startupProbe")]
         if not probed:
             return
@@ -450,7 +475,7 @@ class PodWorker:
         out["restartCount"] = cur.metadata.attempt
         if st.state == pb.CONTAINER_RUNNING:
             out["state"] = {"running": {"startedAt": ps.rfc3339_from_ns(st.started_at)}}
-            if kind == "app":
+            if kind == "app" or is_sidecar(spec_c):
                 out["started"] = self.probes.started(name, cur.id)
                 out["ready"] = self.probes.ready(name, cur.id)
             else:
@@ -474,19 +499,21 @@ class PodWorker:
             out["lastState"] = {}
         return out
 
-    async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool) -> None:
+    async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
+                           final: bool = False) -> None:
         spec = self.pod["spec"]
         inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
         apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
-        for s in inits:
+        init_specs = spec.get("initContainers") or []
+        sidecars = [s for s, c in zip(inits, init_specs) if is_sidecar(c)]
+        regular = [s for s, c in zip(inits, init_specs) if not is_sidecar(c)]
+        for s in regular:
             s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
-        phase = ps.pod_phase(self.pod, [s for s in inits if "terminated" in s["state"]]
-                             if all("terminated" in s["state"] for s in inits) else inits,
-                             apps, init_failed=init_failed)
+        phase = ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
         status: Obj = {
             "phase": phase,
             "conditions": ps.pod_conditions(self.pod, phase, sandbox_ready=bool(sid), init_done=init_done,
-                                            statuses=apps),
+                                            statuses=apps, sidecars=sidecars),
             "hostIP": self.w.host_ip, "hostIPs": [{"ip": self.w.host_ip}],
             "podIP": pod_ip or None, "podIPs": [{"ip": pod_ip}] if pod_ip else None,
             "startTime": (self.pod.get("status") or {}).get("startTime") or self.start_time or ps.now(),
@@ -503,8 +530,11 @@ class PodWorker:
         except NotFound:
             return
         self.last_status = status
-        if phase in ("Succeeded", "Failed"):
-            await self.kill(grace=0, keep_sandbox_record=True)
+        if phase in ("Succeeded", "Failed") and not final:
+            await self.kill(grace=self.grace_period(), keep_sandbox_record=True)  # sidecars still run
+            # the final status shows the sidecars stopped too
+            containers = await self.w.cri.list_containers(labels={L_UID: self.uid})
+            await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done, final=True)
 
     # ------------------------------------------------------------ termination
     async def kill(self, grace: int, keep_sandbox_record: bool = False) -> None:
@@ -514,9 +544,19 @@ class PodWorker:
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)]
         spec = self.pod.get("spec") or {}
         by_name = {c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
-        await asyncio.gather(*(self.kill_container(by_name.get(c.labels.get(L_CONTAINER, ""), {"name": c.metadata.name}),
-                                                   c.id, grace, "Killing", sid=c.pod_sandbox_id)
-                               for c in running), return_exceptions=True)
+        side_order = [c["name"] for c in spec.get("initContainers") or [] if is_sidecar(c)]
+
+        def spec_of(ctr) -> Obj:
+            return by_name.get(ctr.labels.get(L_CONTAINER, ""), {"name": ctr.metadata.name})
+        t0 = time.monotonic()
+        # regular containers first, together; then sidecars one by one in reverse start order
+        await asyncio.gather(*(self.kill_container(spec_of(c), c.id, grace, "Killing", sid=c.pod_sandbox_id)
+                               for c in running if spec_of(c)["name"] not in side_order), return_exceptions=True)
+        for name in reversed(side_order):
+            left = max(0, grace - int(time.monotonic() - t0)) if grace else 0
+            for c in running:
+                if spec_of(c)["name"] == name:
+                    await self.kill_container(spec_of(c), c.id, left, "Killing", sid=c.pod_sandbox_id)
         for s in await cri.list_pod_sandbox(labels={L_UID: self.uid}):
             try:
                 await cri.stop_pod_sandbox(s.id)
