@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -50,7 +51,6 @@ def check_type(path: str, ptype: str) -> None:
 
 
 async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
-    import asyncio
     src = vol["hostPath"]
     path = src.get("path", "")
     await asyncio.to_thread(check_type, path, src.get("type") or "")

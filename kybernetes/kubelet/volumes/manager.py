@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from kybernetes.cri import pb
+from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.volumes import configmap, downwardapi, emptydir, hostpath, projected, secret
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, ObjectCache, VolumeContext, VolumeError
@@ -121,7 +122,6 @@ class VolumeManager:
             host = str(vol.path)
             sub = m.get("subPath") or ""
             if m.get("subPathExpr"):
-                from kybernetes.kubelet import pod_status as ps
                 env = dict(ps.container_env(pod, container))
                 sub = ps.expand(m["subPathExpr"], env)
             if sub:

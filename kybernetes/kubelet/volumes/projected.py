@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from kybernetes.kubelet.volumes import configmap, secret
 from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter, FileProjection
-from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
+from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, downward_payload
 
 PLUGIN = "projected"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter
-from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
+from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, key_payload, secret_data
 
 PLUGIN = "secret"
