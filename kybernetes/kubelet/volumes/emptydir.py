@@ -1,5 +1,5 @@
 """emptyDir volumes: a directory on the node's disk, or a tmpfs (medium Memory) sized by
-sizeLimit (else by the pod's memory limit, when every container has one)."""
+sizeLimit, the pod's memory limit and the node's allocatable memory."""
 
 from __future__ import annotations
 
@@ -40,13 +40,15 @@ async def mount_tmpfs(path: Path, size: Optional[int]) -> None:
     await asyncio.to_thread(_mount_tmpfs, path, size)
 
 
-def memory_size(pod: Obj, size_limit: Optional[str]) -> Optional[int]:
-    """The tmpfs size: sizeLimit, capped by the pod's memory limit when all containers set one."""
+def memory_size(pod: Obj, size_limit: Optional[str], allocatable: Optional[str] = None) -> Optional[int]:
+    """The tmpfs size, as upstream's SizeMemoryBackedVolumes: the smallest of sizeLimit, the
+    pod's memory limit (when every container sets one) and the node's allocatable memory."""
     limits = [((c.get("resources") or {}).get("limits") or {}).get("memory")
               for c in (pod.get("spec") or {}).get("containers") or []]
     pod_limit: Optional[Decimal] = sum((parse_quantity(x) for x in limits), Decimal(0)) \
         if limits and all(x is not None for x in limits) else None
-    sizes = [q for q in (parse_quantity(size_limit) if size_limit else None, pod_limit) if q]
+    node = parse_quantity(allocatable) if allocatable else None
+    sizes = [q for q in (parse_quantity(size_limit) if size_limit else None, pod_limit, node) if q]
     return int(min(sizes)) if sizes else None
 
 
@@ -58,7 +60,7 @@ async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
         d.chmod(0o777)
     medium = src.get("medium") or ""
     if medium == "Memory":
-        await mount_tmpfs(d, memory_size(ctx.pod, src.get("sizeLimit")))
+        await mount_tmpfs(d, memory_size(ctx.pod, src.get("sizeLimit"), ctx.node_allocatable().get("memory")))
     elif medium not in ("",):
         raise VolumeError(f"unsupported emptyDir medium {medium!r}")
     return MountedVolume(d)

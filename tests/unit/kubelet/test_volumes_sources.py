@@ -140,6 +140,8 @@ def test_memory_size():
     one = {"spec": {"containers": [{"resources": {"limits": {"memory": "64Mi"}}}]}}
     assert memory_size(one, "1Gi") == 64 << 20
     assert memory_size(one, None) == 64 << 20
+    assert memory_size(POD, None, "1Gi") == 1 << 30       # no pod limit: node allocatable
+    assert memory_size(POD, "2Gi", "1Gi") == 1 << 30
 
 
 def test_sub_path(tmp_path):
