@@ -426,7 +426,11 @@ class PodWorker:
                 try:
                     await self.w.cri.remove_container(old.id)
                 except CRIError:
-                    pass
+                    continue
+                # its termination message file goes with it (a crash loop must not pile them up)
+                msg_file = old.annotations.get(term.ANNOTATION)
+                if msg_file:
+                    await asyncio.to_thread(term.remove_message_file, msg_file)
         await self.start_container(sid, sconfig, c, cur.metadata.attempt + 1, kind, pod_ip)
 
     # ------------------------------------------------------------ status

@@ -28,6 +28,13 @@ def make_message_file(pod_dir: Path, container: str) -> Path:
     return f
 
 
+def remove_message_file(host_path: str) -> None:
+    try:
+        os.unlink(host_path)
+    except OSError:
+        pass
+
+
 def read_message(host_path: Optional[str]) -> str:
     if not host_path:
         return ""

@@ -70,6 +70,11 @@ async def test_states_and_dns(env, tmp_path):
             assert evs["Pulled"][2] == f'Container image "{BUSYBOX_REF}" already present on machine'
             assert evs["Created"][2] == "Created container: main" and evs["Started"][2] == "Started container main"
             assert evs["Started"][4] >= 2  # repeats fold into one event with a count
+            # after the 10 s back-off the third instance starts and the first is removed with its
+            # termination-message file: only the current and previous instances keep one
+            await wait_for(lambda: main_status("crash", lambda p, cs: cs["restartCount"] >= 2), 40)
+            msg_dir = env["data_dir"] / "pods" / uid / "containers" / "main"
+            assert len(list(msg_dir.iterdir())) == 2
 
             p, cs = await wait_for(lambda: main_status("oom", lambda p, cs: p["status"]["phase"] == "Failed"), 60)
             term = cs["state"]["terminated"]
