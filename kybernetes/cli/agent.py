@@ -67,15 +67,24 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
 
     adir = agent_dir(data_dir)
     rt = container_runtime(adir, runtime_endpoint or None)
+    on_pod_cidr = None
     if not runtime_endpoint:
-        conf = rt.cni_conf_dir
-        if not conf.exists() or not any(conf.glob("*.conflist")):
-            write_conflist(conf, bridge_conflist("kyb", POD_BRIDGE, DEFAULT_POD_SUBNET, gateway=False,
-                                                 ipam_dir=adir / "cni" / "ipam"))
+        async def write_cni(cidrs: Optional[list[str]]) -> None:
+            # host-local hands out pod IPs from the node's podCIDR (node IPAM); without one
+            # (no controller manager), the default subnet, once
+            conf = rt.cni_conf_dir
+            if not cidrs and conf.exists() and any(conf.glob("*.conflist")):
+                return
+            if not cidrs:
+                log.warning("node %s got no podCIDR: pods use %s", node_name, DEFAULT_POD_SUBNET)
+            subnet = cidrs[0] if cidrs else DEFAULT_POD_SUBNET
+            await asyncio.to_thread(write_conflist, conf, bridge_conflist("kyb", POD_BRIDGE, subnet, gateway=False,
+                                                                          ipam_dir=adir / "cni" / "ipam"))
+        on_pod_cidr = write_cni
     await rt.start()
     try:
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
-                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"))
+                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr)
         await kl.start()
     except BaseException:
         await rt.stop()

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
     p.add_argument("--disable-controllers", action="store_true", help="do not run the controller manager")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", help="pod CIDR(s) of the cluster; nodes get subnets of it")
+    p.add_argument("--node-cidr-mask-size", type=int, default=0, help="prefix length of a node's pod CIDR (IPv4, default 24)")
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--token", default="")
     p.add_argument("--write-kubeconfig", type=Path, default=None)
@@ -223,7 +225,8 @@ class Server:
             from kybernetes.controllers.manager import default_controllers, start_controller_manager
 
             ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
-            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes()) + [
+            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), cluster_cidr=args.cluster_cidr,
+                                              node_cidr_mask_size=args.node_cidr_mask_size or None) + [
                 functools.partial(CSRSigningController, ca=ca)]
             if args.leader_elect:
                 self.controller_manager = await self._elected_controller_manager(kc_path, controllers)

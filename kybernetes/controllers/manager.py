@@ -48,9 +48,11 @@ class AlwaysLeader:
             await asyncio.shield(on_stopped_leading())
 
 
-def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFactory]:
+def default_controllers(*, root_ca: Optional[bytes] = None, cluster_cidr: str = "10.42.0.0/16",
+                        node_cidr_mask_size: Optional[int] = None) -> list[ControllerFactory]:
     """The controllers `kyb server` runs.  `root_ca` (the cluster CA PEM) enables the
-    root CA publisher; without it that controller is left out."""
+    root CA publisher; without it that controller is left out.  `cluster_cidr` and
+    `node_cidr_mask_size` configure node IPAM (spec.podCIDR of every node)."""
     from functools import partial
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
@@ -63,6 +65,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
     from kybernetes.controllers.garbagecollector import GarbageCollector
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
+    from kybernetes.controllers.nodeipam import NodeIpamController
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
     from kybernetes.controllers.podgc import PodGCController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
@@ -77,6 +80,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None) -> list[ControllerFa
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
     ]
+    out.append(partial(NodeIpamController, cluster_cidr=cluster_cidr, node_cidr_mask_size=node_cidr_mask_size))
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out

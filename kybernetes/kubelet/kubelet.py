@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Awaitable, Callable, Optional, Sequence
 
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
 from kybernetes.kubelet.events import EventRecorder
 from kybernetes.kubelet.node_status import NodeStatusManager
+from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
 from kybernetes.kubelet.volumes import VolumeManager
@@ -29,8 +30,16 @@ class Kubelet:
                  node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
                  cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
                  pleg_period: float = 1.0, sync_frequency: float = 10.0, cluster_dns: Sequence[str] = (),
-                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf"):
+                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf",
+                 on_pod_cidr: Optional[Callable[[Optional[list[str]]], Awaitable[None]]] = None,
+                 pod_cidr_timeout: float = 30.0):
+        """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
+        node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
+        CNI config for that range."""
         self.client = client
+        self.on_pod_cidr = on_pod_cidr
+        self.pod_cidr_timeout = pod_cidr_timeout
+        self.pod_cidrs: Optional[list[str]] = None
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.cri = CRIClient(runtime_endpoint)
@@ -57,6 +66,9 @@ class Kubelet:
         await self.cri.wait_ready(60)
         await self.node.register()
         self.node.start()
+        if self.on_pod_cidr is not None:
+            self.pod_cidrs = await wait_pod_cidrs(self.client, self.node_name, self.pod_cidr_timeout)
+            await self.on_pod_cidr(self.pod_cidrs)
         self.informer.start()
         await self.informer.wait_synced(60)
         orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
