@@ -20,6 +20,7 @@ from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
+from kybernetes.kubelet.stats import StatsProvider, set_provider
 from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
@@ -52,6 +53,8 @@ class Kubelet:
                                   resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
                                   cluster_domain=cluster_domain, resolv_conf=resolv_conf,
                                   events=EventRecorder(client, node_name))
+        self.stats = StatsProvider(self.cri, node_name=node_name, data_dir=self.data_dir,
+                                   log_root=pod_log_root or self.data_dir / "pods")
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
@@ -75,6 +78,7 @@ class Kubelet:
         if orphans:
             log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
+        set_provider(self.stats)
         self.started = True
         log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)
         return self
