@@ -32,6 +32,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--container-runtime-endpoint", default="", help="use this CRI socket instead of starting containerd")
     p.add_argument("--node-ip", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+    add_kubelet_arguments(p)
+
+
+def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
+    """Kubelet options shared by `kyb agent` and `kyb server` (its in-process node)."""
+    p.add_argument("--image-gc-high-threshold", type=int, default=85,
+                   help="image filesystem usage percent that starts image garbage collection")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80,
+                   help="image filesystem usage percent image garbage collection frees down to")
+    p.add_argument("--image-minimum-gc-age", default="2m", help="minimum age of an unused image before it is collected")
+
+
+def kubelet_options(args: argparse.Namespace) -> dict:
+    """start_node_agent keyword arguments from the kubelet flags (defaults when absent)."""
+    from kybernetes.client.leaderelection import parse_duration
+    from kybernetes.kubelet.image_gc import ImageGCPolicy
+
+    policy = ImageGCPolicy(getattr(args, "image_gc_high_threshold", 85), getattr(args, "image_gc_low_threshold", 80),
+                           parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
+    policy.validate()
+    return {"image_gc_policy": policy}
 
 
 class NodeAgent:
@@ -58,10 +79,11 @@ class NodeAgent:
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
-                           node_ip: Optional[str] = None) -> NodeAgent:
+                           node_ip: Optional[str] = None, image_gc_policy=None) -> NodeAgent:
     """Start containerd (unless `runtime_endpoint`) under DATA/agent and a kubelet using `client`
     (which the agent then owns and closes)."""
-    from kybernetes.kubelet.containerd import agent_dir, container_runtime
+    from kybernetes.kubelet.containerd import ContainerdProcess, agent_dir, container_runtime
+    from kybernetes.kubelet.images_pause import PAUSE_IMAGE
     from kybernetes.kubelet.kubelet import Kubelet
     from kybernetes.kubelet.runtime_netns import bridge_conflist, write_conflist
 
@@ -84,7 +106,9 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
     await rt.start()
     try:
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
-                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr)
+                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr,
+                     image_gc_policy=image_gc_policy, airgap_dir=ContainerdProcess(adir).import_dir,
+                     sandbox_image=getattr(rt, "sandbox_image", PAUSE_IMAGE))
         await kl.start()
     except BaseException:
         await rt.stop()
@@ -129,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         agent = await start_node_agent(_client(args), node_name=args.node_name, data_dir=data_dir,
-                                       runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip)
+                                       runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
+                                       **kubelet_options(args))
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()

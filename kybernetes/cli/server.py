@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16", help="pod CIDR(s) of the cluster; nodes get subnets of it")
     p.add_argument("--node-cidr-mask-size", type=int, default=0, help="prefix length of a node's pod CIDR (IPv4, default 24)")
+    from kybernetes.cli.agent import add_kubelet_arguments
+    add_kubelet_arguments(p)
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--token", default="")
     p.add_argument("--write-kubeconfig", type=Path, default=None)
@@ -343,12 +345,12 @@ class Server:
         return True
 
     async def _start_agent(self, kc_path: Path) -> None:
-        from kybernetes.cli.agent import start_node_agent
+        from kybernetes.cli.agent import kubelet_options, start_node_agent
         from kybernetes.client import Client
 
         try:
             self.agent = await start_node_agent(Client.from_kubeconfig(kc_path), node_name=self.args.node_name,
-                                                data_dir=self.data_dir)
+                                                data_dir=self.data_dir, **kubelet_options(self.args))
         except Exception as e:  # the control plane keeps serving without a node
             log.error("node agent did not start (run with --disable-agent to skip it): %s", e)
 

@@ -16,6 +16,9 @@ from typing import Awaitable, Callable, Optional, Sequence
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
 from kybernetes.kubelet.events import EventRecorder
+from kybernetes.kubelet.image_gc import ImageGCManager, ImageGCPolicy
+from kybernetes.kubelet.images_airgap import airgap_images
+from kybernetes.kubelet.images_pause import PAUSE_IMAGE
 from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
@@ -33,10 +36,12 @@ class Kubelet:
                  pleg_period: float = 1.0, sync_frequency: float = 10.0, cluster_dns: Sequence[str] = (),
                  cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf",
                  on_pod_cidr: Optional[Callable[[Optional[list[str]]], Awaitable[None]]] = None,
-                 pod_cidr_timeout: float = 30.0):
+                 pod_cidr_timeout: float = 30.0, image_gc_policy: Optional[ImageGCPolicy] = None,
+                 airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
-        CNI config for that range."""
+        CNI config for that range.  Image GC follows `image_gc_policy` and spares the
+        images recorded as air-gapped imports in `airgap_dir` and the `sandbox_image`."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -55,6 +60,8 @@ class Kubelet:
                                   events=EventRecorder(client, node_name))
         self.stats = StatsProvider(self.cri, node_name=node_name, data_dir=self.data_dir,
                                    log_root=pod_log_root or self.data_dir / "pods")
+        self.image_gc = ImageGCManager(self.cri, policy=image_gc_policy, sandbox_image=sandbox_image,
+                                       protected=(lambda: airgap_images(airgap_dir)) if airgap_dir else (lambda: ()))
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
@@ -78,6 +85,7 @@ class Kubelet:
         if orphans:
             log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
+        self.image_gc.start()
         set_provider(self.stats)
         self.started = True
         log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)
@@ -85,6 +93,7 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        await self.image_gc.stop()
         await self.pleg.stop()
         await self.informer.stop()
         await self.workers.stop()
