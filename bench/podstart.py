@@ -48,6 +48,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def bench_pod(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, "labels": {"bench": "podstart"}},
             "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5,
@@ -150,7 +160,7 @@ async def wait_node_ready(client: Client, timeout: float = 60.0) -> None:
     while time.monotonic() < deadline:
         try:
             n = await nodes.get(NODE)
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or []):
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or []):
                 return
         except NotFound:
             pass
@@ -178,8 +188,15 @@ async def run(pods: int, rounds: int, base: Path) -> dict:
                 await api_pod_start(c, 2, "warmup")
                 await delete_all(c)
                 for r in range(rounds):
+                    procs = {"server": srv.proc.pid, "kubelet": kubelet.pid, "containerd": rt.pid or 0,
+                             "bench": os.getpid()}
+                    c0 = {k: cpu_s(p) for k, p in procs.items()}
                     raw = await raw_pod_start(rt.endpoint, n=pods, prefix=f"raw{r}", **common)
+                    c1 = {k: cpu_s(p) for k, p in procs.items()}
                     api = await api_pod_start(c, pods, f"p{r}")
+                    c2 = {k: cpu_s(p) for k, p in procs.items()}
+                    raw["cpu_s"] = {k: round(c1[k] - c0[k], 2) for k in procs}
+                    api["cpu_s"] = {k: round(c2[k] - c1[k], 2) for k in procs}
                     mem = {"server_rss_mb": rss_mb(srv.proc.pid), "kubelet_rss_mb": rss_mb(kubelet.pid),
                            "containerd_rss_mb": rss_mb(rt.pid or 0)}
                     api["delete_all_s"] = await delete_all(c)
@@ -230,6 +247,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"pod start, {res['pods']} pods at once on one node (containerd {res.get('containerd')})")
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    for i, r in enumerate(res["rounds"]):
+        print(f"round {i} CPU s during API→Running: " + ", ".join(f"{k} {v}" for k, v in r["api"]["cpu_s"].items())
+              + f" (raw CRI phase: containerd {r['raw_cri']['cpu_s']['containerd']})")
     for i, r in enumerate(res["rounds"]):
         m = r["memory"]
         print(f"round {i} RSS with {res['pods']} pods running: server {m['server_rss_mb']} MiB, "

@@ -70,7 +70,13 @@ class PodWorker:
         self.done = False
 
     def update(self, pod: Obj) -> None:
-        self.pod = pod
+        old, self.pod = self.pod, pod
+        if self.last_status is not None and _status_only_change(old, pod) and \
+                (pod.get("status") or {}).get("phase") == self.last_status.get("phase"):
+            # our own status write coming back through the watch: nothing to drive (as
+            # upstream, where status updates never reach the pod workers); with many pods
+            # starting at once a full resync per echo crowds the CRI
+            return
         self.wake.set()
 
     def event(self, etype: str, reason: str, message: str, container: Optional[str] = None) -> None:
@@ -573,6 +579,18 @@ class PodWorker:
             await self.w.volumes.teardown(self.uid)
         else:
             await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
+
+
+_VOLATILE_META = ("resourceVersion", "managedFields")
+
+
+def _status_only_change(old: Obj, new: Obj) -> bool:
+    """Whether two versions of a pod differ only in status (and bookkeeping metadata)."""
+    def strip(p: Obj) -> Obj:
+        out = {k: v for k, v in p.items() if k != "status"}
+        out["metadata"] = {k: v for k, v in (p.get("metadata") or {}).items() if k not in _VOLATILE_META}
+        return out
+    return strip(old) == strip(new)
 
 
 def _qos(pod: Obj) -> str:
