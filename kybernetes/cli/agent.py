@@ -42,6 +42,8 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-gc-low-threshold", type=int, default=80,
                    help="image filesystem usage percent image garbage collection frees down to")
     p.add_argument("--image-minimum-gc-age", default="2m", help="minimum age of an unused image before it is collected")
+    p.add_argument("--pod-manifest-path", default="", help="directory of static pod manifests (run without the API)")
+    p.add_argument("--file-check-frequency", default="20s", help="how often the static pod directory is read")
 
 
 def kubelet_options(args: argparse.Namespace) -> dict:
@@ -52,7 +54,11 @@ def kubelet_options(args: argparse.Namespace) -> dict:
     policy = ImageGCPolicy(getattr(args, "image_gc_high_threshold", 85), getattr(args, "image_gc_low_threshold", 80),
                            parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
     policy.validate()
-    return {"image_gc_policy": policy}
+    out: dict = {"image_gc_policy": policy}
+    if getattr(args, "pod_manifest_path", ""):
+        out["static_pod_path"] = Path(args.pod_manifest_path)
+        out["file_check_frequency"] = parse_duration(getattr(args, "file_check_frequency", "20s"))
+    return out
 
 
 class NodeAgent:
@@ -79,9 +85,9 @@ class NodeAgent:
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
-                           node_ip: Optional[str] = None, image_gc_policy=None) -> NodeAgent:
+                           node_ip: Optional[str] = None, **kubelet_options) -> NodeAgent:
     """Start containerd (unless `runtime_endpoint`) under DATA/agent and a kubelet using `client`
-    (which the agent then owns and closes)."""
+    (which the agent then owns and closes); `kubelet_options` go to the Kubelet."""
     from kybernetes.kubelet.containerd import ContainerdProcess, agent_dir, container_runtime
     from kybernetes.kubelet.images_pause import PAUSE_IMAGE
     from kybernetes.kubelet.kubelet import Kubelet
@@ -107,7 +113,7 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
     try:
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
                      pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr,
-                     image_gc_policy=image_gc_policy, airgap_dir=ContainerdProcess(adir).import_dir,
+                     airgap_dir=ContainerdProcess(adir).import_dir, **kubelet_options,
                      sandbox_image=getattr(rt, "sandbox_image", PAUSE_IMAGE))
         await kl.start()
     except BaseException:

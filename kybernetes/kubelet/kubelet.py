@@ -23,6 +23,7 @@ from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
+from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod
 from kybernetes.kubelet.stats import StatsProvider, set_provider
 from kybernetes.kubelet.volumes import VolumeManager
 
@@ -37,11 +38,14 @@ class Kubelet:
                  cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf",
                  on_pod_cidr: Optional[Callable[[Optional[list[str]]], Awaitable[None]]] = None,
                  pod_cidr_timeout: float = 30.0, image_gc_policy: Optional[ImageGCPolicy] = None,
-                 airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE):
+                 airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE,
+                 static_pod_path: Optional[Path] = None, file_check_frequency: float = FILE_CHECK_FREQUENCY):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
-        images recorded as air-gapped imports in `airgap_dir` and the `sandbox_image`."""
+        images recorded as air-gapped imports in `airgap_dir` and the `sandbox_image`.
+        `static_pod_path` is a manifest directory of static pods (looked at every
+        `file_check_frequency` seconds), shown in the API as mirror pods."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -66,11 +70,28 @@ class Kubelet:
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
         self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
-                                   on_delete=self.workers.removed)
+                                   on_delete=self._on_pod_deleted)
+        self.static_pods: Optional[StaticPods] = None
+        if static_pod_path is not None:
+            self.static_pods = StaticPods(client, self.workers, directory=Path(static_pod_path), node_name=node_name,
+                                          node_uid=lambda: self.node.node_uid or "",
+                                          mirrors=lambda: [p for p in self.informer.list() if is_mirror_pod(p)],
+                                          period=file_check_frequency)
         self.started = False
 
     def _on_pod(self, pod: dict) -> None:
+        if is_mirror_pod(pod):  # the static pod runs from its manifest; its mirror is only looked after
+            if self.static_pods is not None:
+                self.static_pods.kick()
+            return
         self.workers.update(pod)
+
+    def _on_pod_deleted(self, pod: dict) -> None:
+        if is_mirror_pod(pod):
+            if self.static_pods is not None:
+                self.static_pods.kick()
+            return
+        self.workers.removed(pod)
 
     async def start(self) -> "Kubelet":
         await self.cri.wait_ready(60)
@@ -86,6 +107,8 @@ class Kubelet:
             log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
         self.image_gc.start()
+        if self.static_pods is not None:
+            self.static_pods.start()
         set_provider(self.stats)
         self.started = True
         log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)
@@ -93,6 +116,8 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        if self.static_pods is not None:
+            await self.static_pods.stop()
         await self.image_gc.stop()
         await self.pleg.stop()
         await self.informer.stop()

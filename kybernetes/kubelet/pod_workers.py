@@ -649,13 +649,22 @@ class PodWorkers:
         else:
             w.update(pod)
 
-    def removed(self, pod: Obj) -> None:
-        """The pod object is gone from the API: stop and remove whatever still runs."""
+    def removed(self, pod: Obj, grace: int = 0) -> None:
+        """The pod object is gone from the API (or a static pod from its manifest
+        directory): stop, within `grace` seconds, and remove whatever still runs."""
         uid = pod["metadata"]["uid"]
         w = self.workers.get(uid)
         if w is not None and not w.done:
             w.pod = dict(pod, metadata=dict(pod["metadata"], deletionTimestamp=ps.now(),
-                                            deletionGracePeriodSeconds=0))
+                                            deletionGracePeriodSeconds=grace))
+            w.wake.set()
+
+    def status_target_changed(self, uid: str) -> None:
+        """The API object the pod's status goes to is new (a static pod's mirror pod was
+        (re)created): write the status again even if it did not change."""
+        w = self.workers.get(uid)
+        if w is not None:
+            w.last_status = None
             w.wake.set()
 
     def wake(self, uid: str) -> None:
