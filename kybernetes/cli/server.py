@@ -35,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
     p.add_argument("--disable-controllers", action="store_true", help="do not run the controller manager")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
-    p.add_argument("--cluster-cidr", default="10.42.0.0/16", help="pod CIDR(s) of the cluster; nodes get subnets of it")
+    from kybernetes.controllers.nodeipam import cluster_cidr_arg
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", type=cluster_cidr_arg,
+                   help="pod CIDR(s) of the cluster; nodes get subnets of it")
     p.add_argument("--node-cidr-mask-size", type=int, default=0, help="prefix length of a node's pod CIDR (IPv4, default 24)")
     from kybernetes.cli.agent import add_kubelet_arguments
     add_kubelet_arguments(p)

@@ -65,7 +65,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None, cluster_cidr: str = 
     from kybernetes.controllers.garbagecollector import GarbageCollector
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
-    from kybernetes.controllers.nodeipam import NodeIpamController
+    from kybernetes.controllers.nodeipam import NodeIpamController, cidr_sets
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
     from kybernetes.controllers.podgc import PodGCController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
@@ -80,6 +80,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None, cluster_cidr: str = 
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
     ]
+    cidr_sets(cluster_cidr, node_cidr_mask_size)  # bad --cluster-cidr/--node-cidr-mask-size fail here, at start
     out.append(partial(NodeIpamController, cluster_cidr=cluster_cidr, node_cidr_mask_size=node_cidr_mask_size))
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))

@@ -94,6 +94,20 @@ def cidr_sets(cluster_cidrs: Union[str, Sequence[str]], node_cidr_mask_size: Opt
     return out
 
 
+def cluster_cidr_arg(text: str) -> str:
+    """argparse type of --cluster-cidr: a clear usage error for a bad value."""
+    import argparse
+
+    cidrs = [c.strip() for c in text.split(",") if c.strip()]
+    try:
+        nets = [ipaddress.ip_network(c, strict=True) for c in cidrs]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"invalid cluster CIDR: {e}") from None
+    if not nets or len({n.version for n in nets}) != len(nets):
+        raise argparse.ArgumentTypeError("one cluster CIDR per IP family (IPv4, IPv6)")
+    return text
+
+
 def node_cidrs(node: Obj) -> list[str]:
     spec = node.get("spec") or {}
     return list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
@@ -153,8 +167,10 @@ class NodeIpamController(Controller):
             self.log.warning("node %s: CIDRNotAvailable: %s", key, e)
             raise Requeue(EXHAUSTED_RETRY, "CIDRNotAvailable") from None
         self.pending[key] = cidrs
-        patch = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
-                 "spec": {"podCIDR": cidrs[0], "podCIDRs": cidrs}}
+        # no resourceVersion precondition (as upstream's PatchNodeCIDRs): the kubelet's
+        # status writes must not make us skip subnets, and validation refuses to change
+        # a podCIDR once set, so a node some other allocator served is never re-addressed
+        patch = {"spec": {"podCIDR": cidrs[0], "podCIDRs": cidrs}}
         try:
             await self.nodes_api.patch(key, patch, "merge")
         except NotFound:

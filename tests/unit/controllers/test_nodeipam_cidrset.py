@@ -50,3 +50,15 @@ def test_node_cidrs_reads_either_field():
     assert node_cidrs({"spec": {"podCIDRs": ["10.42.1.0/24"]}}) == ["10.42.1.0/24"]
     assert node_cidrs({"spec": {"podCIDR": "10.42.2.0/24"}}) == ["10.42.2.0/24"]
     assert node_cidrs({"spec": {}}) == []
+
+
+def test_cluster_cidr_flag():
+    import argparse
+
+    from kybernetes.controllers.nodeipam import cluster_cidr_arg
+
+    assert cluster_cidr_arg("10.99.0.0/29") == "10.99.0.0/29"
+    assert cluster_cidr_arg("10.42.0.0/16,fd00::/48") == "10.42.0.0/16,fd00::/48"
+    for bad in ("bogus", "10.42.0.1/16", "", "10.42.0.0/16,10.43.0.0/16"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cluster_cidr_arg(bad)
