@@ -1,5 +1,8 @@
 """The kubelet: registers the node, heartbeats, watches the pods bound to it and runs them
 through the CRI with pod workers, noticing container exits through a relisting PLEG.
+Beside that: static pods from a manifest directory (mirror pods in the API), image
+garbage collection, and the stats provider behind /stats/summary and /metrics/resource
+(kybernetes.kubelet.stats.summary()/resource_metrics()).
 
     kl = Kubelet(client, runtime_endpoint, node_name="n1", data_dir=DIR)
     await kl.start()
@@ -24,7 +27,7 @@ from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
 from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod
-from kybernetes.kubelet.stats import StatsProvider, set_provider
+from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
 from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
@@ -116,6 +119,7 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        clear_provider(self.stats)
         if self.static_pods is not None:
             await self.static_pods.stop()
         await self.image_gc.stop()

@@ -543,6 +543,13 @@ def set_provider(provider: Optional[StatsProvider]) -> None:
     _default = provider
 
 
+def clear_provider(provider: StatsProvider) -> None:
+    """A stopping kubelet withdraws its provider (if it is still the registered one)."""
+    global _default
+    if _default is provider:
+        _default = None
+
+
 async def summary() -> Obj:
     """`/stats/summary` of this node's kubelet."""
     if _default is None:
