@@ -14,6 +14,7 @@ usageNanoCores is a rate even where the runtime leaves it out.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -293,6 +294,39 @@ def network_from_cri(n: "pb.NetworkUsage") -> Optional[Obj]:
     return out
 
 
+def parse_net_dev(text: str, now_ns: int, default: str = "eth0") -> Optional[Obj]:
+    """Summary network stats from a /proc/<pid>/net/dev table (loopback left out, as
+    upstream); None when the pod has no other interface."""
+    ifaces = []
+    for line in text.splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        name = name.strip()
+        f = rest.split()
+        if not name or name == "lo" or len(f) < 11:
+            continue
+        ifaces.append({"name": name, "rxBytes": int(f[0]), "rxErrors": int(f[2]),
+                       "txBytes": int(f[8]), "txErrors": int(f[10])})
+    if not ifaces:
+        return None
+    main = next((i for i in ifaces if i["name"] == default), ifaces[0])
+    return {"time": rfc3339(now_ns), **main, "interfaces": ifaces}
+
+
+def _sandbox_pid(status_response) -> Optional[int]:
+    raw = status_response.info.get("info") if status_response.info else None
+    try:
+        return int(json.loads(raw).get("pid")) if raw else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _read_net_dev(pid: int) -> Optional[str]:
+    try:
+        return Path(f"/proc/{pid}/net/dev").read_text()
+    except OSError:
+        return None
+
+
 class RateTracker:
     """usageNanoCores from two cumulative samples of the same cgroup (as cadvisor, and
     upstream's CRI stats provider when the runtime gives none)."""
@@ -407,6 +441,7 @@ class StatsProvider:
         self.cgroup_root = cgroup_root
         self.start_ns = start_ns or _boot_ns()
         self.rates = RateTracker()
+        self._pids: dict[str, int] = {}  # sandbox id -> its PID 1
         self._lock = asyncio.Lock()  # rates need ordered samples
 
     async def node_sample(self) -> NodeSample:
@@ -452,7 +487,13 @@ class StatsProvider:
                     p.network = network_from_cri(lx.network)
                 if lx.HasField("process"):
                     p.processes = _u(lx.process, "process_count")
+            if p.network is None:
+                # containerd 1.6 leaves pod network stats out: read the sandbox's
+                # network namespace through its PID 1 (/proc/<pid>/net/dev)
+                p.network = await self._netns_stats(s.id)
             pods[s.id] = p
+        for gone in [k for k in self._pids if k not in sandboxes]:
+            del self._pids[gone]
         for cs in ctr_stats:
             c = containers.get(cs.attributes.id)
             if c is None or c.pod_sandbox_id not in pods:
@@ -472,6 +513,18 @@ class StatsProvider:
             sample.logs = FsSample(time.time_ns(), used=used, inodes_used=inodes)
             p.containers.append(sample)
         return list(pods.values())
+
+    async def _netns_stats(self, sid: str) -> Optional[Obj]:
+        pid = self._pids.get(sid)
+        if pid is None:
+            try:
+                pid = self._pids[sid] = _sandbox_pid(await self.cri.pod_sandbox_status(sid, verbose=True)) or 0
+            except Exception:  # noqa: BLE001 - a sandbox that just went away has no stats
+                return None
+        if not pid:
+            return None
+        text = await asyncio.to_thread(_read_net_dev, pid)
+        return parse_net_dev(text, time.time_ns()) if text else None
 
     async def samples(self) -> tuple[NodeSample, list[PodSample]]:
         async with self._lock:

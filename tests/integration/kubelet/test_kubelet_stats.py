@@ -56,6 +56,9 @@ async def test_summary_and_resource_metrics(env):
             assert ctr["logs"]["usedBytes"] > 0
             assert pod["cpu"]["usageCoreNanoSeconds"] >= ctr["cpu"]["usageCoreNanoSeconds"] * 0.9
             assert pod["memory"]["workingSetBytes"] >= ctr["memory"]["workingSetBytes"]
+            net = pod["network"]
+            assert net["name"] == "eth0" and net["txBytes"] >= 0 and [i["name"] for i in net["interfaces"]] == ["eth0"]
+            assert pod["process_stats"]["process_count"] >= 1
             node = s["node"]
             assert node["nodeName"] == "node-st"
             assert node["cpu"]["usageCoreNanoSeconds"] > pod["cpu"]["usageCoreNanoSeconds"]

@@ -14,6 +14,7 @@ from kybernetes.kubelet.stats import (
     _fill_from_containers,
     build_summary,
     go_float,
+    parse_net_dev,
     render_resource_metrics,
 )
 
@@ -100,3 +101,18 @@ def test_usage_nano_cores_from_two_samples():
     assert first_of_other.usage_nano_cores == 9  # no sample of ours yet: the runtime's
     r.forget_except(set())
     assert r.prev == {}
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0:    4242      30    1    0    0     0          0         0     2121      20    2    0    0     0       0          0
+"""
+
+
+def test_net_dev_parsing():
+    n = parse_net_dev(NET_DEV, T)
+    assert n == {"time": "2023-11-14T22:13:20Z", "name": "eth0", "rxBytes": 4242, "rxErrors": 1, "txBytes": 2121,
+                 "txErrors": 2, "interfaces": [{"name": "eth0", "rxBytes": 4242, "rxErrors": 1, "txBytes": 2121,
+                                                "txErrors": 2}]}
+    assert parse_net_dev(NET_DEV.rsplit("\n", 2)[0], T) is None  # loopback only
