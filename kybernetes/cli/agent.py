@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -152,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = (args.data_dir or default_data_dir()).resolve()
+    try:
+        options = kubelet_options(args)
+    except ValueError as e:
+        print(f"kyb agent: {e}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -160,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         agent = await start_node_agent(_client(args), node_name=args.node_name, data_dir=data_dir,
                                        runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
-                                       **kubelet_options(args))
+                                       **options)
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()
