@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +41,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--container-runtime-endpoint", default="", help="use this CRI socket instead of starting containerd")
     p.add_argument("--node-ip", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+    add_kubelet_arguments(p)
+
+
+def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
+    """Kubelet options shared by `kyb agent` and `kyb server` (its in-process node)."""
+    p.add_argument("--image-gc-high-threshold", type=int, default=85,
+                   help="image filesystem usage percent that starts image garbage collection")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80,
+                   help="image filesystem usage percent image garbage collection frees down to")
+    p.add_argument("--image-minimum-gc-age", default="2m", help="minimum age of an unused image before it is collected")
+    p.add_argument("--pod-manifest-path", default="", help="directory of static pod manifests (run without the API)")
+    p.add_argument("--file-check-frequency", default="20s", help="how often the static pod directory is read")
+
+
+def kubelet_options(args: argparse.Namespace) -> dict:
+    """start_node_agent keyword arguments from the kubelet flags (defaults when absent)."""
+    from kybernetes.client.leaderelection import parse_duration
+    from kybernetes.kubelet.image_gc import ImageGCPolicy
+
+    policy = ImageGCPolicy(getattr(args, "image_gc_high_threshold", 85), getattr(args, "image_gc_low_threshold", 80),
+                           parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
+    policy.validate()
+    out: dict = {"image_gc_policy": policy}
+    if getattr(args, "pod_manifest_path", ""):
+        out["static_pod_path"] = Path(args.pod_manifest_path)
+        out["file_check_frequency"] = parse_duration(getattr(args, "file_check_frequency", "20s"))
+    return out
 
 
 class NodeAgent:
@@ -70,24 +98,36 @@ class NodeAgent:
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
-                           node_ip: Optional[str] = None) -> NodeAgent:
+                           node_ip: Optional[str] = None, **kubelet_options) -> NodeAgent:
     """Start containerd (unless `runtime_endpoint`) under DATA/agent and a kubelet using `client`
-    (which the agent then owns and closes)."""
-    from kybernetes.kubelet.containerd import agent_dir, container_runtime
+    (which the agent then owns and closes); `kubelet_options` go to the Kubelet."""
+    from kybernetes.kubelet.containerd import ContainerdProcess, agent_dir, container_runtime
+    from kybernetes.kubelet.images_pause import PAUSE_IMAGE
     from kybernetes.kubelet.kubelet import Kubelet
     from kybernetes.kubelet.runtime_netns import bridge_conflist, write_conflist
 
     adir = agent_dir(data_dir)
     rt = container_runtime(adir, runtime_endpoint or None)
+    on_pod_cidr = None
     if not runtime_endpoint:
-        conf = rt.cni_conf_dir
-        if not conf.exists() or not any(conf.glob("*.conflist")):
-            write_conflist(conf, bridge_conflist("kyb", POD_BRIDGE, DEFAULT_POD_SUBNET, gateway=False,
-                                                 ipam_dir=adir / "cni" / "ipam"))
+        async def write_cni(cidrs: Optional[list[str]]) -> None:
+            # host-local hands out pod IPs from the node's podCIDR (node IPAM); without one
+            # (no controller manager), the default subnet, once
+            conf = rt.cni_conf_dir
+            if not cidrs and conf.exists() and any(conf.glob("*.conflist")):
+                return
+            if not cidrs:
+                log.warning("node %s got no podCIDR: pods use %s", node_name, DEFAULT_POD_SUBNET)
+            subnet = cidrs[0] if cidrs else DEFAULT_POD_SUBNET
+            await asyncio.to_thread(write_conflist, conf, bridge_conflist("kyb", POD_BRIDGE, subnet, gateway=False,
+                                                                          ipam_dir=adir / "cni" / "ipam"))
+        on_pod_cidr = write_cni
     await rt.start()
     try:
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
-                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"))
+                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr,
+                     airgap_dir=ContainerdProcess(adir).import_dir, **kubelet_options,
+                     sandbox_image=getattr(rt, "sandbox_image", PAUSE_IMAGE))
         await kl.start()
     except BaseException:
         await rt.stop()
@@ -192,6 +232,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = (args.data_dir or default_data_dir()).resolve()
+    try:
+        options = kubelet_options(args)
+    except ValueError as e:
+        print(f"kyb agent: {e}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -216,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
             client = _client(args)
         try:
             agent = await start_node_agent(client, node_name=args.node_name, data_dir=data_dir,
-                                           runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip)
+                                           runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
+                                           **options)
         except BaseException:
             if certs is not None:
                 await certs.stop()

@@ -77,6 +77,7 @@ def _stage(archive: Path, import_dir: Path) -> Path:
 
 async def _import(args: argparse.Namespace) -> int:
     from kybernetes.cri import socket_path
+    from kybernetes.kubelet.images_airgap import record_airgap_images
     from kybernetes.kubelet.images_import import ImageImportError, import_archive
     from kybernetes.kubelet.images_oci import archive_references
 
@@ -107,6 +108,8 @@ async def _import(args: argparse.Namespace) -> int:
             print(f"kyb images import: {e}", file=sys.stderr)
             rc = 1
             continue
+        # air-gapped images are never garbage collected (images_airgap)
+        record_airgap_images(import_dir, names)
         for n in names:
             print(f"imported {n}")
     return rc

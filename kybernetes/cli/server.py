@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
     p.add_argument("--disable-controllers", action="store_true", help="do not run the controller manager")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
+    from kybernetes.controllers.nodeipam import cluster_cidr_arg
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16", type=cluster_cidr_arg,
+                   help="pod CIDR(s) of the cluster; nodes get subnets of it")
+    p.add_argument("--node-cidr-mask-size", type=int, default=0, help="prefix length of a node's pod CIDR (IPv4, default 24)")
+    from kybernetes.cli.agent import add_kubelet_arguments
+    add_kubelet_arguments(p)
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--token", default="")
     p.add_argument("--write-kubeconfig", type=Path, default=None)
@@ -242,7 +248,9 @@ class Server:
                 grace = parse_duration(args.node_monitor_grace_period)
             except ValueError as e:
                 raise SystemExit(f"kyb server: --node-monitor-grace-period: {e}") from None
-            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), node_monitor_grace_period=grace) + [
+            controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), node_monitor_grace_period=grace,
+                                              cluster_cidr=args.cluster_cidr,
+                                              node_cidr_mask_size=args.node_cidr_mask_size or None) + [
                 functools.partial(CSRSigningController, ca=ca, duration=self._signing_duration())]
             if args.leader_elect:
                 self.controller_manager = await self._elected_controller_manager(cm_kc, controllers)
@@ -469,12 +477,12 @@ class Server:
         return True
 
     async def _start_agent(self, kc_path: Path) -> None:
-        from kybernetes.cli.agent import start_node_agent
+        from kybernetes.cli.agent import kubelet_options, start_node_agent
         from kybernetes.client import Client
 
         try:
             self.agent = await start_node_agent(Client.from_kubeconfig(kc_path), node_name=self.args.node_name,
-                                                data_dir=self.data_dir)
+                                                data_dir=self.data_dir, **kubelet_options(self.args))
         except Exception as e:  # the control plane keeps serving without a node
             log.error("node agent did not start (run with --disable-agent to skip it): %s", e)
 

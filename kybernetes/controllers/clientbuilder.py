@@ -48,6 +48,7 @@ CONTROLLER_SERVICE_ACCOUNTS = {
     "nodelifecycle": "node-controller",
     # upstream's taint eviction controller keeps the node controller's identity
     "taint-eviction-controller": "node-controller",
+    "node-ipam": "node-controller",
     "podgc": "pod-garbage-collector",
     "horizontalpodautoscaler": "horizontal-pod-autoscaler",
     "root-ca-cert-publisher": "root-ca-cert-publisher",

@@ -48,11 +48,13 @@ class AlwaysLeader:
             await asyncio.shield(on_stopped_leading())
 
 
-def default_controllers(*, root_ca: Optional[bytes] = None,
-                        node_monitor_grace_period: Optional[float] = None) -> list[ControllerFactory]:
+def default_controllers(*, root_ca: Optional[bytes] = None, node_monitor_grace_period: Optional[float] = None,
+                        cluster_cidr: str = "10.42.0.0/16",
+                        node_cidr_mask_size: Optional[int] = None) -> list[ControllerFactory]:
     """The controllers `kyb server` runs.  `root_ca` (the cluster CA PEM) enables the
     root CA publisher; without it that controller is left out.  `node_monitor_grace_period`
-    (seconds) overrides the node lifecycle controller's (upstream --node-monitor-grace-period)."""
+    (seconds) overrides the node lifecycle controller's (upstream --node-monitor-grace-period).
+    `cluster_cidr` and `node_cidr_mask_size` configure node IPAM (spec.podCIDR of every node)."""
     from functools import partial
 
     from kybernetes.controllers.clusterrole_aggregation import ClusterRoleAggregationController
@@ -68,6 +70,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None,
     from kybernetes.controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
     from kybernetes.controllers.job import JobController
     from kybernetes.controllers.namespace import NamespaceController
+    from kybernetes.controllers.nodeipam import NodeIpamController, cidr_sets
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
     from kybernetes.controllers.podgc import PodGCController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
@@ -85,6 +88,8 @@ def default_controllers(*, root_ca: Optional[bytes] = None,
     ]
     if node_monitor_grace_period is not None:
         out[out.index(NodeLifecycleController)] = partial(NodeLifecycleController, grace_period=node_monitor_grace_period)
+    cidr_sets(cluster_cidr, node_cidr_mask_size)  # bad --cluster-cidr/--node-cidr-mask-size fail here, at start
+    out.append(partial(NodeIpamController, cluster_cidr=cluster_cidr, node_cidr_mask_size=node_cidr_mask_size))
     if root_ca:
         out.append(partial(RootCACertPublisher, root_ca=root_ca))
     return out

@@ -1,5 +1,8 @@
 """The kubelet: registers the node, heartbeats, watches the pods bound to it and runs them
 through the CRI with pod workers, noticing container exits through a relisting PLEG.
+Beside that: static pods from a manifest directory (mirror pods in the API), image
+garbage collection, and the stats provider behind /stats/summary and /metrics/resource
+(kybernetes.kubelet.stats.summary()/resource_metrics()).
 
     kl = Kubelet(client, runtime_endpoint, node_name="n1", data_dir=DIR)
     await kl.start()
@@ -11,13 +14,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Awaitable, Callable, Optional, Sequence
 
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
+from kybernetes.kubelet.events import EventRecorder
+from kybernetes.kubelet.image_gc import ImageGCManager, ImageGCPolicy
+from kybernetes.kubelet.images_airgap import airgap_images
+from kybernetes.kubelet.images_pause import PAUSE_IMAGE
 from kybernetes.kubelet.node_status import NodeStatusManager
+from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
+from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod
+from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
+from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
 
@@ -26,38 +37,92 @@ class Kubelet:
     def __init__(self, client: Client, runtime_endpoint: str, *, node_name: str, data_dir: Path,
                  node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
                  cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
-                 pleg_period: float = 1.0):
+                 pleg_period: float = 1.0, sync_frequency: float = 10.0, cluster_dns: Sequence[str] = (),
+                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf",
+                 on_pod_cidr: Optional[Callable[[Optional[list[str]]], Awaitable[None]]] = None,
+                 pod_cidr_timeout: float = 30.0, image_gc_policy: Optional[ImageGCPolicy] = None,
+                 airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE,
+                 static_pod_path: Optional[Path] = None, file_check_frequency: float = FILE_CHECK_FREQUENCY):
+        """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
+        node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
+        CNI config for that range.  Image GC follows `image_gc_policy` and spares the
+        images recorded as air-gapped imports in `airgap_dir` and the `sandbox_image`.
+        `static_pod_path` is a manifest directory of static pods (looked at every
+        `file_check_frequency` seconds), shown in the API as mirror pods."""
         self.client = client
+        self.on_pod_cidr = on_pod_cidr
+        self.pod_cidr_timeout = pod_cidr_timeout
+        self.pod_cidrs: Optional[list[str]] = None
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.cri = CRIClient(runtime_endpoint)
         self.node = NodeStatusManager(client, node_name, cri=self.cri, data_dir=self.data_dir, node_ip=node_ip,
                                       status_interval=status_interval, lease_interval=lease_interval)
+        # pod directories as upstream's /var/lib/kubelet/pods/<uid>/volumes/...
+        self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable)
         self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
-                                  log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root)
+                                  log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
+                                  resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
+                                  cluster_domain=cluster_domain, resolv_conf=resolv_conf,
+                                  events=EventRecorder(client, node_name))
+        self.stats = StatsProvider(self.cri, node_name=node_name, data_dir=self.data_dir,
+                                   log_root=pod_log_root or self.data_dir / "pods")
+        self.image_gc = ImageGCManager(self.cri, policy=image_gc_policy, sandbox_image=sandbox_image,
+                                       protected=(lambda: airgap_images(airgap_dir)) if airgap_dir else (lambda: ()))
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
         self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
-                                   on_delete=self.workers.removed)
+                                   on_delete=self._on_pod_deleted)
+        self.static_pods: Optional[StaticPods] = None
+        if static_pod_path is not None:
+            self.static_pods = StaticPods(client, self.workers, directory=Path(static_pod_path), node_name=node_name,
+                                          node_uid=lambda: self.node.node_uid or "",
+                                          mirrors=lambda: [p for p in self.informer.list() if is_mirror_pod(p)],
+                                          period=file_check_frequency)
         self.started = False
 
     def _on_pod(self, pod: dict) -> None:
+        if is_mirror_pod(pod):  # the static pod runs from its manifest; its mirror is only looked after
+            if self.static_pods is not None:
+                self.static_pods.kick()
+            return
         self.workers.update(pod)
+
+    def _on_pod_deleted(self, pod: dict) -> None:
+        if is_mirror_pod(pod):
+            if self.static_pods is not None:
+                self.static_pods.kick()
+            return
+        self.workers.removed(pod)
 
     async def start(self) -> "Kubelet":
         await self.cri.wait_ready(60)
         await self.node.register()
         self.node.start()
+        if self.on_pod_cidr is not None:
+            self.pod_cidrs = await wait_pod_cidrs(self.client, self.node_name, self.pod_cidr_timeout)
+            await self.on_pod_cidr(self.pod_cidrs)
         self.informer.start()
         await self.informer.wait_synced(60)
+        orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
+        if orphans:
+            log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
+        self.image_gc.start()
+        if self.static_pods is not None:
+            self.static_pods.start()
+        set_provider(self.stats)
         self.started = True
         log.info("kubelet for node %s started (runtime %s)", self.node_name, self.node.runtime_version)
         return self
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        clear_provider(self.stats)
+        if self.static_pods is not None:
+            await self.static_pods.stop()
+        await self.image_gc.stop()
         await self.pleg.stop()
         await self.informer.stop()
         await self.workers.stop()

@@ -26,6 +26,18 @@ def rfc3339_from_ns(ns: int) -> Optional[str]:
     return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def go_duration(seconds: float) -> str:
+    """Whole seconds as Go's time.Duration prints them: 10s, 1m20s, 5m0s, 1h0m0s."""
+    total = int(seconds)
+    h, rem = divmod(total, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
 def expand(s: str, env: Mapping[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` is an escaped `$`,
     references to undefined variables stay as written."""
@@ -135,8 +147,9 @@ def pod_phase(pod: Obj, init_statuses: list[Obj], statuses: list[Obj], *, init_f
     if init_failed:
         return "Failed"
     n = len(spec.get("containers") or [])
+    regular_inits = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") != "Always"]
     inits_done = all((_terminated(s) or {}).get("exitCode") == 0 for s in init_statuses) and \
-        len(init_statuses) == len(spec.get("initContainers") or [])
+        len(init_statuses) == len(regular_inits)
     if not inits_done:
         return "Pending"
     running = waiting = stopped = succeeded = 0
@@ -180,10 +193,12 @@ def _cond(ctype: str, ok: bool, reason: str = "", old: Optional[list[Obj]] = Non
 
 
 def pod_conditions(pod: Obj, phase: str, *, sandbox_ready: bool, init_done: bool,
-                   statuses: list[Obj]) -> list[Obj]:
+                   statuses: list[Obj], sidecars: Optional[list[Obj]] = None) -> list[Obj]:
     old = (pod.get("status") or {}).get("conditions") or []
     n = len((pod.get("spec") or {}).get("containers") or [])
-    all_ready = n > 0 and len(statuses) == n and all(s.get("ready") for s in statuses)
+    # sidecar (restartable init) containers count towards readiness, as upstream
+    all_ready = n > 0 and len(statuses) == n and all(s.get("ready") for s in statuses) and \
+        all(s.get("ready") for s in sidecars or [])
     terminal = phase in ("Succeeded", "Failed")
     ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
     conds = [

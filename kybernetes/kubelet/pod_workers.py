@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
+from kybernetes.kubelet import pod_dns
 from kybernetes.kubelet import runtime_cleanup as cleanup
+from kybernetes.kubelet import termination as term
+from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
+from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
+from kybernetes.kubelet.prober import PodProbes
+from kybernetes.kubelet.prober.manager import Running
+from kybernetes.kubelet.prober.netns import sandbox_netns
+from kybernetes.kubelet.volumes import ContainerConfigError, MountedVolume, VolumeError, VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet.pods")
 Obj = dict[str, Any]
@@ -25,6 +34,11 @@ L_CONTAINER = "io.kubernetes.container.name"
 L_KIND = "kyb.io/container-kind"  # "init" or "app"
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
+
+
+def is_sidecar(c: Obj) -> bool:
+    """An init container with restartPolicy Always runs beside the app containers."""
+    return c.get("restartPolicy") == "Always"
 
 
 def pull_policy(c: Obj) -> str:
@@ -47,11 +61,30 @@ class PodWorker:
         self.backoff: dict[str, tuple[float, float]] = {}  # container -> (delay, not_before)
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
+        self.volumes: dict[str, MountedVolume] = {}
+        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed)
+        self.netns: Optional[str] = None
+        self.netns_sid = ""
+        self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
+        self.initialized_sid = ""
         self.done = False
 
     def update(self, pod: Obj) -> None:
-        self.pod = pod
+        old, self.pod = self.pod, pod
+        if self.last_status is not None and _status_only_change(old, pod) and \
+                (pod.get("status") or {}).get("phase") == self.last_status.get("phase"):
+            # our own status write coming back through the watch: nothing to drive (as
+            # upstream, where status updates never reach the pod workers); with many pods
+            # starting at once a full resync per echo crowds the CRI
+            return
         self.wake.set()
+
+    def event(self, etype: str, reason: str, message: str, container: Optional[str] = None) -> None:
+        if self.w.events is not None:
+            self.w.events.pod_event(self.pod, etype, reason, message, container)
+
+    def probe_failed(self, kind: str, container: str, output: str) -> None:
+        self.event(WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {output}", container)
 
     async def run(self) -> None:
         while not self.done:
@@ -98,6 +131,17 @@ class PodWorker:
         terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
         if terminal:
             return
+        try:
+            # every sync refreshes API data volumes, so configMap/secret updates propagate
+            self.volumes = await self.w.volumes.setup(pod)
+        except VolumeError as e:
+            log.warning("pod %s: %s", self.name, e)
+            self.event(WARNING, "FailedMount", str(e))
+            if not ready:
+                # nothing can start yet: report ContainerCreating and retry soon
+                await self.write_status("", "", {}, False, False)
+                asyncio.get_running_loop().call_later(2.0, self.wake.set)
+                return
         if not ready:
             attempt = len(sandboxes)
             sid, sconfig = await self.run_sandbox(attempt)
@@ -112,12 +156,25 @@ class PodWorker:
         spec = pod["spec"]
         policy = spec.get("restartPolicy") or "Always"
         init_failed = False
-        # init containers, in order
+        if self.initialized_sid != sid:
+            self.initialized_sid, self.initialized = sid, False
+        await self.update_probes(spec, latest, sid, pod_ip)
+        # init containers, in order; a sidecar (restartPolicy Always) counts once it has started
         init_done = True
         for c in spec.get("initContainers") or []:
             cur = latest.get(c["name"])
             if cur is None:
                 await self.start_container(sid, sconfig, c, 0, "init", pod_ip)
+                init_done = False
+                break
+            if is_sidecar(c):
+                if cur.state == pb.CONTAINER_RUNNING and not await self.enforce_liveness(c, cur, sid, pod_ip):
+                    if self.probes.started(c["name"], cur.id):
+                        continue
+                elif cur.state == pb.CONTAINER_EXITED:
+                    await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)  # always, whatever the pod's policy
+                if self.initialized:
+                    continue  # once the pod is initialized, a sidecar restart never holds back the app containers
                 init_done = False
                 break
             if cur.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED):
@@ -133,10 +190,14 @@ class PodWorker:
                 await self.maybe_restart(sid, sconfig, c, cur, "init", pod_ip)
             break
         if init_done and not init_failed:
+            self.initialized = True
             for c in spec.get("containers") or []:
                 cur = latest.get(c["name"])
                 if cur is None:
                     await self.start_container(sid, sconfig, c, 0, "app", pod_ip)
+                    continue
+                if cur.state == pb.CONTAINER_RUNNING:
+                    await self.enforce_liveness(c, cur, sid, pod_ip)
                     continue
                 if cur.state != pb.CONTAINER_EXITED:
                     continue
@@ -145,6 +206,73 @@ class PodWorker:
                     await self.maybe_restart(sid, sconfig, c, cur, "app", pod_ip)
         containers = await cri.list_containers(labels={L_UID: self.uid})
         await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done)
+
+    async def enforce_liveness(self, c: Obj, cur, sid: str, pod_ip: str) -> bool:
+        """Kill a running container whose liveness or startup probe failed; True if it did."""
+        why = self.probes.failed(c["name"], cur.id)
+        if why is None:
+            return False
+        log.info("pod %s: %s", self.name, why)
+        probe_grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds")
+        await self.kill_container(c, cur.id, self.grace_period(c) if probe_grace is None else int(probe_grace),
+                                  why, pod_ip=pod_ip, sid=sid)
+        self.wake.set()  # restart (or not) on the next pass, per restartPolicy
+        return True
+
+    async def update_probes(self, spec: Obj, latest: dict, sid: str, pod_ip: str) -> None:
+        """Tell the probe workers which container instances run now (and where)."""
+        probed = [c for c in [*filter(is_sidecar, spec.get("initContainers") or []), *(spec.get("containers") or [])]
+                  if c.get("livenessProbe") or c.get("readinessProbe") or c.get("startupProbe")]
+        if not probed:
+            return
+        netns = await self.sandbox_netns(sid)
+        running: dict[str, Running] = {}
+        for c in probed:
+            cur = latest.get(c["name"])
+            if cur is not None and cur.state == pb.CONTAINER_RUNNING:
+                st = (await self.w.cri.container_status(cur.id)).status
+                running[c["name"]] = Running(cur.id, st.started_at / 1e9, c)
+        self.probes.update(probed, running, pod_ip, netns)
+
+    async def sandbox_netns(self, sid: str) -> Optional[str]:
+        """The sandbox's network namespace (probes and httpGet hooks connect from there)."""
+        if self.netns_sid != sid:
+            try:
+                self.netns = sandbox_netns(await self.w.cri.pod_sandbox_status(sid, verbose=True))
+            except CRIError:
+                self.netns = None
+            self.netns_sid = sid
+        return self.netns
+
+    def pod_ip(self) -> str:
+        return (self.pod.get("status") or {}).get("podIP") or ""
+
+    def grace_period(self, c: Optional[Obj] = None) -> int:
+        spec = self.pod.get("spec") or {}
+        g = spec.get("terminationGracePeriodSeconds")
+        return 30 if g is None else int(g)
+
+    async def kill_container(self, c: Obj, cid: str, grace: int, reason: str, *, pod_ip: str = "",
+                             sid: str = "") -> None:
+        """Stop one container: run its preStop hook within the grace period, then its stop
+        signal, then SIGKILL after what remains of the grace period (at least 2 s when a
+        hook ran), as upstream's killContainer."""
+        pre = (c.get("lifecycle") or {}).get("preStop")
+        if pre and grace > 0:
+            t0 = time.monotonic()
+            netns = await self.sandbox_netns(sid) if sid else self.netns
+            err = await run_hook(pre, c, cri=self.w.cri, cid=cid, pod_ip=pod_ip or self.pod_ip(), netns=netns,
+                                 timeout=grace)
+            if err:
+                log.warning("pod %s: FailedPreStopHook: %s", self.name, err)
+                self.event(WARNING, "FailedPreStopHook", err, c.get("name"))
+            grace = max(MIN_GRACE_SECONDS, grace - int(time.monotonic() - t0))
+        self.event(NORMAL, "Killing", reason if reason.startswith("Container ") else f"Stopping container {c['name']}",
+                   c.get("name"))
+        try:
+            await self.w.cri.stop_container(cid, timeout=grace)
+        except CRIError as e:
+            log.warning("stopping %s of %s (%s): %s", c["name"], self.name, reason, e)
 
     def latest(self, containers: list, sid: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -159,14 +287,14 @@ class PodWorker:
     # ------------------------------------------------------------ sandbox
     def sandbox_config(self, attempt: int) -> "pb.PodSandboxConfig":
         meta = self.pod["metadata"]
-        spec = self.pod["spec"]
         log_dir = self.w.log_root / f"{meta['namespace']}_{meta['name']}_{self.uid}"
         log_dir.mkdir(parents=True, exist_ok=True)
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=meta["name"], uid=self.uid, namespace=meta["namespace"],
                                            attempt=attempt),
-            hostname=spec.get("hostname") or meta["name"],
+            hostname=pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
             log_directory=str(log_dir),
+            dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.w.cgroup_parent(self.uid),
@@ -174,7 +302,13 @@ class PodWorker:
                     namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
         )
 
+    def dns_config(self) -> "pb.DNSConfig":
+        d = pod_dns.pod_dns(self.pod, cluster_dns=self.w.cluster_dns, cluster_domain=self.w.cluster_domain,
+                            host=self.w.host_dns)
+        return pb.DNSConfig(servers=d.servers, searches=d.searches, options=d.options)
+
     async def run_sandbox(self, attempt: int) -> tuple[str, "pb.PodSandboxConfig"]:
+        await self.w.load_host_dns()
         cfg = self.sandbox_config(attempt)
         sid = await self.w.cri.run_pod_sandbox(cfg)
         if self.start_time is None:
@@ -187,18 +321,25 @@ class PodWorker:
         policy = pull_policy(c)
         have = await cri.image_status(image)
         if policy == "Never" and have is None:
-            self.waiting[c["name"]] = ("ErrImageNeverPull",
-                                       f'Container image "{image}" is not present with pull policy of Never')
+            msg = f'Container image "{image}" is not present with pull policy of Never'
+            self.waiting[c["name"]] = ("ErrImageNeverPull", msg)
+            self.event(WARNING, "ErrImageNeverPull", msg, c["name"])
             return None
         if have is not None and policy != "Always":
+            self.event(NORMAL, "Pulled", f'Container image "{image}" already present on machine', c["name"])
             return have.id
+        self.event(NORMAL, "Pulling", f'Pulling image "{image}"', c["name"])
+        t0 = time.monotonic()
         try:
             await cri.pull_image(image)
         except CRIError as e:
             if have is not None:
                 return have.id
             self.waiting[c["name"]] = ("ErrImagePull", str(e))
+            self.event(WARNING, "Failed", f'Failed to pull image "{image}": {e}', c["name"])
             return None
+        self.event(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s',
+                   c["name"])
         img = await cri.image_status(image)
         return img.id if img else None
 
@@ -209,11 +350,24 @@ class PodWorker:
         envd = dict(env)
         cmd, args = ps.command_and_args(c, envd)
         res = ps.linux_resources(c)
+        try:
+            mounts = self.w.volumes.container_mounts(self.pod, c, self.volumes)
+        except ContainerConfigError as e:
+            self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
+            return
+        if pod_ip and not any(m.container_path == "/etc/hosts" for m in mounts):
+            mounts.append(pb.Mount(container_path="/etc/hosts", host_path=str(await self.write_hosts(pod_ip))))
+        msg_file = await asyncio.to_thread(term.make_message_file, self.w.volumes.pod_dir(self.uid), c["name"])
+        mounts.append(pb.Mount(container_path=c.get("terminationMessagePath") or term.DEFAULT_PATH,
+                               host_path=str(msg_file)))
         cfg = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=c["name"], attempt=attempt),
+            annotations={term.ANNOTATION: str(msg_file)},
             image=pb.ImageSpec(image=c["image"]),
             command=cmd, args=args, working_dir=c.get("workingDir") or "",
             envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in env],
+            mounts=mounts,
             log_path=f"{c['name']}/{attempt}.log",
             labels={L_UID: self.uid, L_CONTAINER: c["name"], L_KIND: kind,
                     L_NAME: self.pod["metadata"]["name"], L_NS: self.pod["metadata"]["namespace"]},
@@ -224,20 +378,50 @@ class PodWorker:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)
         except CRIError as e:
             self.waiting[c["name"]] = ("CreateContainerError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
+        self.event(NORMAL, "Created", f"Created container: {c['name']}", c["name"])
         try:
             await self.w.cri.start_container(cid)
         except CRIError as e:
             self.waiting[c["name"]] = ("RunContainerError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
+        self.event(NORMAL, "Started", f"Started container {c['name']}", c["name"])
         self.waiting.pop(c["name"], None)
+        post = (c.get("lifecycle") or {}).get("postStart")
+        if post:
+            err = await run_hook(post, c, cri=self.w.cri, cid=cid, pod_ip=pod_ip, netns=await self.sandbox_netns(sid))
+            if err:
+                # upstream kills the container; the restart policy decides what happens next
+                log.warning("pod %s: FailedPostStartHook: %s", self.name, err)
+                self.event(WARNING, "FailedPostStartHook", err, c["name"])
+                await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
+
+    async def write_hosts(self, pod_ip: str) -> Path:
+        """pods/<uid>/etc-hosts, the Kubernetes-managed /etc/hosts of every container."""
+        path = self.w.volumes.pod_dir(self.uid) / "etc-hosts"
+        text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(".etc-hosts.tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+        await asyncio.to_thread(write)
+        return path
 
     async def maybe_restart(self, sid: str, sconfig, c: Obj, cur, kind: str, pod_ip: str) -> None:
         loop = time.monotonic()
         delay, not_before = self.backoff.get(c["name"], (0.0, 0.0))
         if loop < not_before:
+            meta = self.pod["metadata"]
+            self.event(WARNING, "BackOff", f"Back-off restarting failed container {c['name']} in pod "
+                                           f"{meta['name']}_{meta['namespace']}({self.uid})", c["name"])
             self.waiting[c["name"]] = ("CrashLoopBackOff",
-                                       f"back-off {int(delay)}s restarting failed container={c['name']}")
+                                       f"back-off {ps.go_duration(delay)} restarting failed container={c['name']} "
+                                       f"pod={meta['name']}_{meta['namespace']}({self.uid})")
             asyncio.get_running_loop().call_later(not_before - loop + 0.05, self.wake.set)
             return
         delay = BACKOFF_INITIAL if delay == 0 else min(BACKOFF_MAX, delay * 2)
@@ -248,17 +432,52 @@ class PodWorker:
                 try:
                     await self.w.cri.remove_container(old.id)
                 except CRIError:
-                    pass
+                    continue
+                # its termination message file goes with it (a crash loop must not pile them up)
+                msg_file = old.annotations.get(term.ANNOTATION)
+                if msg_file:
+                    await asyncio.to_thread(term.remove_message_file, msg_file)
         await self.start_container(sid, sconfig, c, cur.metadata.attempt + 1, kind, pod_ip)
 
     # ------------------------------------------------------------ status
-    async def container_status(self, spec_c: Obj, cur, prev_terminated: Optional[Obj]) -> Obj:
+    def _terminated(self, spec_c: Obj, st, cid: str) -> Obj:
+        term = {"exitCode": st.exit_code,
+                "reason": st.reason if st.reason == "OOMKilled" else ("Completed" if st.exit_code == 0 else "Error"),
+                "startedAt": ps.rfc3339_from_ns(st.started_at), "finishedAt": ps.rfc3339_from_ns(st.finished_at),
+                "containerID": f"containerd://{cid}"}
+        msg = self.termination_message(spec_c, st, cid)
+        if msg:
+            term["message"] = msg
+        return term
+
+    def termination_message(self, spec_c: Obj, st, cid: str) -> str:
+        """The container's termination message file, its log tail (FallbackToLogsOnError)
+        or the runtime's message."""
+        return term.message_for(spec_c, st.exit_code, st.annotations.get(term.ANNOTATION), st.log_path, st.message)
+
+    async def previous_terminated(self, spec_c: Obj, cur) -> Optional[Obj]:
+        """lastState: the newest earlier instance of this container, if it still exists."""
+        if cur.metadata.attempt == 0:
+            return None
+        older = [c for c in await self.w.cri.list_containers(labels={L_UID: self.uid, L_CONTAINER: spec_c["name"]})
+                 if c.metadata.attempt < cur.metadata.attempt and c.state == pb.CONTAINER_EXITED]
+        if not older:
+            return None
+        prev = max(older, key=lambda c: c.metadata.attempt)
+        try:
+            st = (await self.w.cri.container_status(prev.id)).status
+        except CRIError:
+            return None
+        return self._terminated(spec_c, st, prev.id)
+
+    async def container_status(self, spec_c: Obj, cur, kind: str = "app") -> Obj:
         name = spec_c["name"]
         out: Obj = {"name": name, "image": spec_c.get("image", ""), "imageID": "", "restartCount": 0,
                     "ready": False, "started": False, "state": {}}
         if cur is None:
             reason, msg = self.waiting.get(name, ("ContainerCreating", ""))
             out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
+            out["lastState"] = {}
             return out
         st = (await self.w.cri.container_status(cur.id)).status
         out["containerID"] = f"containerd://{cur.id}"
@@ -266,38 +485,45 @@ class PodWorker:
         out["restartCount"] = cur.metadata.attempt
         if st.state == pb.CONTAINER_RUNNING:
             out["state"] = {"running": {"startedAt": ps.rfc3339_from_ns(st.started_at)}}
-            out["ready"] = out["started"] = True
+            if kind == "app" or is_sidecar(spec_c):
+                out["started"] = self.probes.started(name, cur.id)
+                out["ready"] = self.probes.ready(name, cur.id)
+            else:
+                out["started"] = True
+            prev = await self.previous_terminated(spec_c, cur)
+            if prev:
+                out["lastState"] = {"terminated": prev}
         elif st.state == pb.CONTAINER_EXITED:
-            term = {"exitCode": st.exit_code,
-                    "reason": st.reason if st.reason == "OOMKilled" else ("Completed" if st.exit_code == 0 else "Error"),
-                    "startedAt": ps.rfc3339_from_ns(st.started_at), "finishedAt": ps.rfc3339_from_ns(st.finished_at),
-                    "containerID": f"containerd://{cur.id}"}
-            if st.message:
-                term["message"] = st.message
+            term = self._terminated(spec_c, st, cur.id)
             if name in self.waiting and self.waiting[name][0] == "CrashLoopBackOff":
                 out["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": self.waiting[name][1]}}
                 out["lastState"] = {"terminated": term}
             else:
                 out["state"] = {"terminated": term}
+                prev = await self.previous_terminated(spec_c, cur)
+                if prev:
+                    out["lastState"] = {"terminated": prev}
         else:
             out["state"] = {"waiting": {"reason": "ContainerCreating"}}
         if "lastState" not in out:
             out["lastState"] = {}
         return out
 
-    async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool) -> None:
+    async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
+                           final: bool = False) -> None:
         spec = self.pod["spec"]
-        inits = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("initContainers") or []]
-        apps = [await self.container_status(c, latest.get(c["name"]), None) for c in spec.get("containers") or []]
-        for s in inits:
+        inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
+        apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
+        init_specs = spec.get("initContainers") or []
+        sidecars = [s for s, c in zip(inits, init_specs) if is_sidecar(c)]
+        regular = [s for s, c in zip(inits, init_specs) if not is_sidecar(c)]
+        for s in regular:
             s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
-        phase = ps.pod_phase(self.pod, [s for s in inits if "terminated" in s["state"]]
-                             if all("terminated" in s["state"] for s in inits) else inits,
-                             apps, init_failed=init_failed)
+        phase = ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
         status: Obj = {
             "phase": phase,
             "conditions": ps.pod_conditions(self.pod, phase, sandbox_ready=bool(sid), init_done=init_done,
-                                            statuses=apps),
+                                            statuses=apps, sidecars=sidecars),
             "hostIP": self.w.host_ip, "hostIPs": [{"ip": self.w.host_ip}],
             "podIP": pod_ip or None, "podIPs": [{"ip": pod_ip}] if pod_ip else None,
             "startTime": (self.pod.get("status") or {}).get("startTime") or self.start_time or ps.now(),
@@ -314,15 +540,33 @@ class PodWorker:
         except NotFound:
             return
         self.last_status = status
-        if phase in ("Succeeded", "Failed"):
-            await self.kill(grace=0, keep_sandbox_record=True)
+        if phase in ("Succeeded", "Failed") and not final:
+            await self.kill(grace=self.grace_period(), keep_sandbox_record=True)  # sidecars still run
+            # the final status shows the sidecars stopped too
+            containers = await self.w.cri.list_containers(labels={L_UID: self.uid})
+            await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done, final=True)
 
     # ------------------------------------------------------------ termination
     async def kill(self, grace: int, keep_sandbox_record: bool = False) -> None:
         cri = self.w.cri
+        await self.probes.stop()
         containers = await cri.list_containers(labels={L_UID: self.uid})
         running = [c for c in containers if c.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)]
-        await asyncio.gather(*(cri.stop_container(c.id, timeout=grace) for c in running), return_exceptions=True)
+        spec = self.pod.get("spec") or {}
+        by_name = {c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+        side_order = [c["name"] for c in spec.get("initContainers") or [] if is_sidecar(c)]
+
+        def spec_of(ctr) -> Obj:
+            return by_name.get(ctr.labels.get(L_CONTAINER, ""), {"name": ctr.metadata.name})
+        t0 = time.monotonic()
+        # regular containers first, together; then sidecars one by one in reverse start order
+        await asyncio.gather(*(self.kill_container(spec_of(c), c.id, grace, "Killing", sid=c.pod_sandbox_id)
+                               for c in running if spec_of(c)["name"] not in side_order), return_exceptions=True)
+        for name in reversed(side_order):
+            left = max(0, grace - int(time.monotonic() - t0)) if grace else 0
+            for c in running:
+                if spec_of(c)["name"] == name:
+                    await self.kill_container(spec_of(c), c.id, left, "Killing", sid=c.pod_sandbox_id)
         for s in await cri.list_pod_sandbox(labels={L_UID: self.uid}):
             try:
                 await cri.stop_pod_sandbox(s.id)
@@ -332,6 +576,21 @@ class PodWorker:
                 log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
         if not keep_sandbox_record:
             await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
+            await self.w.volumes.teardown(self.uid)
+        else:
+            await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
+
+
+_VOLATILE_META = ("resourceVersion", "managedFields")
+
+
+def _status_only_change(old: Obj, new: Obj) -> bool:
+    """Whether two versions of a pod differ only in status (and bookkeeping metadata)."""
+    def strip(p: Obj) -> Obj:
+        out = {k: v for k, v in p.items() if k != "status"}
+        out["metadata"] = {k: v for k, v in (p.get("metadata") or {}).items() if k not in _VOLATILE_META}
+        return out
+    return strip(old) == strip(new)
 
 
 def _qos(pod: Obj) -> str:
@@ -347,7 +606,9 @@ def _qos(pod: Obj) -> str:
 
 class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
-                 cgroup_root: str = "kubepods", resync: float = 10.0):
+                 cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None,
+                 cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
+                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None):
         self.client = client
         self.cri = cri
         self.node_name = node_name
@@ -357,6 +618,24 @@ class PodWorkers:
         self.resync = resync
         self.pods = client.resource("", "v1", "pods", namespaced=True)
         self.workers: dict[str, PodWorker] = {}
+        self.cluster_dns = list(cluster_dns)
+        self.events = events
+        self.cluster_domain = cluster_domain
+        self.resolv_conf = resolv_conf
+        self.host_dns = pod_dns.DNS()
+        # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
+        self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
+
+    async def load_host_dns(self) -> None:
+        """The node's resolver settings (for dnsPolicy Default and the host search list)."""
+        def read() -> str:
+            try:
+                with open(self.resolv_conf) as f:
+                    return f.read()
+            except OSError:
+                return ""
+        if self.resolv_conf:
+            self.host_dns = pod_dns.parse_resolv_conf(await asyncio.to_thread(read))
 
     def cgroup_parent(self, uid: str) -> str:
         return f"/{self.cgroup_root}/pod{uid}"
@@ -370,13 +649,22 @@ class PodWorkers:
         else:
             w.update(pod)
 
-    def removed(self, pod: Obj) -> None:
-        """The pod object is gone from the API: stop and remove whatever still runs."""
+    def removed(self, pod: Obj, grace: int = 0) -> None:
+        """The pod object is gone from the API (or a static pod from its manifest
+        directory): stop, within `grace` seconds, and remove whatever still runs."""
         uid = pod["metadata"]["uid"]
         w = self.workers.get(uid)
         if w is not None and not w.done:
             w.pod = dict(pod, metadata=dict(pod["metadata"], deletionTimestamp=ps.now(),
-                                            deletionGracePeriodSeconds=0))
+                                            deletionGracePeriodSeconds=grace))
+            w.wake.set()
+
+    def status_target_changed(self, uid: str) -> None:
+        """The API object the pod's status goes to is new (a static pod's mirror pod was
+        (re)created): write the status again even if it did not change."""
+        w = self.workers.get(uid)
+        if w is not None:
+            w.last_status = None
             w.wake.set()
 
     def wake(self, uid: str) -> None:
@@ -392,4 +680,5 @@ class PodWorkers:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(w.probes.stop() for w in self.workers.values()), return_exceptions=True)
         self.workers.clear()

@@ -8,63 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
-import uuid
 
 import pytest
 
-from fixtures.images import BUSYBOX_REF, write_busybox_archive
-from fixtures.server import start_server
+from fixtures.images import BUSYBOX_REF
 from kybernetes.auth import pki
-from kybernetes.client import Client
+from kybernetes.client import Client, NotFound
 from kybernetes.client.kubeconfig import KubeConfig, ssl_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
-from kybernetes.kubelet.containerd import ContainerdProcess
 from kybernetes.kubelet.kubelet import Kubelet
-from kybernetes.kubelet.runtime_netns import bridge_conflist, create_netns, delete_netns, write_conflist
+from kl_helpers import wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containerd, runc, network namespaces)")]
-
-SUBNET = "10.88.78.0/24"
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    name = f"kyb-kl-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    srv = start_server(tmp_path_factory.mktemp("klsrv"), extra=("--disable-controllers",))
-    netns = None
-    rt = None
-    data_dir = tmp_path_factory.mktemp("kl")
-    try:
-        netns = create_netns(name)
-        rt = ContainerdProcess(data_dir / "node", netns=netns, offline=True)
-        write_conflist(rt.cni_conf_dir, bridge_conflist("kyb-kl", "kybkl0", SUBNET,
-                                                        ipam_dir=rt.data_dir / "cni" / "ipam"))
-        write_busybox_archive(rt.import_dir / "busybox.oci.tar", BUSYBOX_REF)
-        asyncio.run(rt.start())
-        yield {"srv": srv, "rt": rt, "name": name, "data_dir": data_dir}
-    finally:
-        if rt is not None:
-            asyncio.run(rt.stop(remove_pods=True))
-            rt.cleanup_leftovers()
-        cleanup.remove_cgroup(name)
-        if netns is not None:
-            delete_netns(name)
-        srv.stop()
-    assert not cleanup.cgroup_dirs(name)
-    assert not cleanup.mounts_under(data_dir)
-
-
-async def wait_for(fn, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
 
 
 def pod(name, script, policy="Always", node="node-a"):
@@ -103,7 +59,14 @@ async def test_kubelet_runs_pods(env):
             assert info["containerRuntimeVersion"] == f"containerd://{rt.version}"
             assert n["status"]["capacity"]["pods"] == "110"
             assert int(n["status"]["capacity"]["cpu"]) >= 1
-            lease = await c.resource("coordination.k8s.io", "v1", "leases").get("node-a", "kube-node-lease")
+            leases = c.resource("coordination.k8s.io", "v1", "leases")
+
+            async def lease_held():
+                try:
+                    return await leases.get("node-a", "kube-node-lease")
+                except NotFound:
+                    return None
+            lease = await wait_for(lease_held, 30)  # the heartbeat may land after the first Ready status
             assert lease["spec"]["holderIdentity"] == "node-a"
 
             # a running pod
@@ -146,7 +109,12 @@ async def test_kubelet_runs_pods(env):
             assert sandboxes == []
             assert not cleanup.cgroup_dirs(f"{env['name']}/pod{uid}")
 
+            failer_uid = (await pods.get("failer", "default"))["metadata"]["uid"]
             await asyncio.to_thread(srv.kubectl, "delete", "pod", "failer", "--timeout=60s", timeout=90)
+
+            async def failer_cleaned():
+                return not (env["data_dir"] / "pods" / failer_uid).exists()
+            await wait_for(failer_cleaned, 30)
             r = await asyncio.to_thread(srv.kubectl, "get", "node", "node-a", "-o", "wide")
             assert "Ready" in r.stdout and "containerd://" in r.stdout
         finally:

@@ -68,3 +68,23 @@ def test_pull_policy():
     assert pull_policy({"image": "busybox:latest"}) == "Always"
     assert pull_policy({"image": "localhost:5000/busybox:1.35"}) == "IfNotPresent"
     assert pull_policy({"image": "busybox:1.35", "imagePullPolicy": "Never"}) == "Never"
+
+
+def test_sidecars_do_not_block_phase_and_count_for_readiness():
+    from kybernetes.kubelet import pod_status as ps
+    pod = {"spec": {"restartPolicy": "Never",
+                    "initContainers": [{"name": "init"}, {"name": "side", "restartPolicy": "Always"}],
+                    "containers": [{"name": "app"}]}}
+    done_init = {"name": "init", "state": {"terminated": {"exitCode": 0}}}
+    app_done = {"name": "app", "state": {"terminated": {"exitCode": 0}}, "ready": False}
+    app_running = {"name": "app", "state": {"running": {}}, "ready": True}
+    assert ps.pod_phase(pod, [done_init], [app_done], init_failed=False) == "Succeeded"
+    assert ps.pod_phase(pod, [done_init], [app_running], init_failed=False) == "Running"
+    side_unready = {"name": "side", "state": {"running": {}}, "ready": False}
+    conds = {c["type"]: c["status"] for c in ps.pod_conditions(pod, "Running", sandbox_ready=True, init_done=True,
+                                                                 statuses=[app_running], sidecars=[side_unready])}
+    assert conds["Ready"] == "False" and conds["ContainersReady"] == "False"
+    conds = {c["type"]: c["status"] for c in ps.pod_conditions(pod, "Running", sandbox_ready=True, init_done=True,
+                                                                 statuses=[app_running],
+                                                                 sidecars=[dict(side_unready, ready=True)])}
+    assert conds["Ready"] == "True"

@@ -1,0 +1,126 @@
+"""A gRPC health check (grpc.health.v1.Health/Check) spoken as plain HTTP/2 over a socket
+in the pod's network namespace.  One unary call needs only literal HPACK headers out and
+DATA frames in, so no HTTP/2 library is involved; trailers are not decoded (a call that
+returns no message fails the probe)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Optional
+
+from kybernetes.kubelet.prober.netns import connect
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0, 1, 3, 4, 6, 7
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+def _frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def _hpack_int(n: int, prefix_bits: int, first: int = 0) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if n < limit:
+        return bytes([first | n])
+    out = bytearray([first | limit])
+    n -= limit
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _literal(name: str, value: str) -> bytes:
+    # literal header field without indexing, new name, no Huffman coding
+    n, v = name.encode(), value.encode()
+    return b"\x00" + _hpack_int(len(n), 7) + n + _hpack_int(len(v), 7) + v
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def request_bytes(authority: str, service: str) -> bytes:
+    msg = (b"\x0a" + _varint(len(service.encode())) + service.encode()) if service else b""
+    headers = b"".join(_literal(k, v) for k, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Check"),
+        (":authority", authority), ("content-type", "application/grpc"), ("te", "trailers"),
+        ("user-agent", "kube-probe/1.37")))
+    body = b"\x00" + struct.pack(">I", len(msg)) + msg
+    return (PREFACE + _frame(SETTINGS, 0, 0, b"") + _frame(HEADERS, END_HEADERS, 1, headers)
+            + _frame(DATA, END_STREAM, 1, body))
+
+
+def parse_status(data: bytes) -> Optional[int]:
+    """The `status` field of a length-prefixed HealthCheckResponse (0 when absent)."""
+    if len(data) < 5:
+        return None
+    msg = data[5:5 + struct.unpack(">I", data[1:5])[0]]
+    i = 0
+    while i < len(msg):
+        key = msg[i]
+        i += 1
+        if key == 0x08:  # field 1, varint
+            val, shift = 0, 0
+            while i < len(msg):
+                b = msg[i]
+                i += 1
+                val |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            return val
+        return None
+    return 0
+
+
+async def check(host: str, port: int, service: str, netns: Optional[str], timeout: float):
+    from kybernetes.kubelet.prober.probes import ProbeResult
+    target = f"{host}:{port}"
+    try:
+        sock = await connect(host, port, netns, timeout)
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except (OSError, asyncio.TimeoutError) as e:
+        return ProbeResult.FAILURE, f"timeout: failed to connect service {target!r} within {timeout}s: {e}"
+    data = b""
+    try:
+        async with asyncio.timeout(timeout):
+            writer.write(request_bytes(target, service))
+            await writer.drain()
+            while True:
+                head = await reader.readexactly(9)
+                length = int.from_bytes(head[:3], "big")
+                ftype, flags = head[3], head[4]
+                stream = struct.unpack(">I", head[5:9])[0] & 0x7FFFFFFF
+                payload = await reader.readexactly(length) if length else b""
+                if ftype == SETTINGS and not flags & ACK:
+                    writer.write(_frame(SETTINGS, ACK, 0, b""))
+                elif ftype == PING and not flags & ACK:
+                    writer.write(_frame(PING, ACK, 0, payload))
+                elif ftype in (RST_STREAM, GOAWAY) and stream in (0, 1):
+                    break
+                elif stream == 1 and ftype == DATA:
+                    data += payload
+                if stream == 1 and ftype in (DATA, HEADERS) and flags & END_STREAM:
+                    break
+    except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
+        if isinstance(e, TimeoutError):
+            return ProbeResult.FAILURE, f"timeout: health rpc did not complete within {timeout}s"
+        return ProbeResult.FAILURE, f"error: health rpc probe failed: {e}"
+    finally:
+        writer.close()
+    status = parse_status(data)
+    if status is None:
+        return ProbeResult.FAILURE, "error: health rpc probe failed: no response message"
+    if status == 1:
+        return ProbeResult.SUCCESS, ""
+    return ProbeResult.FAILURE, f'service unhealthy (responded with "{STATUS_NAMES.get(status, status)}")'
