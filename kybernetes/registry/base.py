@@ -272,6 +272,11 @@ def immutable(path: str, value: Any) -> Cause:
     return invalid(path, value, "field is immutable")
 
 
+def spec_diff_summary(type_name: str, changed: list[str]) -> str:
+    """Stands in for the cmp.Diff upstream appends to "spec is immutable" errors: the changed fields."""
+    return f"  core.{type_name}{{\n" + "".join(f"  \t{k}: changed\n" for k in changed) + "  }\n"
+
+
 def nonnegative(path: str, value: Any) -> list[Cause]:
     """upstream ValidateNonnegativeField."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -49,5 +49,21 @@ class CSINodeStrategy(Strategy):
                 causes.append(required(f"spec.drivers[{i}].nodeID"))
         return causes
 
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidateCSINodeUpdate: a registered driver entry never changes, except its
+        allocatable count (MutableCSINodeAllocatableCount)."""
+        causes = self.validate(new)
+        old_drivers = {d.get("name"): d for d in dig(old, "spec", "drivers", default=[]) or []}
+        for d in dig(new, "spec", "drivers", default=[]) or []:
+            before = old_drivers.get(d.get("name"))
+            if before is None:
+                continue
+            strip = lambda x: {k: v for k, v in x.items() if k != "allocatable"}  # noqa: E731
+            if strip(d) != strip(before):
+                # upstream prints the whole Go struct as the value
+                causes.append(Cause("FieldValueInvalid", "CSINodeDriver",
+                                    "Invalid value: storage.CSINodeDriver{...}: field is immutable"))
+        return causes
+
     def row(self, obj: Obj) -> list[Any]:
         return [obj["metadata"]["name"], len(dig(obj, "spec", "drivers", default=[]) or []), age_of(obj)]
