@@ -201,6 +201,7 @@ class ResourceHandlers:
             if gen:
                 meta["name"] = gen + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         self._decode_check(r, obj)
+        apimeta.drop_empty_meta(obj)
         await self._namespace_lifecycle(r, "CREATE", meta.get("name", ""))
         prepare_new_meta(obj, s)
         if s.resource == "certificatesigningrequests" and s.group == "certificates.k8s.io":
@@ -287,6 +288,7 @@ class ResourceHandlers:
         s = r.strategy
         old = self.objects.decode(kv)
         self._decode_check(r, new)
+        apimeta.drop_empty_meta(new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
         carry_meta(new, old, reset=s.status_reset_meta if status_only or r.info.subresource == "approval" else
@@ -416,6 +418,14 @@ class ResourceHandlers:
             raise errors.bad_request(
                 f"the name of the object ({cname}) does not match the name on the URL ({r.info.name})")
         for attempt in range(_MAX_PATCH_RETRIES):
+            if r.info.subresource == "scale":
+                try:
+                    return await self._update_scale(r, None, apply_config=config)
+                except errors.APIError as e:
+                    if e.code == 409 and e.reason == "Conflict" and "modified" in e.message \
+                            and attempt + 1 < _MAX_PATCH_RETRIES:
+                        continue
+                    raise
             try:
                 kv = await self._get_current(r)
             except errors.APIError as e:
@@ -447,21 +457,42 @@ class ResourceHandlers:
             return self.respond(r, self._present(r, result))
         raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
 
-    async def _update_scale(self, r: Request, scale: Obj) -> web.Response:
+    async def _update_scale(self, r: Request, scale: Optional[Obj], *, apply_config: Optional[Obj] = None) -> web.Response:
+        """A write through /scale: `scale` is the new Scale (update, patch), or `apply_config` a
+        server-side apply of one. Field ownership is worked out on the Scale (the parent's owners
+        of spec.replicas shown as owners of the Scale's spec.replicas) and mapped back onto the
+        parent, as upstream's ScaleHandler does, so `kubectl scale` owns the parent's replicas."""
         s = r.strategy
+        kv = await self._get_current(r)
+        obj = self.objects.decode(kv)
+        parent_entries = obj["metadata"].get("managedFields")
+        old_scale = to_scale(s, obj)
+        if parent_entries:
+            old_scale["metadata"]["managedFields"] = mf.scale_entries_to_subresource(parent_entries)
+        if apply_config is not None:
+            scale = fieldmanager.apply_scale(r, old_scale, apply_config)
+        else:
+            assert scale is not None
+            scale = copy.deepcopy(scale)
+            scale.setdefault("metadata", {}).pop("managedFields", None)
+            if parent_entries:
+                scale["metadata"]["managedFields"] = copy.deepcopy(old_scale["metadata"]["managedFields"])
+            fieldmanager.track_scale(r, old_scale, scale)
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid("Scale", "autoscaling", r.info.name, [
                 Cause("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
-        kv = await self._get_current(r)
-        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        rv = (scale.get("metadata") or {}).get("resourceVersion") if apply_config is None else None
         if rv and rv != str(kv.mod_revision):
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
-        obj = self.objects.decode(kv)
         obj.setdefault("spec", {})["replicas"] = replicas
+        scale_entries = (scale.get("metadata") or {}).get("managedFields")
+        if parent_entries or scale_entries:
+            mf.set_managed_fields(obj, mf.scale_entries_to_parent(parent_entries or [], scale_entries or [],
+                                                                  s.api_version))
         sub = RequestInfo(**{**r.info.__dict__, "subresource": ""})
         inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
-        result = await self._write_update(inner, obj, kv)
+        result = await self._write_update(inner, obj, kv, tracked=True)
         return self.respond(r, to_scale(s, result))
 
     # ------------------------------------------------------------------ binding
