@@ -30,6 +30,8 @@ def default_data_dir() -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="state directory (default ~/.kyb, or /var/lib/kybernetes as root)")
     p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--advertise-address", default="",
+                   help="the address published behind the default/kubernetes Service (default: the bind address)")
     p.add_argument("--https-port", type=int, default=6443)
     p.add_argument("--datastore-endpoint", default="", help="sqlite://PATH (default DIR/db/state.db)")
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
@@ -148,6 +150,7 @@ class Server:
         self.controller_manager = None
         self.scheduler = None
         self.agent = None
+        self.endpoint_reconciler = None
 
     async def start(self) -> None:
         from kybernetes.api.catalog import default_catalog
@@ -216,6 +219,7 @@ class Server:
         if args.write_kubeconfig:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
+        await self._start_endpoint_reconciler(kc_path, args.advertise_address or client_host, port)
         if not args.disable_controllers:
             import functools
 
@@ -335,6 +339,19 @@ class Server:
         api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec
 
+    async def _start_endpoint_reconciler(self, kc_path: Path, ip: str, port: int) -> None:
+        """Publish this server behind default/kubernetes (Endpoints and EndpointSlice)."""
+        from kybernetes.apiserver.endpoint_reconciler import EndpointReconciler
+        from kybernetes.client import Client
+
+        try:
+            reconciler = EndpointReconciler(self.store, Client.from_kubeconfig(kc_path), ip, port)
+        except ValueError:
+            log.warning("--advertise-address %r is not an IP address: default/kubernetes gets no endpoints", ip)
+            return
+        self.endpoint_reconciler = reconciler
+        await reconciler.start()
+
     async def _datastore_ok(self) -> bool:
         await self.store.current_revision()
         return True
@@ -356,6 +373,9 @@ class Server:
             await self.scheduler.stop()
         if self.controller_manager is not None:
             await self.controller_manager.stop()
+        if self.endpoint_reconciler is not None:
+            await self.endpoint_reconciler.stop()
+            await self.endpoint_reconciler.client.close()
         if self.runner is not None:
             await self.runner.cleanup()
         if getattr(self, "audit", None) is not None:

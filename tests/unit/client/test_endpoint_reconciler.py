@@ -1,0 +1,153 @@
+"""The API server's endpoint reconciler: leases in a real SQLite store, objects through a
+small in-memory stand-in for the two resource handles."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import orjson
+import pytest
+
+from kybernetes.apiserver import endpoint_reconciler as er
+from kybernetes.client.errors import NotFound
+from kybernetes.storage import SQLiteStore
+
+
+class Handle:
+    """get/create/update of one resource, as the client's ResourceHandle offers them."""
+
+    def __init__(self) -> None:
+        self.objs: dict[str, dict] = {}
+        self.writes = 0
+
+    async def get(self, name, namespace=None):
+        if name not in self.objs:
+            raise NotFound({"code": 404, "reason": "NotFound", "message": f'"{name}" not found'})
+        return copy.deepcopy(self.objs[name])
+
+    async def create(self, obj, namespace=None, *, field_manager=None):
+        assert field_manager == "kube-apiserver"
+        self.writes += 1
+        self.objs[obj["metadata"]["name"]] = copy.deepcopy(obj)
+        return obj
+
+    async def update(self, obj, namespace=None, *, field_manager=None):
+        assert field_manager == "kube-apiserver"
+        self.writes += 1
+        self.objs[obj["metadata"]["name"]] = copy.deepcopy(obj)
+        return obj
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.handles = {"endpoints": Handle(), "endpointslices": Handle()}
+
+    def resource(self, group, version, plural):
+        return self.handles[plural]
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = SQLiteStore(str(tmp_path / "state.db"), compact_interval=0)
+    await s.start()
+    yield s
+    await s.close()
+
+
+def reconciler(store, client, ip="10.0.0.1", port=6443, holder=None):
+    return er.EndpointReconciler(store, client, ip, port, interval=3600, holder=holder)
+
+
+def ips_of(client) -> tuple[list[str], list[str]]:
+    ep = client.handles["endpoints"].objs.get("kubernetes") or {}
+    sl = client.handles["endpointslices"].objs.get("kubernetes") or {}
+    return ([a["ip"] for s in ep.get("subsets") or [] for a in s["addresses"]],
+            [e["addresses"][0] for e in sl.get("endpoints") or []])
+
+
+async def test_publishes_endpoints_and_slice_as_upstream(store) -> None:
+    c = FakeClient()
+    r = reconciler(store, c)
+    await r.start()
+    try:
+        assert c.handles["endpoints"].objs["kubernetes"] == {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}],
+                         "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}
+        assert c.handles["endpointslices"].objs["kubernetes"] == {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}
+        writes = c.handles["endpoints"].writes
+        await r._round()  # nothing changed: nothing written
+        assert c.handles["endpoints"].writes == writes
+    finally:
+        await r.stop()
+
+
+async def test_servers_share_and_only_remove_themselves(store) -> None:
+    c = FakeClient()
+    a, b = reconciler(store, c, "10.0.0.2"), reconciler(store, c, "10.0.0.1")
+    await a.start()
+    await b.start()
+    await a._round()
+    assert ips_of(c) == (["10.0.0.1", "10.0.0.2"], ["10.0.0.1", "10.0.0.2"])
+    await a.stop()
+    assert ips_of(c) == (["10.0.0.1"], ["10.0.0.1"])
+    # the last server leaves its address: upstream never erases every endpoint
+    await b.stop()
+    assert ips_of(c) == (["10.0.0.1"], ["10.0.0.1"])
+
+
+async def test_same_address_stays_while_one_server_on_it_lives(store) -> None:
+    c = FakeClient()
+    a, b = reconciler(store, c, holder="a"), reconciler(store, c, holder="b")
+    await a.start()
+    await b.start()
+    await a.stop()
+    assert ips_of(c) == (["10.0.0.1"], ["10.0.0.1"])
+    assert [kv.key for kv in (await store.list(er.LEASE_PREFIX)).items] == ["/registry/masterleases/10.0.0.1/b"]
+    await b.stop()
+
+
+async def test_expired_leases_of_dead_servers_are_dropped(store) -> None:
+    c = FakeClient()
+    dead = orjson.dumps({"ip": "10.0.0.9", "port": 6443, "holder": "x", "expires": time.time() - 1})
+    await store.create(er.lease_key("10.0.0.9", "x"), dead)
+    r = reconciler(store, c)
+    await r.start()
+    try:
+        assert ips_of(c) == (["10.0.0.1"], ["10.0.0.1"])
+        assert [kv.key for kv in (await store.list(er.LEASE_PREFIX)).items] == [er.lease_key("10.0.0.1", r.holder)]
+    finally:
+        await r.stop()
+
+
+async def test_someone_elses_edit_is_put_right_keeping_extra_labels(store) -> None:
+    c = FakeClient()
+    r = reconciler(store, c)
+    await r.start()
+    try:
+        ep = c.handles["endpoints"].objs["kubernetes"]
+        ep["subsets"][0]["addresses"] = [{"ip": "192.0.2.7"}]
+        ep["metadata"]["labels"] = {"extra": "x"}
+        await r._round()
+        ep = c.handles["endpoints"].objs["kubernetes"]
+        assert ep["subsets"][0]["addresses"] == [{"ip": "10.0.0.1"}]
+        assert ep["metadata"]["labels"] == {"extra": "x", "endpointslice.kubernetes.io/skip-mirror": "true"}
+    finally:
+        await r.stop()
+
+
+def test_choice_is_deterministic_and_ipv6_only_slices() -> None:
+    leases = [er.Lease("10.0.0.10", 7443, "b", 0), er.Lease("10.0.0.9", 6443, "a", 0)]
+    assert er.choose(leases) == (["10.0.0.9", "10.0.0.10"], 6443)
+    assert er.choose(list(reversed(leases))) == (["10.0.0.9", "10.0.0.10"], 6443)
+    assert er.desired_slice(["fd00::1"], 6443)["addressType"] == "IPv6"
+    assert er.desired_slice(["fd00::1", "10.0.0.1"], 6443)["addressType"] == "IPv4"
