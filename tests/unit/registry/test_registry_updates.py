@@ -300,3 +300,17 @@ def test_csinode_driver_entries_are_fixed_but_allocatable() -> None:
     assert [c[:2] for c in got] == [("CSINodeDriver", "FieldValueInvalid")]
     added = changed(old, lambda o: o["spec"]["drivers"].append({"name": "e", "nodeID": "n1"}))
     assert update_causes(cs, added, old) == []
+
+
+def test_csidriver_attach_required_and_lifecycle_modes_are_fixed() -> None:
+    from kybernetes.registry.storage.csidrivers import CSIDriverStrategy
+
+    cd = CSIDriverStrategy()
+    old = {"metadata": {"name": "d.example.com"}, "spec": {
+        "attachRequired": True, "podInfoOnMount": False, "volumeLifecycleModes": ["Persistent"]}}
+    assert update_causes(cd, changed(old, lambda o: o["spec"].update(podInfoOnMount=True, fsGroupPolicy="File")), old) == []
+    new = changed(old, lambda o: o["spec"].update(attachRequired=False, volumeLifecycleModes=["Ephemeral"]))
+    assert update_causes(cd, new, old) == [
+        ("spec.attachedRequired", "FieldValueInvalid", "Invalid value: false: field is immutable"),
+        ("spec.volumeLifecycleModes", "FieldValueInvalid",
+         'Invalid value: []storage.VolumeLifecycleMode{"Ephemeral"}: field is immutable')]
