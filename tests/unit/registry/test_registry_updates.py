@@ -314,3 +314,18 @@ def test_csidriver_attach_required_and_lifecycle_modes_are_fixed() -> None:
         ("spec.attachedRequired", "FieldValueInvalid", "Invalid value: false: field is immutable"),
         ("spec.volumeLifecycleModes", "FieldValueInvalid",
          'Invalid value: []storage.VolumeLifecycleMode{"Ephemeral"}: field is immutable')]
+
+
+def test_gated_pod_may_only_add_node_selector_terms() -> None:
+    from kybernetes.registry.core.podspec import validate_pod_spec_update
+
+    old = {"containers": [{"name": "c", "image": "busybox"}], "nodeSelector": {"a": "1"},
+           "schedulingGates": [{"name": "example.com/wait"}]}
+    assert validate_pod_spec_update(changed(old, lambda s: s["nodeSelector"].update(b="2")), old) == []
+    got = validate_pod_spec_update(changed(old, lambda s: s.update(nodeSelector={"a": "9"})), old)
+    assert [(c.field, c.reason, c.message) for c in got] == [
+        ("spec.nodeSelector", "FieldValueInvalid", 'Invalid value: map[string]string{"a":"9"}: '
+         "only additions to spec.nodeSelector are allowed (no mutations or deletions)")]
+    ungated = changed(old, lambda s: s.pop("schedulingGates"))
+    got = validate_pod_spec_update(changed(ungated, lambda s: s["nodeSelector"].update(b="2")), ungated)
+    assert [c.field for c in got] == ["spec"]
