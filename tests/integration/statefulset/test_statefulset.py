@@ -101,7 +101,11 @@ async def test_ordered_creation_identity_and_claims(client, namespace):
     assert labels["controller-revision-hash"].startswith("web-")
     assert p0["spec"]["hostname"] == "web-0" and p0["spec"]["subdomain"] == "web"
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}} in p0["spec"]["volumes"]
-    pvc = await api.pvcs.get("data-web-0", namespace)
+    # the controller sets the claim's owner references just after creating the pod
+    async def owned_claim():
+        c = await api.pvcs.get("data-web-0", namespace)
+        return c if c["metadata"].get("ownerReferences") else None
+    pvc = await api.wait(owned_claim, "data-web-0 owned")
     assert pvc["metadata"]["labels"] == {"app": "web"}
     # whenDeleted=Delete: the claim is owned (not controlled) by the set
     assert pvc["metadata"]["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
