@@ -157,6 +157,15 @@ def test_kubectl_scale_takes_replicas_and_apply_conflicts(api, kyb):
     assert body["details"]["causes"] == [{"reason": "FieldManagerConflict", "field": ".spec.replicas",
                                           "message": 'conflict with "kubectl" with subresource "scale" using apps/v1'}]
     assert apps.read_namespaced_deployment("sc", NS).spec.replicas == 3
+    # kubectl's own server-side apply reports the same owner
+    doc = json.loads(json.dumps(DEPLOY))
+    doc["spec"]["replicas"] = 5
+    p = kyb.kubectl("apply", "--server-side", "--field-manager=deployer", "-f", "-", input=json.dumps(doc), check=False)
+    assert p.returncode != 0
+    assert 'conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas' in p.stderr, p.stderr
+    kyb.kubectl("apply", "--server-side", "--field-manager=deployer", "--force-conflicts", "-f", "-", input=json.dumps(doc))
+    assert owners_of_replicas(entries(api)) == [("deployer", "Apply", "")]
+    assert apps.read_namespaced_deployment("sc", NS).spec.replicas == 5
 
 
 def test_apply_patch_to_scale(api):
