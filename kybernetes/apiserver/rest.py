@@ -30,8 +30,6 @@ from kybernetes.storage.interface import ConflictError, KeyExistsError, KeyNotFo
 
 Obj = dict[str, Any]
 
-# kinds whose DELETE answers with the object (others answer a Status), as upstream
-_RETURN_DELETED_OBJECT = {("", "pods"), ("", "namespaces")}
 _IMMORTAL_NAMESPACES = {"default", "kube-system", "kube-public"}
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Writes that name no resourceVersion retry storage conflicts as upstream's GuaranteedUpdate
@@ -543,8 +541,9 @@ class ResourceHandlers:
             return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "details": status_details(s, obj)})
         # upstream answers 202 only for a pending delete that asked orphanDependents=false
-        code = 202 if (result["metadata"].get("deletionTimestamp") and not r.dry_run
-                       and r.http.query.get("orphanDependents", "").lower() == "false") else 200
+        no_orphans = options.get("orphanDependents") is False \
+            or r.http.query.get("orphanDependents", "").lower() == "false"
+        code = 202 if result["metadata"].get("deletionTimestamp") and not r.dry_run and no_orphans else 200
         return self.respond(r, self._present(r, result), code)
 
     async def _delete_object(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> Optional[Obj]:
@@ -611,7 +610,7 @@ class ResourceHandlers:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             return await write_terminating()
         if r.dry_run:
-            return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+            return obj if s.return_deleted_object else None
         try:
             dkv = await self.objects.store.delete(key, mod_rev)
         except KeyNotFoundError:
@@ -621,7 +620,7 @@ class ResourceHandlers:
         meta["resourceVersion"] = str(dkv.mod_revision)
         if self._is_service(s):
             await self.services.release(obj)
-        return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+        return obj if s.return_deleted_object else None
 
     def _grace_period(self, s: Strategy, obj: Obj, options: Obj) -> Optional[int]:
         """Pods on a node terminate gracefully (the kubelet finishes them); others go at once."""
@@ -657,14 +656,29 @@ class ResourceHandlers:
             meta = obj["metadata"]
             sub = RequestInfo(**{**r.info.__dict__, "name": meta["name"], "namespace": meta.get("namespace", "")})
             inner = Request(r.http, sub, s, r.query, r.output, r.warnings, r.options_dry_run)
-            try:
-                res = await self._delete_object(inner, obj, int(meta["resourceVersion"]), options)
-            except errors.APIError as e:
-                if e.code in (404, 409):
-                    continue
-                raise
-            deleted.append(res or obj)
+            # the answer lists the objects as they were found, as upstream
+            deleted.append(copy.deepcopy(obj))
+            await self._delete_listed(inner, obj, options)
         return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
+
+    async def _delete_listed(self, r: Request, obj: Obj, options: Obj) -> None:
+        """Delete one object a collection delete listed; a change made since the list is
+        re-read and deleted anyway (as upstream's per-object delete), a vanished one skipped."""
+        mod_rev = int(obj["metadata"]["resourceVersion"])
+        for _ in range(_MAX_PATCH_RETRIES):
+            try:
+                await self._delete_object(r, obj, mod_rev, options)
+                return
+            except errors.APIError as e:
+                if e.code == 404:
+                    return
+                if e.code != 409:
+                    raise
+            kv = await self.objects.read(r.strategy, self._key(r))
+            if kv is None:
+                return
+            obj, mod_rev = self.objects.decode(kv), kv.mod_revision
+        raise errors.conflict(r.strategy.resource, r.strategy.group, r.info.name, errors.OBJECT_MODIFIED)
 
 
 def warning_header(text: str) -> str:

@@ -89,6 +89,10 @@ class Strategy:
     # False for kinds upstream gives no metadata.generation (ConfigMap, Secret, Node, RBAC, ...):
     # generation is then neither set on create nor moved on update.
     tracks_generation: ClassVar[bool] = True
+    # True where upstream's store sets ReturnDeletedObject: DELETE then answers with the
+    # deleted object; otherwise an immediate delete answers a Status naming it (a delete
+    # that only marks the object terminating answers the object either way)
+    return_deleted_object: ClassVar[bool] = False
     # per-kind field selector attributes beyond metadata.name / metadata.namespace
     field_selectors: ClassVar[dict[str, Callable[[Obj], Any]]] = {}
     columns: ClassVar[tuple[Column, ...]] = (NAME_COLUMN, AGE_COLUMN)

@@ -73,7 +73,7 @@ def test_controllers_leave_it_alone(api, kyb):
         slices = disc.list_namespaced_endpoint_slice("default", label_selector="kubernetes.io/service-name=kubernetes")
         assert [s.metadata.name for s in slices.items] == ["kubernetes"]
     finally:
-        core.delete_namespaced_service("marker", "default", _preload_content=False)  # (answers a Status here)
+        core.delete_namespaced_service("marker", "default")
         core.patch_namespaced_service("kubernetes", "default", {"metadata": {"labels": {"touched": None}}})
 
 

@@ -79,7 +79,7 @@ def test_pvc_spec_and_storageclass(api):
         e = invalid(storage.patch_storage_class, "upd-sc", {"provisioner": "example.com/q", "parameters": {"a": "b"}})
         assert causes_of(e) == [("parameters", "FieldValueForbidden"), ("provisioner", "FieldValueForbidden")]
     finally:
-        storage.delete_storage_class("upd-sc", _preload_content=False)  # (delete answers with a Status here)
+        storage.delete_storage_class("upd-sc")
 
 
 def test_service_cluster_ip_and_job_template(api):

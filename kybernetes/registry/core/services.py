@@ -96,6 +96,7 @@ class ServiceStrategy(Strategy):
     name_format = "dns1123-label"
     has_status_split = True
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,

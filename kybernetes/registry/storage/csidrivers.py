@@ -33,6 +33,7 @@ class CSIDriverStrategy(Strategy):
     singular = "csidriver"
     namespaced = False
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,

@@ -28,6 +28,7 @@ class CSINodeStrategy(Strategy):
     singular = "csinode"
     namespaced = False
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,
