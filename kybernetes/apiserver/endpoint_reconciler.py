@@ -1,5 +1,6 @@
 """The API server publishes its own address behind the `default/kubernetes` Service, as
-upstream's lease endpoint reconciler (pkg/controlplane/reconcilers/lease.go) does.
+upstream's lease endpoint reconciler (pkg/controlplane/reconcilers/lease.go) does, and keeps
+that Service itself in shape, as upstream's kubernetes-service controller does.
 
 Every server keeps a short-lived lease in the datastore (under `/registry/masterleases/`,
 outside the API like upstream's) and, on start and every `interval` seconds, writes the
@@ -9,7 +10,9 @@ when no other live server shares it, so several servers never take each other's 
 away; leases of servers that died simply expire.
 
 The Endpoints and EndpointSlice controllers leave these objects alone: the `kubernetes`
-Service has no selector.
+Service has no selector. The same rounds recreate the Service (on its fixed cluster IP) when
+someone deletes it, and put back its ports and type when someone changes them; other edits
+(labels, annotations) stay, as upstream.
 """
 
 from __future__ import annotations
@@ -80,6 +83,26 @@ def desired_slice(ips: list[str], port: int) -> Obj:
             "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}]}
 
 
+def desired_service_ports(port: int) -> list[Obj]:
+    """The one port upstream gives the `kubernetes` Service: https on 443 to the secure port."""
+    return [{"name": PORT_NAME, "protocol": "TCP", "port": 443, "targetPort": port}]
+
+
+def desired_service(cluster_ip: str, port: int) -> Obj:
+    """The `kubernetes` Service as upstream's controller creates it: no selector, single-stack."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": NAME, "namespace": NAMESPACE,
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "ipFamilyPolicy": "SingleStack",
+                     "sessionAffinity": "None", "ports": desired_service_ports(port)}}
+
+
+def service_needs_reset(svc: Obj, port: int) -> bool:
+    """Upstream resets the Service when its type or any field of its ports differs."""
+    spec = svc.get("spec") or {}
+    return spec.get("type") != "ClusterIP" or spec.get("ports") != desired_service_ports(port)
+
+
 def choose(leases: list[Lease]) -> tuple[list[str], int]:
     """(sorted distinct addresses, port) of the live leases; the port comes from the first
     lease in a fixed order, so servers that disagree on it never fight over the objects."""
@@ -89,10 +112,11 @@ def choose(leases: list[Lease]) -> tuple[list[str], int]:
 
 
 class EndpointReconciler:
-    """Keeps this server's address in `default/kubernetes` (Endpoints and EndpointSlice)."""
+    """Keeps this server's address in `default/kubernetes` (Endpoints and EndpointSlice), and the
+    Service itself on `service_ip` when one is given."""
 
     def __init__(self, store: Store, client: Any, ip: str, port: int, *, interval: float = INTERVAL,
-                 ttl: float = LEASE_TTL, holder: Optional[str] = None) -> None:
+                 ttl: float = LEASE_TTL, holder: Optional[str] = None, service_ip: Optional[str] = None) -> None:
         self.store = store
         self.client = client
         self.ip = str(ipaddress.ip_address(ip))
@@ -103,6 +127,8 @@ class EndpointReconciler:
         self._task: Optional[asyncio.Task] = None
         self._endpoints = client.resource("", "v1", "endpoints")
         self._slices = client.resource("discovery.k8s.io", "v1", "endpointslices")
+        self.service_ip = service_ip
+        self._services = client.resource("", "v1", "services") if service_ip else None
 
     async def start(self) -> None:
         """Publish once now, then keep refreshing in the background."""
@@ -135,13 +161,22 @@ class EndpointReconciler:
     async def _round(self) -> None:
         try:
             await self.renew()
-            await self.reconcile(await self.live_leases())
-        except (Conflict, AlreadyExists, NotFound):
-            pass  # someone else wrote meanwhile: the next round sees it
+            leases = await self.live_leases()
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # keep the loop alive through datastore or API hiccups
+        except Exception as e:  # keep the loop alive through datastore hiccups
             log.warning("endpoint reconciler: %s", e)
+            return
+        # the Service and its endpoints each get their chance, whatever befalls the other
+        for step in (self.reconcile_service, self.reconcile):
+            try:
+                await step(leases)
+            except (Conflict, AlreadyExists, NotFound):
+                pass  # someone else wrote meanwhile: the next round sees it
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # keep the loop alive through API hiccups
+                log.warning("endpoint reconciler: %s", e)
 
     # ----------------------------------------------------------------- leases
     async def renew(self) -> None:
@@ -187,6 +222,26 @@ class EndpointReconciler:
         ips, port = choose(leases)
         await self._converge(self._endpoints, desired_endpoints(ips, port), ("subsets",))
         await self._converge(self._slices, desired_slice(ips, port), ("addressType", "endpoints", "ports"))
+
+    async def reconcile_service(self, leases: list[Lease]) -> None:
+        """Recreate a deleted `kubernetes` Service; reset its ports and type if they were changed."""
+        if self._services is None or self.service_ip is None or not leases:
+            return
+        _, port = choose(leases)
+        try:
+            have = await self._services.get(NAME, NAMESPACE)
+        except NotFound:
+            log.warning("recreating the default/kubernetes Service")
+            await self._services.create(desired_service(self.service_ip, port), NAMESPACE,
+                                        field_manager=FIELD_MANAGER)
+            return
+        if not service_needs_reset(have, port):
+            return
+        log.warning("resetting the ports and type of the default/kubernetes Service")
+        spec = dict(have.get("spec") or {})
+        spec["type"] = "ClusterIP"
+        spec["ports"] = desired_service_ports(port)
+        await self._services.update(dict(have, spec=spec), NAMESPACE, field_manager=FIELD_MANAGER)
 
     async def _converge(self, handle: Any, want: Obj, fields: tuple[str, ...]) -> None:
         try:

@@ -219,7 +219,8 @@ class Server:
         if args.write_kubeconfig:
             await asyncio.to_thread(kubeconfig.write_admin_kubeconfig, args.write_kubeconfig, self.url,
                                     paths.ca_cert.read_bytes(), paths.admin_cert.read_bytes(), paths.admin_key.read_bytes())
-        await self._start_endpoint_reconciler(kc_path, args.advertise_address or client_host, port)
+        await self._start_endpoint_reconciler(kc_path, args.advertise_address or client_host, port,
+                                              api.handlers.services.kubernetes_service_ip)
         if not args.disable_controllers:
             import functools
 
@@ -339,13 +340,14 @@ class Server:
         api.handlers.validating.append(noderestriction.admission(self.objects))
         return sec
 
-    async def _start_endpoint_reconciler(self, kc_path: Path, ip: str, port: int) -> None:
-        """Publish this server behind default/kubernetes (Endpoints and EndpointSlice)."""
+    async def _start_endpoint_reconciler(self, kc_path: Path, ip: str, port: int, service_ip: str) -> None:
+        """Publish this server behind default/kubernetes (the Service, its Endpoints and EndpointSlice)."""
         from kybernetes.apiserver.endpoint_reconciler import EndpointReconciler
         from kybernetes.client import Client
 
         try:
-            reconciler = EndpointReconciler(self.store, Client.from_kubeconfig(kc_path), ip, port)
+            reconciler = EndpointReconciler(self.store, Client.from_kubeconfig(kc_path), ip, port,
+                                            service_ip=service_ip)
         except ValueError:
             log.warning("--advertise-address %r is not an IP address: default/kubernetes gets no endpoints", ip)
             return

@@ -86,3 +86,33 @@ def test_deleted_objects_come_back(api, kyb):
     assert ep["subsets"] == expected_endpoints(kyb.port)
     sl = wait_for(disc.list_namespaced_endpoint_slice, "kubernetes", "default", lambda o: bool(o.get("endpoints")))
     assert sl["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]
+
+
+@pytest.mark.slow
+def test_the_service_comes_back_and_keeps_its_shape(api, kyb):
+    core = client.CoreV1Api(api)
+    before = core.read_namespaced_service("kubernetes", "default")
+    out = core.delete_namespaced_service("kubernetes", "default")
+    assert out.metadata.uid == before.metadata.uid
+    svc = wait_for(core.list_namespaced_service, "kubernetes", "default",
+                   lambda o: o["metadata"]["uid"] != before.metadata.uid, timeout=40)
+    assert svc["spec"]["clusterIP"] == before.spec.cluster_ip
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": kyb.port}]
+    assert svc["metadata"]["labels"] == {"component": "apiserver", "provider": "kubernetes"}
+    # its endpoints stay (or come back) too
+    ep = wait_for(core.list_namespaced_endpoints, "kubernetes", "default", lambda o: bool(o.get("subsets")))
+    assert ep["subsets"] == expected_endpoints(kyb.port)
+
+    changed = core.read_namespaced_service("kubernetes", "default")
+    changed.metadata.labels["team"] = "infra"
+    changed.spec.ports[0].port = 8443
+    core.replace_namespaced_service("kubernetes", "default", changed)
+    svc = wait_for(core.list_namespaced_service, "kubernetes", "default",
+                   lambda o: [p["port"] for p in o["spec"]["ports"]] == [443], timeout=40)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": kyb.port}]
+    assert svc["metadata"]["labels"]["team"] == "infra"  # other edits stay, as upstream
+    core.patch_namespaced_service("kubernetes", "default", {"metadata": {"labels": {"team": None}},
+                                                            "spec": {"type": "NodePort"}})
+    svc = wait_for(core.list_namespaced_service, "kubernetes", "default",
+                   lambda o: o["spec"]["type"] == "ClusterIP", timeout=40)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": kyb.port}]

@@ -41,7 +41,7 @@ class Handle:
 
 class FakeClient:
     def __init__(self) -> None:
-        self.handles = {"endpoints": Handle(), "endpointslices": Handle()}
+        self.handles = {"endpoints": Handle(), "endpointslices": Handle(), "services": Handle()}
 
     def resource(self, group, version, plural):
         return self.handles[plural]
@@ -151,3 +151,63 @@ def test_choice_is_deterministic_and_ipv6_only_slices() -> None:
     assert er.choose(list(reversed(leases))) == (["10.0.0.9", "10.0.0.10"], 6443)
     assert er.desired_slice(["fd00::1"], 6443)["addressType"] == "IPv6"
     assert er.desired_slice(["fd00::1", "10.0.0.1"], 6443)["addressType"] == "IPv4"
+
+
+async def test_deleted_kubernetes_service_is_recreated_on_its_ip(store) -> None:
+    c = FakeClient()
+    r = er.EndpointReconciler(store, c, "10.0.0.1", 6443, interval=3600, service_ip="10.96.0.1")
+    await r.start()
+    try:
+        assert c.handles["services"].objs["kubernetes"] == {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "ipFamilyPolicy": "SingleStack",
+                     "sessionAffinity": "None",
+                     "ports": [{"name": "https", "protocol": "TCP", "port": 443, "targetPort": 6443}]}}
+        writes = c.handles["services"].writes
+        await r._round()  # in shape: nothing written
+        assert c.handles["services"].writes == writes
+        del c.handles["services"].objs["kubernetes"]
+        await r._round()
+        assert c.handles["services"].objs["kubernetes"]["spec"]["clusterIP"] == "10.96.0.1"
+    finally:
+        await r.stop()
+
+
+async def test_changed_ports_and_type_are_reset_other_edits_kept(store) -> None:
+    c = FakeClient()
+    r = er.EndpointReconciler(store, c, "10.0.0.1", 6443, interval=3600, service_ip="10.96.0.1")
+    await r.start()
+    try:
+        svc = c.handles["services"].objs["kubernetes"]
+        svc["metadata"]["labels"]["team"] = "infra"
+        svc["spec"]["type"] = "NodePort"
+        svc["spec"]["ports"] = [{"name": "https", "protocol": "TCP", "port": 8443, "targetPort": 6443,
+                                 "nodePort": 30443}]
+        await r._round()
+        svc = c.handles["services"].objs["kubernetes"]
+        assert svc["spec"]["type"] == "ClusterIP"
+        assert svc["spec"]["ports"] == [{"name": "https", "protocol": "TCP", "port": 443, "targetPort": 6443}]
+        assert svc["metadata"]["labels"]["team"] == "infra"
+        # an appProtocol added to the port is a difference too (upstream compares whole ports)
+        svc["spec"]["ports"][0]["appProtocol"] = "https"
+        await r._round()
+        assert "appProtocol" not in c.handles["services"].objs["kubernetes"]["spec"]["ports"][0]
+    finally:
+        await r.stop()
+
+
+async def test_a_failing_service_write_does_not_stop_the_endpoints(store) -> None:
+    c = FakeClient()
+
+    async def refuse(obj, namespace=None, *, field_manager=None):
+        raise RuntimeError("refused")
+
+    c.handles["services"].create = refuse
+    r = er.EndpointReconciler(store, c, "10.0.0.1", 6443, interval=3600, service_ip="10.96.0.1")
+    await r.start()
+    try:
+        assert ips_of(c) == (["10.0.0.1"], ["10.0.0.1"])
+    finally:
+        await r.stop()
