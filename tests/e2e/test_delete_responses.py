@@ -6,20 +6,11 @@ dict, for the kinds whose answer varies)."""
 from __future__ import annotations
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 NS = "delresp"
-
-
-@pytest.fixture(scope="module")
-def api(kyb):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        client.CoreV1Api(c).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-        yield c
-        client.CoreV1Api(c).delete_namespace(NS)
+pytestmark = pytest.mark.usefixtures("module_namespace")
 
 
 def gone(read, *args) -> bool:

@@ -6,15 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubernetes import client, config, watch
-
-
-@pytest.fixture(scope="module")
-def api(kyb):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        yield c
+from kubernetes import client, watch
 
 
 def raw(fn, *args) -> dict:
@@ -38,7 +30,9 @@ def expected_endpoints(port: int) -> list:
 
 def test_server_publishes_its_address(api, kyb):
     core, disc = client.CoreV1Api(api), client.DiscoveryV1Api(api)
-    ep = raw(core.read_namespaced_endpoints, "kubernetes", "default")
+    # published once the server serves (as upstream, whose reconciler waits for its own /readyz)
+    ep = wait_for(core.list_namespaced_endpoints, "kubernetes", "default", lambda o: bool(o.get("subsets")))
+    wait_for(disc.list_namespaced_endpoint_slice, "kubernetes", "default", lambda o: bool(o.get("endpoints")))
     assert ep["metadata"]["labels"] == {"endpointslice.kubernetes.io/skip-mirror": "true"}
     assert ep["subsets"] == expected_endpoints(kyb.port)
     sl = raw(disc.read_namespaced_endpoint_slice, "kubernetes", "default")
