@@ -534,9 +534,7 @@ class ResourceHandlers:
             raise errors.forbidden("namespaces", "", r.info.name, "this namespace may not be deleted")
         kv = await self._get_current(r)
         obj = self.objects.decode(kv)
-        check_preconditions(s, obj, options)
-        await self._admit(self.validating, "DELETE", r, None, obj)
-        result = await self._delete_object(r, obj, kv.mod_revision, options)
+        obj, result = await self._delete_current(r, obj, kv.mod_revision, options)
         if result is None:
             return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "details": status_details(s, obj)})
@@ -658,27 +656,29 @@ class ResourceHandlers:
             inner = Request(r.http, sub, s, r.query, r.output, r.warnings, r.options_dry_run)
             # the answer lists the objects as they were found, as upstream
             deleted.append(copy.deepcopy(obj))
-            await self._delete_listed(inner, obj, options)
+            try:
+                await self._delete_current(inner, obj, int(meta["resourceVersion"]), options)
+            except errors.APIError as e:
+                if e.code != 404:  # gone meanwhile: nothing left to do
+                    raise
         return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
 
-    async def _delete_listed(self, r: Request, obj: Obj, options: Obj) -> None:
-        """Delete one object a collection delete listed; a change made since the list is
-        re-read and deleted anyway (as upstream's per-object delete), a vanished one skipped."""
-        mod_rev = int(obj["metadata"]["resourceVersion"])
+    async def _delete_current(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> tuple[Obj, Optional[Obj]]:
+        """Check (preconditions, validating admission) and delete `obj` at `mod_rev`. A write
+        made meanwhile does not fail the delete: as upstream's store, the object is re-read and
+        checked and deleted again. Returns the object last seen and `_delete_object`'s answer."""
+        s = r.strategy
         for _ in range(_MAX_PATCH_RETRIES):
+            check_preconditions(s, obj, options)
+            await self._admit(self.validating, "DELETE", r, None, obj)
             try:
-                await self._delete_object(r, obj, mod_rev, options)
-                return
+                return obj, await self._delete_object(r, obj, mod_rev, options)
             except errors.APIError as e:
-                if e.code == 404:
-                    return
                 if e.code != 409:
                     raise
-            kv = await self.objects.read(r.strategy, self._key(r))
-            if kv is None:
-                return
+            kv = await self._get_current(r)
             obj, mod_rev = self.objects.decode(kv), kv.mod_revision
-        raise errors.conflict(r.strategy.resource, r.strategy.group, r.info.name, errors.OBJECT_MODIFIED)
+        raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
 
 
 def warning_header(text: str) -> str:
