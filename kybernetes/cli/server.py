@@ -90,6 +90,7 @@ class DataDirLock:
 
 async def bootstrap_kubernetes_service(objects, catalog, allocator, port: int) -> None:
     """The `kubernetes` Service in `default`, on the first address of the service range."""
+    from kybernetes.apiserver.endpoint_reconciler import desired_service
     from kybernetes.apiserver.objects import object_key
     from kybernetes.apiserver.rest import prepare_new_meta
     from kybernetes.storage.interface import KeyExistsError
@@ -98,12 +99,7 @@ async def bootstrap_kubernetes_service(objects, catalog, allocator, port: int) -
     key = object_key(s, "default", "kubernetes")
     if await objects.store.get(key) is not None:
         return
-    svc = {"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": "kubernetes", "namespace": "default",
-                        "labels": {"component": "apiserver", "provider": "kubernetes"}},
-           "spec": {"type": "ClusterIP", "clusterIP": allocator.kubernetes_service_ip,
-                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
-                    "sessionAffinity": "None"}}
+    svc = desired_service(allocator.kubernetes_service_ip, port)  # the one the reconciler keeps
     prepare_new_meta(svc, s)
     s.default(svc)
     s.prepare_for_create(svc)
