@@ -20,6 +20,17 @@ def kyb(tmp_path_factory) -> RunningServer:
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def k8s(kyb):
+    """The official `kubernetes` Python client (an ApiClient) on the module's server, admin credentials."""
+    from kubernetes import client as k8s_client, config
+
+    cfg = k8s_client.Configuration()
+    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
+    with k8s_client.ApiClient(cfg) as c:
+        yield c
+
+
 @pytest.fixture
 async def client(kyb):
     """A kybernetes.client.Client on the module's server (admin credentials)."""

@@ -64,3 +64,21 @@ def age(obj: Obj, now: Optional[_dt.datetime] = None) -> str:
         return "<unknown>"
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return human_duration((now - ts).total_seconds())
+
+
+# ObjectMeta fields Go serialises with `omitempty`: an empty value is never stored or returned
+# (not managedFields: an empty list there is a request to reset them, the field manager's business)
+_OMIT_EMPTY_META = ("generateName", "namespace", "selfLink", "uid", "resourceVersion", "labels", "annotations",
+                    "ownerReferences", "finalizers", "deletionGracePeriodSeconds",
+                    "deletionTimestamp")
+
+
+def drop_empty_meta(obj: Obj) -> None:
+    """Remove empty omitempty fields of metadata (e.g. `ownerReferences: []` left by a patch),
+    as upstream's round trip through ObjectMeta does."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return
+    for k in _OMIT_EMPTY_META:
+        if k in meta and meta[k] in (None, "", [], {}):
+            del meta[k]

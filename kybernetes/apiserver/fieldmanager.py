@@ -77,3 +77,22 @@ def apply(r: Any, live: Optional[Obj], config: Obj) -> Obj:
     except mf.ManagedFieldsError as e:
         raise errors.APIError(e.code, e.reason, e.message) from None
     return obj
+
+
+def track_scale(r: Any, old_scale: Obj, new_scale: Obj) -> None:
+    """Record an update or patch through /scale on the Scale view (its managedFields are the
+    parent's, converted); the caller maps them back onto the parent."""
+    mf.update_managed_fields(old_scale, new_scale, manager(r), "Update", types=types(r.strategy, "scale"),
+                             subresource="scale")
+
+
+def apply_scale(r: Any, old_scale: Obj, config: Obj) -> Obj:
+    """Server-side apply of a Scale configuration onto the Scale view; conflicts are 409."""
+    try:
+        obj, _ = mf.apply(old_scale, config, manager(r), types=types(r.strategy, "scale"), force=bool(force(r)),
+                          subresource="scale")
+    except mf.ApplyConflict as e:
+        raise errors.APIError(409, "Conflict", e.message, details={"causes": e.causes}) from None
+    except mf.ManagedFieldsError as e:
+        raise errors.APIError(e.code, e.reason, e.message) from None
+    return obj

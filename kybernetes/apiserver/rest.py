@@ -30,8 +30,6 @@ from kybernetes.storage.interface import ConflictError, KeyExistsError, KeyNotFo
 
 Obj = dict[str, Any]
 
-# kinds whose DELETE answers with the object (others answer a Status), as upstream
-_RETURN_DELETED_OBJECT = {("", "pods"), ("", "namespaces")}
 _IMMORTAL_NAMESPACES = {"default", "kube-system", "kube-public"}
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Writes that name no resourceVersion retry storage conflicts as upstream's GuaranteedUpdate
@@ -203,6 +201,7 @@ class ResourceHandlers:
             if gen:
                 meta["name"] = gen + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         self._decode_check(r, obj)
+        apimeta.drop_empty_meta(obj)
         await self._namespace_lifecycle(r, "CREATE", meta.get("name", ""))
         prepare_new_meta(obj, s)
         if s.resource == "certificatesigningrequests" and s.group == "certificates.k8s.io":
@@ -289,6 +288,7 @@ class ResourceHandlers:
         s = r.strategy
         old = self.objects.decode(kv)
         self._decode_check(r, new)
+        apimeta.drop_empty_meta(new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
         carry_meta(new, old, reset=s.status_reset_meta if status_only or r.info.subresource == "approval" else
@@ -423,6 +423,14 @@ class ResourceHandlers:
             raise errors.bad_request(
                 f"the name of the object ({cname}) does not match the name on the URL ({r.info.name})")
         for attempt in range(_MAX_PATCH_RETRIES):
+            if r.info.subresource == "scale":
+                try:
+                    return await self._update_scale(r, None, apply_config=config)
+                except errors.APIError as e:
+                    if e.code == 409 and e.reason == "Conflict" and "modified" in e.message \
+                            and attempt + 1 < _MAX_PATCH_RETRIES:
+                        continue
+                    raise
             try:
                 kv = await self._get_current(r)
             except errors.APIError as e:
@@ -454,26 +462,48 @@ class ResourceHandlers:
             return self.respond(r, self._present(r, result))
         raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
 
-    async def _update_scale(self, r: Request, scale: Obj) -> web.Response:
+    async def _update_scale(self, r: Request, scale: Optional[Obj], *, apply_config: Optional[Obj] = None) -> web.Response:
+        """A write through /scale: `scale` is the new Scale (update, patch), or `apply_config` a
+        server-side apply of one. Field ownership is worked out on the Scale (the parent's owners
+        of spec.replicas shown as owners of the Scale's spec.replicas) and mapped back onto the
+        parent, as upstream's ScaleHandler does, so `kubectl scale` owns the parent's replicas."""
         s = r.strategy
-        _check_metadata_shape(scale, "patch")
-        name = (scale.get("metadata") or {}).get("name")
+        body = scale if scale is not None else apply_config
+        _check_metadata_shape(body, "apply" if apply_config is not None else "patch")
+        name = (body.get("metadata") or {}).get("name")
         if name and name != r.info.name:  # upstream checkName
             raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({r.info.name})")
+        kv = await self._get_current(r)
+        obj = self.objects.decode(kv)
+        parent_entries = obj["metadata"].get("managedFields")
+        old_scale = to_scale(s, obj)
+        if parent_entries:
+            old_scale["metadata"]["managedFields"] = mf.scale_entries_to_subresource(parent_entries)
+        if apply_config is not None:
+            scale = fieldmanager.apply_scale(r, old_scale, apply_config)
+        else:
+            assert scale is not None
+            scale = copy.deepcopy(scale)
+            scale.setdefault("metadata", {}).pop("managedFields", None)
+            if parent_entries:
+                scale["metadata"]["managedFields"] = copy.deepcopy(old_scale["metadata"]["managedFields"])
+            fieldmanager.track_scale(r, old_scale, scale)
         spec = scale.get("spec")
         replicas = spec.get("replicas") if isinstance(spec, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid("Scale", "autoscaling", r.info.name, [
                 Cause("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
-        kv = await self._get_current(r)
-        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        rv = (scale.get("metadata") or {}).get("resourceVersion") if apply_config is None else None
         if rv and rv != str(kv.mod_revision):
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
-        obj = self.objects.decode(kv)
         obj.setdefault("spec", {})["replicas"] = replicas
+        scale_entries = (scale.get("metadata") or {}).get("managedFields")
+        if parent_entries or scale_entries:
+            mf.set_managed_fields(obj, mf.scale_entries_to_parent(parent_entries or [], scale_entries or [],
+                                                                  s.api_version))
         sub = RequestInfo(**{**r.info.__dict__, "subresource": ""})
         inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
-        result = await self._write_update(inner, obj, kv)
+        result = await self._write_update(inner, obj, kv, tracked=True)
         return self.respond(r, to_scale(s, result))
 
     # ------------------------------------------------------------------ binding
@@ -517,15 +547,14 @@ class ResourceHandlers:
             raise errors.forbidden("namespaces", "", r.info.name, "this namespace may not be deleted")
         kv = await self._get_current(r)
         obj = self.objects.decode(kv)
-        check_preconditions(s, obj, options)
-        await self._admit(self.validating, "DELETE", r, None, obj)
-        result = await self._delete_object(r, obj, kv.mod_revision, options)
+        obj, result = await self._delete_current(r, obj, kv.mod_revision, options)
         if result is None:
             return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "details": status_details(s, obj)})
         # upstream answers 202 only for a pending delete that asked orphanDependents=false
-        code = 202 if (result["metadata"].get("deletionTimestamp") and not r.dry_run
-                       and r.http.query.get("orphanDependents", "").lower() == "false") else 200
+        no_orphans = options.get("orphanDependents") is False \
+            or r.http.query.get("orphanDependents", "").lower() == "false"
+        code = 202 if result["metadata"].get("deletionTimestamp") and not r.dry_run and no_orphans else 200
         return self.respond(r, self._present(r, result), code)
 
     async def _delete_object(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> Optional[Obj]:
@@ -592,7 +621,7 @@ class ResourceHandlers:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             return await write_terminating()
         if r.dry_run:
-            return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+            return obj if s.return_deleted_object else None
         try:
             dkv = await self.objects.store.delete(key, mod_rev)
         except KeyNotFoundError:
@@ -602,7 +631,7 @@ class ResourceHandlers:
         meta["resourceVersion"] = str(dkv.mod_revision)
         if self._is_service(s):
             await self.services.release(obj)
-        return obj if (s.group, s.resource) in _RETURN_DELETED_OBJECT else None
+        return obj if s.return_deleted_object else None
 
     def _grace_period(self, s: Strategy, obj: Obj, options: Obj) -> Optional[int]:
         """Pods on a node terminate gracefully (the kubelet finishes them); others go at once."""
@@ -638,14 +667,31 @@ class ResourceHandlers:
             meta = obj["metadata"]
             sub = RequestInfo(**{**r.info.__dict__, "name": meta["name"], "namespace": meta.get("namespace", "")})
             inner = Request(r.http, sub, s, r.query, r.output, r.warnings, r.options_dry_run)
+            # the answer lists the objects as they were found, as upstream
+            deleted.append(copy.deepcopy(obj))
             try:
-                res = await self._delete_object(inner, obj, int(meta["resourceVersion"]), options)
+                await self._delete_current(inner, obj, int(meta["resourceVersion"]), options)
             except errors.APIError as e:
-                if e.code in (404, 409):
-                    continue
-                raise
-            deleted.append(res or obj)
+                if e.code != 404:  # gone meanwhile: nothing left to do
+                    raise
         return self.respond(r, listing.list_body(s, deleted, str(await self.objects.store.current_revision())))
+
+    async def _delete_current(self, r: Request, obj: Obj, mod_rev: int, options: Obj) -> tuple[Obj, Optional[Obj]]:
+        """Check (preconditions, validating admission) and delete `obj` at `mod_rev`. A write
+        made meanwhile does not fail the delete: as upstream's store, the object is re-read and
+        checked and deleted again. Returns the object last seen and `_delete_object`'s answer."""
+        s = r.strategy
+        for _ in range(_MAX_PATCH_RETRIES):
+            check_preconditions(s, obj, options)
+            await self._admit(self.validating, "DELETE", r, None, obj)
+            try:
+                return obj, await self._delete_object(r, obj, mod_rev, options)
+            except errors.APIError as e:
+                if e.code != 409:
+                    raise
+            kv = await self._get_current(r)
+            obj, mod_rev = self.objects.decode(kv), kv.mod_revision
+        raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
 
 
 _GO_TYPES = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}

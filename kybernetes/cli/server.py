@@ -30,6 +30,8 @@ def default_data_dir() -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="state directory (default ~/.kyb, or /var/lib/kybernetes as root)")
     p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--advertise-address", default="",
+                   help="the address published behind the default/kubernetes Service (default: the bind address)")
     p.add_argument("--https-port", type=int, default=6443)
     p.add_argument("--datastore-endpoint", default="", help="sqlite://PATH (default DIR/db/state.db)")
     p.add_argument("--disable-agent", action="store_true", help="run the control plane only")
@@ -105,6 +107,7 @@ class DataDirLock:
 
 async def bootstrap_kubernetes_service(objects, catalog, allocator, port: int) -> None:
     """The `kubernetes` Service in `default`, on the first address of the service range."""
+    from kybernetes.apiserver.endpoint_reconciler import desired_service
     from kybernetes.apiserver.objects import object_key
     from kybernetes.apiserver.rest import prepare_new_meta
     from kybernetes.storage.interface import KeyExistsError
@@ -113,12 +116,7 @@ async def bootstrap_kubernetes_service(objects, catalog, allocator, port: int) -
     key = object_key(s, "default", "kubernetes")
     if await objects.store.get(key) is not None:
         return
-    svc = {"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": "kubernetes", "namespace": "default",
-                        "labels": {"component": "apiserver", "provider": "kubernetes"}},
-           "spec": {"type": "ClusterIP", "clusterIP": allocator.kubernetes_service_ip,
-                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
-                    "sessionAffinity": "None"}}
+    svc = desired_service(allocator.kubernetes_service_ip, port)  # the one the reconciler keeps
     prepare_new_meta(svc, s)
     s.default(svc)
     s.prepare_for_create(svc)
@@ -165,6 +163,7 @@ class Server:
         self.controller_manager = None
         self.scheduler = None
         self.agent = None
+        self.endpoint_reconciler = None
 
     async def start(self) -> None:
         from kybernetes.api.catalog import default_catalog
@@ -236,6 +235,8 @@ class Server:
         # the components run as their own identities, never as system:masters
         cm_kc = await self._component_kubeconfig("controller-manager", pki.CONTROLLER_MANAGER_USER)
         sched_kc = await self._component_kubeconfig("scheduler", pki.SCHEDULER_USER)
+        await self._start_endpoint_reconciler(kc_path, args.advertise_address or client_host, port,
+                                              api.handlers.services.kubernetes_service_ip)
         if not args.disable_controllers:
             import functools
 
@@ -472,6 +473,20 @@ class Server:
             for i, kms in enumerate(owner.kms_providers()):
                 api.ready_checks[f"kms-provider-{i}"] = probe(lambda k=kms: [k])
 
+    async def _start_endpoint_reconciler(self, kc_path: Path, ip: str, port: int, service_ip: str) -> None:
+        """Publish this server behind default/kubernetes (the Service, its Endpoints and EndpointSlice)."""
+        from kybernetes.apiserver.endpoint_reconciler import EndpointReconciler
+        from kybernetes.client import Client
+
+        try:
+            reconciler = EndpointReconciler(self.store, Client.from_kubeconfig(kc_path), ip, port,
+                                            service_ip=service_ip)
+        except ValueError:
+            log.warning("--advertise-address %r is not an IP address: default/kubernetes gets no endpoints", ip)
+            return
+        self.endpoint_reconciler = reconciler
+        await reconciler.start()
+
     async def _datastore_ok(self) -> bool:
         await self.store.current_revision()
         return True
@@ -493,6 +508,9 @@ class Server:
             await self.scheduler.stop()
         if self.controller_manager is not None:
             await self.controller_manager.stop()
+        if self.endpoint_reconciler is not None:
+            await self.endpoint_reconciler.stop()
+            await self.endpoint_reconciler.client.close()
         if self.runner is not None:
             await self.runner.cleanup()
         from kybernetes.admission.webhooks import client as webhook_client

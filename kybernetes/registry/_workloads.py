@@ -8,8 +8,16 @@ from typing import Any, Optional
 
 from kybernetes.registry import _checks
 from kybernetes.registry.base import (
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
+    NAME_COLUMN,
     Cause,
+    Column,
     Obj,
+    age_of,
+    column,
+    container_cells,
     go_quote,
     dig,
     forbidden,
@@ -141,11 +149,33 @@ def not_more_than_100_percent(value: Any, path: str) -> list[Cause]:
     return []
 
 
-def replicas_cells(obj: Obj) -> tuple[int, int, int]:
-    """desired (spec.replicas), current (status.replicas), ready (status.readyReplicas)."""
-    return (int(dig(obj, "spec", "replicas", default=0) or 0),
+def replica_set_columns(spec_def: str, status_def: str) -> tuple[Column, ...]:
+    """Upstream's ReplicaSet and ReplicationController printer columns (the same table), with the
+    descriptions taken from `spec_def` / `status_def`."""
+    return (
+        NAME_COLUMN,
+        column("Desired", "integer", (spec_def, "replicas")),
+        column("Current", "integer", (status_def, "replicas")),
+        column("Ready", "integer", (status_def, "readyReplicas")),
+        AGE_COLUMN,
+        CONTAINERS_COLUMN,
+        IMAGES_COLUMN,
+        column("Selector", doc=(spec_def, "selector"), priority=1),
+    )
+
+
+def replica_set_row(obj: Obj, selector: str) -> list[Any]:
+    """The cells of those columns; `selector` is the selector as the kind prints it."""
+    names, images = container_cells(dig(obj, "spec", "template", "spec", "containers"))
+    return [obj["metadata"]["name"],
+            int(dig(obj, "spec", "replicas", default=0) or 0),
             int(dig(obj, "status", "replicas", default=0) or 0),
-            int(dig(obj, "status", "readyReplicas", default=0) or 0))
+            int(dig(obj, "status", "readyReplicas", default=0) or 0),
+            age_of(obj), names, images, selector]
+
+
+# both kinds select on status.replicas besides the name and namespace
+REPLICAS_FIELD_SELECTORS = {"status.replicas": lambda o: str(dig(o, "status", "replicas", default=0) or 0)}
 
 
 def copy_template_labels(obj: Obj, template: Optional[Obj]) -> None:
@@ -157,6 +187,6 @@ def copy_template_labels(obj: Obj, template: Optional[Obj]) -> None:
 
 __all__ = [
     "MISMATCH", "copy_template_labels", "go_label_selector", "is_zero", "not_more_than_100_percent",
-    "replicas_cells", "selector_immutable", "validate_int_or_percent", "validate_label_selector",
+    "REPLICAS_FIELD_SELECTORS", "replica_set_columns", "replica_set_row", "selector_immutable", "validate_int_or_percent", "validate_label_selector",
     "validate_selector", "validate_template",
 ]

@@ -89,6 +89,10 @@ class Strategy:
     # False for kinds upstream gives no metadata.generation (ConfigMap, Secret, Node, RBAC, ...):
     # generation is then neither set on create nor moved on update.
     tracks_generation: ClassVar[bool] = True
+    # True where upstream's store sets ReturnDeletedObject: DELETE then answers with the
+    # deleted object; otherwise an immediate delete answers a Status naming it (a delete
+    # that only marks the object terminating answers the object either way)
+    return_deleted_object: ClassVar[bool] = False
     # per-kind field selector attributes beyond metadata.name / metadata.namespace
     field_selectors: ClassVar[dict[str, Callable[[Obj], Any]]] = {}
     columns: ClassVar[tuple[Column, ...]] = (NAME_COLUMN, AGE_COLUMN)
@@ -270,6 +274,11 @@ def too_many(path: str, actual: int, maximum: int) -> Cause:
 def immutable(path: str, value: Any) -> Cause:
     """upstream ValidateImmutableField."""
     return invalid(path, value, "field is immutable")
+
+
+def spec_diff_summary(type_name: str, changed: list[str]) -> str:
+    """Stands in for the cmp.Diff upstream appends to "spec is immutable" errors: the changed fields."""
+    return f"  core.{type_name}{{\n" + "".join(f"  \t{k}: changed\n" for k in changed) + "  }\n"
 
 
 def nonnegative(path: str, value: Any) -> list[Cause]:

@@ -6,16 +6,8 @@ import threading
 import time
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-
-
-@pytest.fixture(scope="module")
-def api(kyb):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

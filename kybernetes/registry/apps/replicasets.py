@@ -6,16 +6,9 @@ from typing import Any
 
 from kybernetes.registry import _workloads
 from kybernetes.registry.base import (
-    AGE_COLUMN,
-    CONTAINERS_COLUMN,
-    IMAGES_COLUMN,
-    NAME_COLUMN,
     Cause,
     Obj,
     Strategy,
-    age_of,
-    column,
-    container_cells,
     dig,
     format_label_selector,
     nonnegative,
@@ -40,17 +33,8 @@ class ReplicaSetStrategy(Strategy):
     has_status_split = True
     status_reset_meta = ()  # upstream's status strategy keeps only spec
 
-    columns = (
-        NAME_COLUMN,
-        column("Desired", "integer", (_SPEC, "replicas")),
-        column("Current", "integer", (_STATUS, "replicas")),
-        column("Ready", "integer", (_STATUS, "readyReplicas")),
-        AGE_COLUMN,
-        CONTAINERS_COLUMN,
-        IMAGES_COLUMN,
-        column("Selector", doc=(_SPEC, "selector"), priority=1),
-    )
-    field_selectors = {"status.replicas": lambda o: str(dig(o, "status", "replicas", default=0) or 0)}
+    columns = _workloads.replica_set_columns(_SPEC, _STATUS)
+    field_selectors = _workloads.REPLICAS_FIELD_SELECTORS
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
@@ -71,7 +55,4 @@ class ReplicaSetStrategy(Strategy):
         return self.validate(new) + _workloads.selector_immutable(new, old)
 
     def row(self, obj: Obj) -> list[Any]:
-        desired, current, ready = _workloads.replicas_cells(obj)
-        names, images = container_cells(dig(obj, "spec", "template", "spec", "containers"))
-        return [obj["metadata"]["name"], desired, current, ready, age_of(obj), names, images,
-                format_label_selector(dig(obj, "spec", "selector"))]
+        return _workloads.replica_set_row(obj, format_label_selector(dig(obj, "spec", "selector")))

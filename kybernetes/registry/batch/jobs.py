@@ -25,6 +25,7 @@ from kybernetes.registry.base import (
     dig,
     format_label_selector,
     immutable,
+    invalid,
     nonnegative,
     not_supported,
     required,
@@ -184,27 +185,28 @@ class JobStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidateJobSpecUpdate, in its order: completions (elastic for Indexed jobs),
+        selector, template (scheduling directives mutable while suspended and never started),
+        then the fields fixed at creation."""
         causes = self.validate(new)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+        if ns.get("completions") != os_.get("completions"):
+            if ns.get("completionMode") != "Indexed":
+                causes.append(immutable("spec.completions", ns.get("completions")))
+            elif ns.get("completions") is not None and ns.get("completions") != ns.get("parallelism"):
+                causes.append(invalid("spec.completions", ns.get("completions"),
+                                      "can only be modified in tandem with spec.parallelism"))
         causes += _workloads.selector_immutable(new, old)
-        for k in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex"):
-            if ns.get(k) != os_.get(k):
-                causes.append(immutable(f"spec.{k}", ns.get(k)))
-        elastic = ns.get("completionMode") == "Indexed" and ns.get("completions") == ns.get("parallelism")
-        if ns.get("completions") != os_.get("completions") and not elastic:
-            causes.append(immutable("spec.completions", ns.get("completions")))
         if ns.get("template") != os_.get("template"):
-            # a suspended job that never started may still change its scheduling directives
-            nt, ot = copy.deepcopy(ns.get("template") or {}), copy.deepcopy(os_.get("template") or {})
+            nt, ot = ns.get("template") or {}, copy.deepcopy(os_.get("template") or {})
             if os_.get("suspend") and not dig(old, "status", "startTime"):
-                for t in (nt, ot):
-                    t.get("metadata", {}).pop("labels", None)
-                    t.get("metadata", {}).pop("annotations", None)
-                    for k in ("nodeSelector", "affinity", "tolerations", "schedulingGates"):
-                        t.get("spec", {}).pop(k, None)
+                _allow_scheduling_directives(nt, ot)
             if nt != ot:
                 causes.append(Cause("FieldValueInvalid", "spec.template",
                                     "Invalid value: core.PodTemplateSpec{...}: field is immutable"))
+        for k in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "managedBy", "successPolicy"):
+            if ns.get(k) != os_.get(k):
+                causes.append(immutable(f"spec.{k}", ns.get(k)))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:
@@ -212,3 +214,31 @@ class JobStrategy(Strategy):
         return [obj["metadata"]["name"], job_status_cell(obj), completions_cell(obj), duration_cell(obj),
                 age_of(obj), names, images, format_label_selector(dig(obj, "spec", "selector"))]
 
+
+
+def _allow_scheduling_directives(new_t: Obj, old_t: Obj) -> None:
+    """Copy what a suspended, never-started job may change (node affinity, node selector,
+    tolerations, scheduling gates, template labels and annotations) from `new_t` into `old_t`."""
+    nspec, ospec = new_t.get("spec") or {}, old_t.setdefault("spec", {})
+    naff, oaff = nspec.get("affinity"), ospec.get("affinity")
+    if naff is None and oaff is not None:
+        oaff.pop("nodeAffinity", None)
+        if not oaff:
+            ospec.pop("affinity")
+    elif naff is not None:
+        merged = dict(oaff or {})
+        merged.pop("nodeAffinity", None)
+        if "nodeAffinity" in naff:
+            merged["nodeAffinity"] = naff["nodeAffinity"]
+        ospec["affinity"] = merged
+    for k in ("nodeSelector", "tolerations", "schedulingGates"):
+        ospec.pop(k, None)
+        if k in nspec:
+            ospec[k] = nspec[k]
+    ometa, nmeta = old_t.setdefault("metadata", {}), new_t.get("metadata") or {}
+    for k in ("labels", "annotations"):
+        ometa.pop(k, None)
+        if k in nmeta:
+            ometa[k] = nmeta[k]
+    if not ometa and "metadata" not in new_t:
+        old_t.pop("metadata")

@@ -82,7 +82,8 @@ class ConfigMapStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return self.validate(new) + immutable_causes(new, old, ("data", "binaryData"))
+        # upstream reports the immutability errors first
+        return immutable_causes(new, old, ("data", "binaryData")) + self.validate(new)
 
     def row(self, obj: Obj) -> list[Any]:
         n = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})

@@ -41,6 +41,7 @@ class NamespaceStrategy(Strategy):
     name_format = "dns1123-label"
     has_status_split = True
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (NAME_COLUMN, column("Status", doc="The status of the namespace"), AGE_COLUMN)
     field_selectors = {"status.phase": lambda o: dig(o, "status", "phase", default="")}

@@ -15,10 +15,12 @@ from kybernetes.registry.base import (
     column,
     dig,
     forbidden,
+    immutable,
     invalid,
     not_supported,
     parse_quantity,
     required,
+    spec_diff_summary,
 )
 from kybernetes.registry.core.persistentvolumes import (
     VOLUME_MODES,
@@ -31,6 +33,7 @@ _SPEC = "io.k8s.api.core.v1.PersistentVolumeClaimSpec"
 _STATUS = "io.k8s.api.core.v1.PersistentVolumeClaimStatus"
 SPEC_IMMUTABLE = ("spec is immutable after creation except resources.requests and "
                   "volumeAttributesClassName for bound claims")
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
 def default_claim_spec(spec: Obj) -> None:
@@ -89,22 +92,53 @@ class PersistentVolumeClaimStrategy(Strategy):
         return validate_claim_spec(obj.get("spec") or {}, "spec")
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidatePersistentVolumeClaimUpdate: the spec is frozen except the storage
+        request of a bound claim, the attributes class, volumeName once and storageClassName from unset."""
         causes = self.validate(new)
-        ns, os_ = copy.deepcopy(new.get("spec") or {}), copy.deepcopy(old.get("spec") or {})
-        # what may change: storage requests and the attributes class; volumeName once, from empty
-        for s in (ns, os_):
-            res = s.get("resources") or {}
-            res.pop("requests", None)
-            if res:
-                s["resources"] = res
-            else:
-                s.pop("resources", None)
-            s.pop("volumeAttributesClassName", None)
+        nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+        ns, os_ = copy.deepcopy(nspec), copy.deepcopy(ospec)
         if not os_.get("volumeName"):
-            ns.pop("volumeName", None)
             os_.pop("volumeName", None)
+            if "volumeName" in ns:
+                os_["volumeName"] = ns["volumeName"]
+        old_class_ann = dig(old, "metadata", "annotations", BETA_CLASS_ANNOTATION)
+        new_class_ann = dig(new, "metadata", "annotations", BETA_CLASS_ANNOTATION)
+        if (old_class_ann is not None and ospec.get("storageClassName") is None
+                and nspec.get("storageClassName") == old_class_ann
+                and new_class_ann in (None, old_class_ann)):
+            ns.pop("storageClassName", None)  # the beta annotation moved into the field
+        else:
+            if (new_class_ann or "") != (old_class_ann or ""):
+                causes.append(immutable(f"metadata.annotations.{BETA_CLASS_ANNOTATION}", new_class_ann or ""))
+            if (nspec.get("storageClassName") is not None and ospec.get("storageClassName") is None
+                    and (old_class_ann is None or nspec["storageClassName"] == old_class_ann)):
+                ns.pop("storageClassName", None)
+        if dig(new, "status", "phase") == "Bound" and (ns.get("resources") or {}).get("requests") is not None:
+            old_storage = dig(ospec, "resources", "requests", "storage")
+            if old_storage is None:
+                ns["resources"]["requests"].pop("storage", None)
+            else:
+                ns["resources"]["requests"]["storage"] = old_storage
+        for s in (ns, os_):
+            s.pop("volumeAttributesClassName", None)
         if ns != os_:
-            causes.append(forbidden("spec", SPEC_IMMUTABLE))
+            changed = sorted(k for k in set(ns) | set(os_) if ns.get(k) != os_.get(k))
+            causes.append(forbidden("spec", SPEC_IMMUTABLE + "\n" + spec_diff_summary("PersistentVolumeClaimSpec", changed)))
+        old_size = parse_quantity(dig(ospec, "resources", "requests", "storage")) or 0
+        new_size = parse_quantity(dig(nspec, "resources", "requests", "storage")) or 0
+        status_size = parse_quantity(dig(old, "status", "capacity", "storage")) or 0
+        if new_size < old_size and new_size <= status_size:
+            # RecoverVolumeExpansionFailure: a claim may shrink back, but never to or below what it has
+            causes.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
+        if nspec.get("volumeMode") != ospec.get("volumeMode"):
+            causes.append(immutable("volumeMode", nspec.get("volumeMode")))  # upstream's path has no "spec."
+        ovac, nvac = ospec.get("volumeAttributesClassName"), nspec.get("volumeAttributesClassName")
+        if ovac is not None and nvac != ovac:
+            if nvac is None:
+                causes.append(forbidden("spec.volumeAttributesClassName", "update from non-nil value to nil is forbidden"))
+            elif nvac == "":
+                causes.append(forbidden("spec.volumeAttributesClassName",
+                                        "update from non-nil value to an empty string is forbidden"))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional
 
 from kybernetes.api.meta import now_rfc3339
@@ -18,6 +19,7 @@ from kybernetes.registry.base import (
     immutable,
     not_supported,
     required,
+    spec_diff_summary,
 )
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -116,13 +118,28 @@ class PersistentVolumeStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidatePersistentVolumeUpdate: the source is frozen (a CSI volume may gain a
+        controllerExpandSecretRef), so are volumeMode and a node affinity once set."""
         causes = self.validate(new)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
-        if volume_source(ns) != volume_source(os_):
+        new_source, old_source = volume_source(ns), volume_source(os_)
+        if ("csi" in old_source and "csi" in new_source and "controllerExpandSecretRef" not in old_source["csi"]
+                and "controllerExpandSecretRef" in new_source["csi"]):
+            new_source = copy.deepcopy(new_source)
+            del new_source["csi"]["controllerExpandSecretRef"]
+        if new_source != old_source:
+            changed = sorted(k for k in set(new_source) | set(old_source) if new_source.get(k) != old_source.get(k))
             causes.append(forbidden("spec.persistentvolumesource",
-                                    "spec.persistentvolumesource is immutable after creation"))
+                                    "spec.persistentvolumesource is immutable after creation\n"
+                                    + spec_diff_summary("PersistentVolumeSource", changed)))
         if ns.get("volumeMode") != os_.get("volumeMode"):
-            causes.append(immutable("spec.volumeMode", ns.get("volumeMode")))
+            causes.append(immutable("volumeMode", ns.get("volumeMode")))  # upstream's path has no "spec."
+        if os_.get("nodeAffinity") is not None and ns.get("nodeAffinity") != os_.get("nodeAffinity"):
+            # upstream prints the Go struct (pointer addresses included); the type name stands in
+            causes.append(Cause("FieldValueInvalid", "nodeAffinity", "Invalid value: &core.VolumeNodeAffinity{...}: "
+                                "field is immutable, except for updating from beta label to GA"))
+        if os_.get("volumeAttributesClassName") is not None and ns.get("volumeAttributesClassName") is None:
+            causes.append(forbidden("spec.volumeAttributesClassName", "update from non-nil value to nil is forbidden"))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:

@@ -198,6 +198,7 @@ class PodStrategy(Strategy):
     resource = "pods"
     singular = "pod"
     short_names = ("po",)
+    return_deleted_object = True
     categories = ("all",)
     subresources = ("status", "binding", "eviction")
     # upstream also serves these; routed once their handlers exist

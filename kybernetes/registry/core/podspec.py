@@ -368,15 +368,25 @@ def validate_pod_spec_update(new: Obj, old: Obj, path: str = "spec") -> list[Cau
             munged.pop("tolerations", None)
     old_gates = old.get("schedulingGates") or []
     new_gates = new.get("schedulingGates") or []
+    causes: list[Cause] = []
+    if old_gates and (new.get("nodeSelector") or {}) != (old.get("nodeSelector") or {}):
+        # a pod still gated from scheduling may gain node selector terms, never lose or change one
+        new_sel, old_sel = new.get("nodeSelector") or {}, old.get("nodeSelector") or {}
+        if any(new_sel.get(k) != v for k, v in old_sel.items()):
+            causes.append(invalid(f"{path}.nodeSelector", new_sel,
+                                  "only additions to spec.nodeSelector are allowed (no mutations or deletions)"))
+        munged.pop("nodeSelector", None)
+        if "nodeSelector" in new:
+            munged["nodeSelector"] = new["nodeSelector"]
     if all(g in old_gates for g in new_gates):  # gates may only be removed
         if "schedulingGates" in new:
             munged["schedulingGates"] = new["schedulingGates"]
         else:
             munged.pop("schedulingGates", None)
     if munged == new:
-        return []
+        return causes
     changed = sorted(k for k in set(munged) | set(new) if munged.get(k) != new.get(k))
-    return [forbidden(path, POD_UPDATE_MESSAGE + "\n" + _diff_summary(changed))]
+    return causes + [forbidden(path, POD_UPDATE_MESSAGE + "\n" + _diff_summary(changed))]
 
 
 def _diff_summary(changed: list[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.registry.base import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -56,6 +57,15 @@ class ResourceQuotaStrategy(Strategy):
             q = parse_quantity(v)
             if q is not None and q < 0:
                 causes.append(invalid(f"spec.hard[{k}]", str(v), "must be greater than or equal to 0"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidateResourceQuotaUpdate: the set of scopes is fixed at creation."""
+        causes = self.validate(new)
+        scopes = dig(new, "spec", "scopes", default=[]) or []
+        if set(scopes) != set(dig(old, "spec", "scopes", default=[]) or []):
+            rendered = "[]core.ResourceQuotaScope{" + ", ".join(go_quote(x) for x in scopes) + "}"
+            causes.append(Cause("FieldValueInvalid", "spec.scopes", f"Invalid value: {rendered}: field is immutable"))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:

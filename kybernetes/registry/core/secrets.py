@@ -73,10 +73,11 @@ class SecretStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        causes = self.validate(new)
+        causes: list[Cause] = []
         if (new.get("type") or "") != (old.get("type") or ""):
             causes.append(immutable("type", new.get("type") or ""))
-        return causes + immutable_causes(new, old, ("data",))
+        # stringData was folded into data before this runs, so data covers it
+        return causes + immutable_causes(new, old, ("data",)) + self.validate(new)
 
     def row(self, obj: Obj) -> list[Any]:
         return [obj["metadata"]["name"], obj.get("type") or "", len(obj.get("data") or {}), age_of(obj)]

@@ -18,6 +18,7 @@ class ServiceAccountStrategy(Strategy):
     short_names = ("sa",)
     subresources = ("token",)
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (NAME_COLUMN, column("Secrets", doc=("io.k8s.api.core.v1.ServiceAccount", "secrets")), AGE_COLUMN)
 

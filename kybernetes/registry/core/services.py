@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.registry import _checks
 from kybernetes.registry.base import (
     AGE_COLUMN,
@@ -95,6 +96,7 @@ class ServiceStrategy(Strategy):
     name_format = "dns1123-label"
     has_status_split = True
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,
@@ -144,6 +146,7 @@ class ServiceStrategy(Strategy):
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+        normalize_cluster_ips(spec, old_spec)
         if needs_cluster_ip(new) and needs_cluster_ip(old):
             # an update that omits the allocated address keeps it (upstream patchAllocatedValues)
             if not spec.get("clusterIP") and not spec.get("clusterIPs"):
@@ -225,13 +228,10 @@ class ServiceStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        causes = self.validate(new)
-        if needs_cluster_ip(new) and needs_cluster_ip(old):
-            old_ips = dig(old, "spec", "clusterIPs", default=[]) or []
-            new_ips = dig(new, "spec", "clusterIPs", default=[]) or []
-            if old_ips and new_ips and new_ips[0] != old_ips[0]:
-                causes.append(invalid("spec.clusterIPs[0]", new_ips, "may not change once set"))
-        return causes
+        """upstream ValidateServiceUpdate: allocated addresses and families only grow or shrink at
+        the end (dual-stack upgrade/downgrade); the load balancer class is fixed."""
+        return (self.validate(new) + _cluster_ips_update(new, old) + _ip_families_update(new, old)
+                + _lb_class_update(new, old))
 
     def row(self, obj: Obj) -> list[Any]:
         ips = dig(obj, "spec", "clusterIPs", default=[]) or []
@@ -244,3 +244,96 @@ class ServiceStrategy(Strategy):
             age_of(obj),
             format_labels(dig(obj, "spec", "selector")),
         ]
+
+
+def normalize_cluster_ips(spec: Obj, old_spec: Obj) -> None:
+    """upstream normalizeClusterIPs on update: guess what a client that set only one of the
+    linked clusterIP/clusterIPs fields meant, before validation judges the result."""
+    old_ips = old_spec.get("clusterIPs") or []
+    if old_ips and not spec.get("clusterIPs") and old_spec.get("clusterIP", "") == spec.get("clusterIP", ""):
+        spec["clusterIPs"] = list(old_ips)  # an old client that only knows the singular field
+    if old_spec.get("clusterIP", "") != spec.get("clusterIP", ""):
+        same = (spec.get("clusterIPs") or []) == old_ips
+        if old_spec.get("clusterIP") and not spec.get("clusterIP"):
+            if same:
+                spec.pop("clusterIPs", None)
+        elif same:
+            spec["clusterIPs"] = [spec.get("clusterIP", "")]
+
+
+def _go_strings(values: list[str], type_name: str = "string") -> str:
+    return "[]" + type_name + "{" + ", ".join(go_quote(v) for v in values) + "}"
+
+
+def _is_headless(svc: Obj) -> bool:
+    return dig(svc, "spec", "clusterIP") == "None"
+
+
+def _dual_stack_applies(new: Obj, old: Obj) -> bool:
+    return needs_cluster_ip(new) and needs_cluster_ip(old) and not (_is_headless(new) and _is_headless(old))
+
+
+def _cluster_ips_update(new: Obj, old: Obj) -> list[Cause]:
+    if not _dual_stack_applies(new, old):
+        return []
+    old_ips = dig(old, "spec", "clusterIPs", default=[]) or []
+    new_ips = dig(new, "spec", "clusterIPs", default=[]) or []
+    value = _go_strings(new_ips)
+    path0 = "spec.clusterIPs[0]"
+    causes: list[Cause] = []
+    if len(old_ips) == len(new_ips):
+        for i, ip in enumerate(old_ips):
+            if ip != new_ips[i]:
+                causes.append(_invalid_raw(f"spec.clusterIPs[{i}]", value, "may not change once set"))
+    elif len(old_ips) > len(new_ips):
+        if not new_ips:
+            causes.append(_invalid_raw(path0, value, "primary clusterIP can not be unset"))
+        elif new_ips[0] != old_ips[0]:
+            causes.append(_invalid_raw(path0, value, "may not change once set"))
+        if len(new_ips) == 1 and dig(new, "spec", "ipFamilyPolicy") != "SingleStack":
+            causes.append(_invalid_raw(path0, value,
+                                       "`ipFamilyPolicy` must be set to 'SingleStack' when releasing the secondary clusterIP"))
+    elif old_ips and new_ips[0] != old_ips[0]:
+        causes.append(_invalid_raw(path0, value, "may not change once set"))
+    return causes
+
+
+def _ip_families_update(new: Obj, old: Obj) -> list[Cause]:
+    if not _dual_stack_applies(new, old):
+        return []
+    old_f = dig(old, "spec", "ipFamilies", default=[]) or []
+    new_f = dig(new, "spec", "ipFamilies", default=[]) or []
+    new_ips = dig(new, "spec", "clusterIPs", default=[]) or []
+    families, ips = _go_strings(new_f, "core.IPFamily"), _go_strings(new_ips)
+    path0 = "spec.ipFamilies[0]"
+    causes: list[Cause] = []
+    # upstream reports some of these with the clusterIPs as the value and path; kept as it does
+    if len(old_f) == len(new_f):
+        for i, f in enumerate(old_f):
+            if f != new_f[i]:
+                causes.append(_invalid_raw(path0, families, "may not change once set"))
+    elif len(old_f) > len(new_f):
+        if not new_ips:
+            causes.append(_invalid_raw(path0, families, "primary ipFamily can not be unset"))
+        if new_f and new_f[0] != old_f[0]:
+            causes.append(_invalid_raw(path0, ips, "may not change once set"))
+        if len(new_f) == 1 and dig(new, "spec", "ipFamilyPolicy") != "SingleStack":
+            causes.append(_invalid_raw("spec.clusterIPs[0]", ips,
+                                       "`ipFamilyPolicy` must be set to 'SingleStack' when releasing the secondary ipFamily"))
+    elif old_f and new_f and new_f[0] != old_f[0]:
+        causes.append(_invalid_raw(path0, ips, "may not change once set"))
+    return causes
+
+
+def _lb_class_update(new: Obj, old: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    lb = "LoadBalancer"
+    if dig(old, "spec", "type") == lb and dig(new, "spec", "type") == lb:
+        ncls, ocls = dig(new, "spec", "loadBalancerClass"), dig(old, "spec", "loadBalancerClass")
+        if ncls != ocls:
+            causes.append(invalid("spec.loadBalancerClass", ncls, "may not change once set"))
+    return causes
+
+
+def _invalid_raw(path: str, rendered: str, detail: str) -> Cause:
+    return Cause("FieldValueInvalid", path, f"Invalid value: {rendered}: {detail}")

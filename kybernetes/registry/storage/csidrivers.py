@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.registry.base import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -32,6 +33,7 @@ class CSIDriverStrategy(Strategy):
     singular = "csidriver"
     namespaced = False
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,
@@ -67,10 +69,17 @@ class CSIDriverStrategy(Strategy):
         return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidateCSIDriverUpdate: attachRequired and volumeLifecycleModes are fixed
+        (podInfoOnMount, fsGroupPolicy and the rest may change)."""
         causes = self.validate(new)
-        for k in ("attachRequired", "podInfoOnMount", "volumeLifecycleModes"):
-            if dig(new, "spec", k) != dig(old, "spec", k):
-                causes.append(immutable(f"spec.{k}", dig(new, "spec", k)))
+        # upstream's path for attachRequired really is spelled "attachedRequired"
+        if dig(new, "spec", "attachRequired") != dig(old, "spec", "attachRequired"):
+            causes.append(immutable("spec.attachedRequired", dig(new, "spec", "attachRequired")))
+        modes = dig(new, "spec", "volumeLifecycleModes")
+        if modes != dig(old, "spec", "volumeLifecycleModes"):
+            rendered = "[]storage.VolumeLifecycleMode{" + ", ".join(go_quote(m) for m in modes or []) + "}"
+            causes.append(Cause("FieldValueInvalid", "spec.volumeLifecycleModes",
+                                f"Invalid value: {rendered}: field is immutable"))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:

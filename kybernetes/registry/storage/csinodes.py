@@ -28,6 +28,7 @@ class CSINodeStrategy(Strategy):
     singular = "csinode"
     namespaced = False
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,
@@ -47,6 +48,22 @@ class CSINodeStrategy(Strategy):
             seen.add(name)
             if not d.get("nodeID"):
                 causes.append(required(f"spec.drivers[{i}].nodeID"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """upstream ValidateCSINodeUpdate: a registered driver entry never changes, except its
+        allocatable count (MutableCSINodeAllocatableCount)."""
+        causes = self.validate(new)
+        old_drivers = {d.get("name"): d for d in dig(old, "spec", "drivers", default=[]) or []}
+        for d in dig(new, "spec", "drivers", default=[]) or []:
+            before = old_drivers.get(d.get("name"))
+            if before is None:
+                continue
+            strip = lambda x: {k: v for k, v in x.items() if k != "allocatable"}  # noqa: E731
+            if strip(d) != strip(before):
+                # upstream prints the whole Go struct as the value
+                causes.append(Cause("FieldValueInvalid", "CSINodeDriver",
+                                    "Invalid value: storage.CSINodeDriver{...}: field is immutable"))
         return causes
 
     def row(self, obj: Obj) -> list[Any]:

@@ -44,6 +44,7 @@ class StorageClassStrategy(Strategy):
     namespaced = False
     short_names = ("sc",)
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,

@@ -33,6 +33,7 @@ class VolumeAttachmentStrategy(Strategy):
     subresources = ("status",)
     has_status_split = True
     tracks_generation = False
+    return_deleted_object = True
 
     columns = (
         NAME_COLUMN,

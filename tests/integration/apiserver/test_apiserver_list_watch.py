@@ -353,16 +353,6 @@ async def test_watch_from_too_old_resource_version_is_410_expired_event(api, ns)
 
 
 # ---------------------------------------------------------------------- the official client
-@pytest.fixture(scope="module")
-def k8s(kyb):
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        yield c
-
-
 async def test_official_client_pages_with_continue(k8s, api, ns):
     from kubernetes import client
 

@@ -19,12 +19,19 @@ pytestmark = pytest.mark.slow
 
 
 def _objects(srv: RunningServer) -> dict[tuple[str, str, str], dict]:
+    srv.kubectl("wait", "-n", "default", "service/kubernetes", "--timeout=30s",
+                f"--for=jsonpath={{.spec.ports[0].targetPort}}={srv.port}")
     out = {}
     for kind in ("namespaces", "configmaps", "secrets", "services"):
         items = json.loads(srv.kubectl("get", kind, "-A", "-o", "json").stdout)["items"]
         for o in items:
             md = o["metadata"]
             out[(kind, md.get("namespace", ""), md["name"])] = o
+    # default/kubernetes points at whichever port this server serves on (each start picks a
+    # free one): the server keeps it so, as upstream; the rest of the Service is compared
+    for port in out[("services", "default", "kubernetes")]["spec"]["ports"]:
+        if port.get("targetPort") == srv.port:
+            port["targetPort"] = "<server port>"
     return out
 
 

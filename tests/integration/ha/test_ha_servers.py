@@ -34,7 +34,10 @@ def _server(base: Path, name: str, etcd: EtcdCluster, token: str = TOKEN) -> Run
 
 
 def _identity(srv: RunningServer) -> str:
-    return f"{srv.data_dir.name}_{(srv.data_dir / 'leader-election-id').read_text().strip()}"
+    # written as the server's controllers start, which is a moment after /readyz answers
+    path = srv.data_dir / "leader-election-id"
+    uid = _wait(lambda: path.exists() and path.read_text().strip(), 10, "the leader-election id")
+    return f"{srv.data_dir.name}_{uid}"
 
 
 def _get(srv: RunningServer, path: str, ctx=None) -> dict:

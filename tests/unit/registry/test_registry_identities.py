@@ -118,3 +118,13 @@ def test_name_format_is_known_to_object_meta_validation(s: Strategy) -> None:
     from kybernetes.api.validation import name_errors
 
     assert name_errors("a-name", s.name_format) == []
+
+
+def test_kinds_whose_delete_returns_the_object() -> None:
+    # upstream's stores with ReturnDeletedObject: true (pkg/registry/*/storage/storage.go)
+    returning = {(s.group, s.resource) for s in STRATEGIES if s.return_deleted_object}
+    assert returning == {
+        ("", "pods"), ("", "namespaces"), ("", "services"), ("", "serviceaccounts"),
+        ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "volumeattachments"),
+        ("storage.k8s.io", "csidrivers"), ("storage.k8s.io", "csinodes"),
+    }
