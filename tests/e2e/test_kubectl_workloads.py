@@ -196,7 +196,9 @@ async def test_statefulset_canary_full_rollout_and_on_delete(cluster, api, ns):
         upd, cur = st.get("updateRevision"), st.get("currentRevision")
         if upd == cur or set(pods) != {"db-0", "db-1", "db-2"} or not all(map(running_ready, pods.values())):
             return None
-        if rev(pods["db-2"]) == upd and rev(pods["db-0"]) == cur and rev(pods["db-1"]) == cur:
+        # the status counts follow the pods in a later sync: wait for both
+        if rev(pods["db-2"]) == upd and rev(pods["db-0"]) == cur and rev(pods["db-1"]) == cur \
+                and st.get("updatedReplicas") == 1 and st.get("currentReplicas") == 2:
             return sts, pods
         return None
 
