@@ -218,7 +218,7 @@ class ResourceHandlers:
         key = object_key(s, meta.get("namespace", ""), meta["name"])
         claimed = await self.services.allocate(obj) if self._is_service(s) else []
         try:
-            kv = await self.objects.store.create(key, self.objects.encode(key, obj))
+            kv = await self.objects.store.create(key, self.objects.encode(key, obj, s))
         except KeyExistsError:
             await self.services.rollback(claimed)
             raise errors.already_exists(s.resource, s.group, meta["name"]) from None
@@ -245,7 +245,7 @@ class ResourceHandlers:
     # ------------------------------------------------------------------ get
     async def get(self, r: Request) -> web.Response:
         kv = await self._get_current(r)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, r.strategy)
         if r.info.subresource == "scale":
             return self.respond(r, to_scale(r.strategy, obj))
         return self.respond(r, self._present(r, obj))
@@ -285,7 +285,7 @@ class ResourceHandlers:
         """Run the update pipeline for `new` against the stored `kv`; CAS write.
         `tracked` when managedFields are already computed (apply)."""
         s = r.strategy
-        old = self.objects.decode(kv)
+        old = self.objects.decode(kv, s)
         self._decode_check(r, new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
@@ -328,7 +328,7 @@ class ResourceHandlers:
         service = self._is_service(s) and not r.info.subresource
         claimed = await self.services.allocate(new, old) if service else []
         try:
-            nkv = await self.objects.store.update(key, self.objects.encode(key, new), kv.mod_revision)
+            nkv = await self.objects.store.update(key, self.objects.encode(key, new, s), kv.mod_revision)
         except ConflictError:
             await self.services.rollback(claimed)
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED) from None
@@ -361,7 +361,7 @@ class ResourceHandlers:
         s = r.strategy
         for attempt in range(_MAX_PATCH_RETRIES):
             kv = await self._get_current(r)
-            current = self.objects.decode(kv)
+            current = self.objects.decode(kv, s)
             if r.info.subresource == "scale":
                 current = to_scale(s, current)
             try:
@@ -433,7 +433,7 @@ class ResourceHandlers:
                     if e.reason == "AlreadyExists" and attempt + 1 < _MAX_PATCH_RETRIES:
                         continue  # created meanwhile: apply onto it instead
                     raise
-            live = self.objects.decode(kv)
+            live = self.objects.decode(kv, s)
             obj = self._check_type(r, fieldmanager.apply(r, live, config))
             obj["metadata"]["name"] = r.info.name
             self._check_namespace(r, obj)
@@ -457,7 +457,7 @@ class ResourceHandlers:
         rv = (scale.get("metadata") or {}).get("resourceVersion")
         if rv and rv != str(kv.mod_revision):
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, s)
         obj.setdefault("spec", {})["replicas"] = replicas
         sub = RequestInfo(**{**r.info.__dict__, "subresource": ""})
         inner = Request(r.http, sub, s, r.query, r.output, r.warnings)
@@ -504,7 +504,7 @@ class ResourceHandlers:
         if s.resource == "namespaces" and not s.group and r.info.name in _IMMORTAL_NAMESPACES:
             raise errors.forbidden("namespaces", "", r.info.name, "this namespace may not be deleted")
         kv = await self._get_current(r)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, s)
         check_preconditions(s, obj, options)
         await self._admit(self.validating, "DELETE", r, None, obj)
         result = await self._delete_object(r, obj, kv.mod_revision, options)
@@ -550,7 +550,7 @@ class ResourceHandlers:
             if r.dry_run:
                 return obj
             try:
-                nkv = await self.objects.store.update(key, self.objects.encode(key, obj), mod_rev)
+                nkv = await self.objects.store.update(key, self.objects.encode(key, obj, s), mod_rev)
             except ConflictError:
                 raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
             meta["resourceVersion"] = str(nkv.mod_revision)
