@@ -190,3 +190,27 @@ async def test_discovery_shares_the_storage_version_hash(client):
     h1 = next(r["storageVersionHash"] for r in core["resources"] if r["name"] == "events")
     h2 = next(r["storageVersionHash"] for r in new["resources"] if r["name"] == "events")
     assert h1 == h2 == "r2yiGXH7wu8="
+
+
+async def test_field_ownership_spans_both_apis(kyb, client, namespace):
+    new_doc = {**new_event("own", namespace), "metadata": {"name": "own", "namespace": namespace}}
+    kyb.kubectl("apply", "--server-side", "--field-manager=new-mgr", "-f", "-", input=json.dumps(new_doc))
+    core_doc = await client.resource(*CORE).get("own", namespace)
+    for k in ("managedFields", "resourceVersion", "uid", "creationTimestamp"):
+        core_doc["metadata"].pop(k, None)
+    core_doc["message"] = "rewritten"
+    # new-mgr owns the note (core/v1: message) through events.k8s.io: a core applier conflicts
+    p = kyb.kubectl("apply", "--server-side", "--field-manager=core-mgr", "-f", "-", input=json.dumps(core_doc),
+                    check=False)
+    # told in the owner's version, as upstream does
+    assert p.returncode != 0 and "conflict" in p.stderr.lower() and "new-mgr" in p.stderr and ".note" in p.stderr
+    assert (await client.resource(*NEW).get("own", namespace))["note"] == "pulled for web-0"
+    kyb.kubectl("apply", "--server-side", "--field-manager=core-mgr", "--force-conflicts", "-f", "-",
+                input=json.dumps(core_doc))
+    got = await client.resource(*CORE).get("own", namespace)
+    entries = {e["manager"]: e for e in got["metadata"]["managedFields"]}
+    # each entry stays in the version it was made in; the message moved to the core applier
+    assert got["message"] == "rewritten"
+    assert entries["new-mgr"]["apiVersion"] == "events.k8s.io/v1" and "f:reportingController" in entries["new-mgr"]["fieldsV1"]
+    assert "f:note" not in entries["new-mgr"]["fieldsV1"]
+    assert entries["core-mgr"]["apiVersion"] == "v1" and "f:message" in entries["core-mgr"]["fieldsV1"]

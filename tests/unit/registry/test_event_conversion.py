@@ -81,3 +81,23 @@ def test_legacy_rules_name_the_controller_field_per_api() -> None:
     assert [c.field for c in NewEvents().validate(from_core(styled))][:1] == ["reportingController"]
     elsewhere = {**CORE_EVENT, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"}}
     assert [c.field for c in CoreEvents().validate(elsewhere)] == ["involvedObject.namespace"]
+
+
+def test_managed_fields_of_the_other_api_are_translated_and_restored() -> None:
+    from kybernetes.api import managedfields as mf
+    from kybernetes.apiserver import fieldversions
+
+    core, new = CoreEvents(), NewEvents()
+    entry = {"manager": "m", "operation": "Update", "apiVersion": "events.k8s.io/v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:note": {}, "f:regarding": {}, "f:metadata": {"f:labels": {}}}}
+    obj = {**CORE_EVENT, "metadata": {**CORE_EVENT["metadata"], "managedFields": [entry]}}
+    seen, foreign = fieldversions.to_request_version(core, obj)
+    [t] = seen["metadata"]["managedFields"]
+    assert t["apiVersion"] == "v1" and set(t["fieldsV1"]) == {"f:message", "f:involvedObject", "f:metadata"}
+    assert obj["metadata"]["managedFields"] == [entry]  # the caller's object is untouched
+    fieldversions.restore(core, seen, foreign, ("other", "Apply", ""))
+    assert seen["metadata"]["managedFields"] == [entry]
+    [c] = fieldversions.restore_conflicts(core, [mf.Conflict(
+        "m", ".message", mf.manager_identifier("m", "Update", "v1"))], foreign)
+    assert (c.path, c.identifier) == (".note", mf.manager_identifier("m", "Update", "events.k8s.io/v1"))
+    assert fieldversions.to_request_version(new, seen) == (seen, {})  # already in the request's version
