@@ -28,7 +28,14 @@ _SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = 
 
 
 def _storage_version_hash(s: Strategy) -> str:
-    digest = hashlib.sha256(f"{s.group}/{s.version}/{s.kind}".encode()).digest()
+    # a view's objects are stored as its stored resource's (same hash, as upstream)
+    group, version, kind = s.group, s.version, s.kind
+    if s.stored_as:
+        from kybernetes.api.catalog import default_catalog
+
+        stored = default_catalog().lookup(*s.stored_as)
+        group, version, kind = stored.group, stored.version, stored.kind
+    digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
     import base64
 
     return base64.b64encode(digest[:8]).decode()

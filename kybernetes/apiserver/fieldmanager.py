@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from kybernetes.api import managedfields as mf
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, fieldversions
 from kybernetes.registry.base import Cause, Strategy
 
 Obj = dict[str, Any]
@@ -62,20 +62,30 @@ def dry_run_error(values: list) -> Optional[tuple[str, str, str]]:
 def track(r: Any, old: Optional[Obj], new: Obj) -> None:
     """Record a create/update/non-apply patch in new.metadata.managedFields."""
     s = r.strategy
+    old, foreign = fieldversions.to_request_version(s, old)
+    new_meta = new.get("metadata")
+    sent, foreign_sent = fieldversions.to_request_version(s, new)
+    if foreign_sent and isinstance(new_meta, dict):
+        new_meta["managedFields"] = sent["metadata"]["managedFields"]
     mf.update_managed_fields(old, new, manager(r), "Update", types=types(s), subresource=r.info.subresource,
                              ignored=ignored(s, r.info.subresource))
+    fieldversions.restore(s, new, {**foreign_sent, **foreign}, (manager(r), "Update", r.info.subresource))
 
 
 def apply(r: Any, live: Optional[Obj], config: Obj) -> Obj:
     """Server-side apply of `config` onto `live` (None = create); conflicts are 409."""
     s = r.strategy
+    live, foreign = fieldversions.to_request_version(s, live)
     try:
         obj, _ = mf.apply(live, config, manager(r), types=types(s), force=bool(force(r)),
                           subresource=r.info.subresource, ignored=ignored(s, r.info.subresource))
     except mf.ApplyConflict as e:
-        raise errors.APIError(409, "Conflict", e.message, details={"causes": e.causes}) from None
+        conflicts = fieldversions.restore_conflicts(s, e.conflicts, foreign)
+        raise errors.APIError(409, "Conflict", mf.conflict_message(conflicts),
+                              details={"causes": mf.conflict_causes(conflicts)}) from None
     except mf.ManagedFieldsError as e:
         raise errors.APIError(e.code, e.reason, e.message) from None
+    fieldversions.restore(s, obj, foreign, (manager(r), "Apply", r.info.subresource))
     return obj
 
 

@@ -174,7 +174,7 @@ async def list_objects(objects: ObjectStore, r: Any) -> Obj:
     result = cache.list(prefix=prefix)
     items = []
     for kv in result.items:
-        obj = objects.decode(kv)
+        obj = objects.decode(kv, s)
         if flt.matches(obj):
             items.append(obj)
     return _shape(r, s, items, str(result.revision), "", None)
@@ -207,7 +207,7 @@ async def _paged(objects: ObjectStore, s: Strategy, prefix: str, flt: Filter, li
             stopped_early = False
             for i, kv in enumerate(res.items):
                 last_key = kv.key
-                obj = objects.decode(kv)
+                obj = objects.decode(kv, s)
                 if flt.matches(obj):
                     out.append(obj)
                     if limit and len(out) >= limit:
@@ -248,4 +248,4 @@ async def select_all(objects: ObjectStore, r: Any) -> list[Obj]:
     flt = request_filter(s, r.info.namespace, r.query)
     cache = await cache_at(objects, s, None)
     res = cache.list(prefix=collection_prefix(s, r.info.namespace))
-    return [o for o in (objects.decode(kv) for kv in res.items) if flt.matches(o)]
+    return [o for o in (objects.decode(kv, s) for kv in res.items) if flt.matches(o)]

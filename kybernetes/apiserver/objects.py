@@ -23,8 +23,10 @@ Transformer = tuple[Callable[[str, bytes], bytes], Callable[[str, bytes], bytes]
 
 
 def resource_prefix(s: Strategy) -> str:
-    """The key prefix of a resource: /registry/<resource>/ (core) or /registry/<group>/<resource>/."""
-    return f"/registry/{s.group}/{s.resource}/" if s.group else f"/registry/{s.resource}/"
+    """The key prefix of a resource: /registry/<resource>/ (core) or /registry/<group>/<resource>/;
+    a view (`stored_as`) shares the prefix, so the keys and the watch cache, of its stored resource."""
+    group, resource = (s.stored_as[0], s.stored_as[2]) if s.stored_as else (s.group, s.resource)
+    return f"/registry/{group}/{resource}/" if group else f"/registry/{resource}/"
 
 
 def object_key(s: Strategy, namespace: str, name: str) -> str:
@@ -49,7 +51,11 @@ class ObjectStore:
         self._transformer = transformer
 
     # ----- encoding -----
-    def encode(self, key: str, obj: Obj) -> bytes:
+    def encode(self, key: str, obj: Obj, s: Optional[Strategy] = None) -> bytes:
+        """Stored bytes of `obj`; given the strategy `obj` was written through, a view's
+        object is first converted to its stored resource's form."""
+        if s is not None and s.stored_as:
+            obj = s.to_storage(obj)
         meta = obj.get("metadata")
         rv = None
         if meta is not None and "resourceVersion" in meta:
@@ -72,12 +78,16 @@ class ObjectStore:
         check = getattr(owner, "is_stale", None)
         return bool(check and check(kv.key, kv.value))
 
-    def decode(self, kv: KeyValue) -> Obj:
+    def decode(self, kv: KeyValue, s: Optional[Strategy] = None) -> Obj:
+        """The object stored at `kv`; given the strategy it is read through, in that
+        resource's form (a view converts from its stored resource's form)."""
         data = kv.value
         if self._transformer:
             data = self._transformer[1](kv.key, data)
         obj = orjson.loads(data)
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        if s is not None and s.stored_as:
+            obj = s.from_storage(obj)
         return obj
 
     async def read(self, s: Strategy, key: str) -> Optional[KeyValue]:

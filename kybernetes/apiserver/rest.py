@@ -219,7 +219,7 @@ class ResourceHandlers:
         key = object_key(s, meta.get("namespace", ""), meta["name"])
         claimed = await self.services.allocate(obj) if self._is_service(s) else []
         try:
-            kv = await self.objects.store.create(key, self.objects.encode(key, obj))
+            kv = await self.objects.store.create(key, self.objects.encode(key, obj, s))
         except KeyExistsError:
             await self.services.rollback(claimed)
             raise errors.already_exists(s.resource, s.group, meta["name"]) from None
@@ -246,7 +246,7 @@ class ResourceHandlers:
     # ------------------------------------------------------------------ get
     async def get(self, r: Request) -> web.Response:
         kv = await self._get_current(r)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, r.strategy)
         if r.info.subresource == "scale":
             return self.respond(r, to_scale(r.strategy, obj))
         return self.respond(r, self._present(r, obj))
@@ -286,7 +286,7 @@ class ResourceHandlers:
         """Run the update pipeline for `new` against the stored `kv`; CAS write.
         `tracked` when managedFields are already computed (apply)."""
         s = r.strategy
-        old = self.objects.decode(kv)
+        old = self.objects.decode(kv, s)
         self._decode_check(r, new)
         apimeta.drop_empty_meta(new)
         check_update_preconditions(s, new, old, r.info.subresource)
@@ -330,7 +330,7 @@ class ResourceHandlers:
         service = self._is_service(s) and not r.info.subresource
         claimed = await self.services.allocate(new, old) if service else []
         try:
-            nkv = await self.objects.store.update(key, self.objects.encode(key, new), kv.mod_revision)
+            nkv = await self.objects.store.update(key, self.objects.encode(key, new, s), kv.mod_revision)
         except ConflictError:
             await self.services.rollback(claimed)
             raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED) from None
@@ -363,7 +363,7 @@ class ResourceHandlers:
         s = r.strategy
         for attempt in range(_MAX_PATCH_RETRIES):
             kv = await self._get_current(r)
-            current = self.objects.decode(kv)
+            current = self.objects.decode(kv, s)
             if r.info.subresource == "scale":
                 current = to_scale(s, current)
             try:
@@ -448,7 +448,7 @@ class ResourceHandlers:
                     if e.reason == "AlreadyExists" and attempt + 1 < _MAX_PATCH_RETRIES:
                         continue  # created meanwhile: apply onto it instead
                     raise
-            live = self.objects.decode(kv)
+            live = self.objects.decode(kv, s)
             obj = self._check_type(r, fieldmanager.apply(r, live, config))
             obj["metadata"]["name"] = r.info.name
             self._check_namespace(r, obj)
@@ -474,7 +474,7 @@ class ResourceHandlers:
         if name and name != r.info.name:  # upstream checkName
             raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({r.info.name})")
         kv = await self._get_current(r)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, s)
         parent_entries = obj["metadata"].get("managedFields")
         old_scale = to_scale(s, obj)
         if parent_entries:
@@ -546,7 +546,7 @@ class ResourceHandlers:
         if s.resource == "namespaces" and not s.group and r.info.name in _IMMORTAL_NAMESPACES:
             raise errors.forbidden("namespaces", "", r.info.name, "this namespace may not be deleted")
         kv = await self._get_current(r)
-        obj = self.objects.decode(kv)
+        obj = self.objects.decode(kv, s)
         obj, result = await self._delete_current(r, obj, kv.mod_revision, options)
         if result is None:
             return self.respond(r, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -591,7 +591,7 @@ class ResourceHandlers:
             if r.dry_run:
                 return obj
             try:
-                nkv = await self.objects.store.update(key, self.objects.encode(key, obj), mod_rev)
+                nkv = await self.objects.store.update(key, self.objects.encode(key, obj, s), mod_rev)
             except ConflictError:
                 raise errors.conflict(s.resource, s.group, meta["name"], errors.OBJECT_MODIFIED) from None
             meta["resourceVersion"] = str(nkv.mod_revision)
@@ -690,7 +690,7 @@ class ResourceHandlers:
                 if e.code != 409:
                     raise
             kv = await self._get_current(r)
-            obj, mod_rev = self.objects.decode(kv), kv.mod_revision
+            obj, mod_rev = self.objects.decode(kv, s), kv.mod_revision
         raise errors.conflict(s.resource, s.group, r.info.name, errors.OBJECT_MODIFIED)
 
 

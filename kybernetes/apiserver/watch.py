@@ -21,6 +21,7 @@ from kybernetes.apiserver.listing import Filter, _parse_rv, cache_at, request_fi
 from kybernetes.apiserver.objects import ObjectStore, collection_prefix
 from kybernetes.apiserver.rest import warning_header
 from kybernetes.storage.interface import CompactedError, Event, StorageError
+from kybernetes.registry.base import Strategy
 
 Obj = dict[str, Any]
 
@@ -82,25 +83,26 @@ def _expired(requested: int, oldest: int) -> Obj:
     return errors.gone(f"too old resource version: {requested} ({oldest})").status()
 
 
-def translate(objects: ObjectStore, flt: Filter, ev: Event) -> Optional[tuple[str, Obj]]:
-    """Turn a store event into a watch event for this filter (or None when unseen)."""
+def translate(objects: ObjectStore, flt: Filter, ev: Event, s: Optional[Strategy] = None) -> Optional[tuple[str, Obj]]:
+    """Turn a store event into a watch event for this filter (or None when unseen), in the
+    form of the resource `s` watched."""
     if ev.type == "DELETE":
-        obj = objects.decode(ev.kv)
+        obj = objects.decode(ev.kv, s)
         return ("DELETED", obj) if flt.matches(obj) else None
-    obj = objects.decode(ev.kv)
+    obj = objects.decode(ev.kv, s)
     now = flt.matches(obj)
     if ev.prev is None or ev.created:
         return ("ADDED", obj) if now else None
     if flt.trivial and not flt.namespace:
         return ("MODIFIED", obj)
-    before = flt.matches(objects.decode(ev.prev))
+    before = flt.matches(objects.decode(ev.prev, s))
     if now and before:
         return ("MODIFIED", obj)
     if now:
         return ("ADDED", obj)
     if before:
         # left the selection: upstream reports the last matching state, at this revision
-        last = objects.decode(ev.prev)
+        last = objects.decode(ev.prev, s)
         last["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
         return ("DELETED", last)
     return None
@@ -157,7 +159,7 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
         snap = cache.list(prefix=prefix)
         start_after = snap.revision
         for kv in snap.items:
-            obj = objects.decode(kv)
+            obj = objects.decode(kv, s)
             if flt.matches(obj):
                 await stream.send("ADDED", obj)
         if send_initial is not None:
@@ -184,7 +186,7 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
             last_rv = ev.revision
             if not ev.kv.key.startswith(prefix):
                 continue
-            out = translate(objects, flt, ev)
+            out = translate(objects, flt, ev, s)
             if out is not None:
                 await stream.send(*out)
     except CompactedError as e:

@@ -1,11 +1,12 @@
 """Recording Events with `events.k8s.io/v1` semantics, as client-go's tools/events does.
 
-Events are built as events.k8s.io/v1 Events and written to `api_version`: by default their
-core/v1 rendering (upstream's storage form of the very same object: regarding ->
-involvedObject, note -> message, reportingController -> reportingComponent; eventTime,
-series, action, related and reportingInstance kept), because this API server still stores
-the two versions apart and kubectl (`kubectl events`, `kubectl get events`) reads core/v1.
-Pass `api_version="events.k8s.io/v1"` to write through the new API.
+Events are built as events.k8s.io/v1 Events and written through `api_version`: by default
+the new API itself. The API server stores both event APIs as one resource, so kubectl
+(`kubectl events`, `kubectl get events`, which read core/v1) shows them too. Pass
+`api_version="v1"` to write their core/v1 rendering instead (upstream's conversion:
+regarding -> involvedObject, note -> message, reportingController -> reportingComponent;
+eventTime, series, action, related and reportingInstance kept), for servers without
+events.k8s.io.
 
 An `EventBroadcaster` (one writer task, one cache; each controller has its own, made by
 controllers.base.Controller) hands out an `EventRecorder` per reporting controller.  `recorder.event(...)` never blocks and never
@@ -106,7 +107,7 @@ class EventBroadcaster:
     """Writes the events of every recorder it made (see the module docstring).
     `await shutdown()` flushes pending series and stops the writer."""
 
-    def __init__(self, client: Any, *, api_version: str = "v1", refresh_interval: float = REFRESH_INTERVAL,
+    def __init__(self, client: Any, *, api_version: str = "events.k8s.io/v1", refresh_interval: float = REFRESH_INTERVAL,
                  finish_after: float = FINISH_AFTER, spam_burst: int = SPAM_BURST,
                  spam_refill: float = SPAM_REFILL, clock: Callable[[], float] = time.time) -> None:
         self.client = client

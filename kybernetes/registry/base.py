@@ -96,10 +96,24 @@ class Strategy:
     # per-kind field selector attributes beyond metadata.name / metadata.namespace
     field_selectors: ClassVar[dict[str, Callable[[Obj], Any]]] = {}
     columns: ClassVar[tuple[Column, ...]] = (NAME_COLUMN, AGE_COLUMN)
+    # A resource served as a view of another one's stored objects (upstream keeps one etcd
+    # resource behind several API groups, e.g. events.k8s.io/v1 Events are core/v1 Events):
+    # (group, version, resource) of the stored resource; from_storage / to_storage convert.
+    stored_as: ClassVar[Optional[tuple[str, str, str]]] = None
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    # ----- storage form (only for views: `stored_as` set) -----
+    def from_storage(self, obj: Obj) -> Obj:
+        """This resource's form of an object read in the stored resource's form."""
+        return obj
+
+    def to_storage(self, obj: Obj) -> Obj:
+        """The stored resource's form of an object of this resource (a new dict; metadata
+        may be shared)."""
+        return obj
 
     # ----- lifecycle hooks (mutate in place) -----
     def prepare_for_create(self, obj: Obj) -> None:

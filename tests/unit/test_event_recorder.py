@@ -183,9 +183,14 @@ async def test_long_note_is_cut_to_the_api_limit(setup):
     assert len(events.calls[0][1]["note"].encode()) <= 1024
 
 
-async def test_core_v1_rendering_is_the_default():
+def test_new_api_is_the_default():
+    client = FakeClient("events.k8s.io")
+    assert EventBroadcaster(client).events is client.events
+
+
+async def test_core_v1_rendering_on_request():
     client = FakeClient("")
-    b = EventBroadcaster(client)
+    b = EventBroadcaster(client, api_version="v1")
     rec = b.recorder("replicaset-controller", "rs-1")
     rec.event(POD, "Normal", "SuccessfulCreate", "Created pod: web-0", action="Create", related=POD)
     rec.event(POD, "Normal", "SuccessfulCreate", "Created pod: web-0", action="Create", related=POD)

@@ -1,6 +1,6 @@
-"""Controllers record Events with events.k8s.io/v1 semantics (written in their core/v1
-form, see kybernetes/client/events.py) and kubectl shows them (`kubectl events`,
-`kubectl get events`), against a real `kyb server`."""
+"""Controllers record Events through events.k8s.io/v1 (kybernetes/client/events.py) and
+core/v1 readers see them, since both APIs serve one stored resource: kubectl shows them
+(`kubectl events`, `kubectl get events`), against a real `kyb server`."""
 
 from __future__ import annotations
 

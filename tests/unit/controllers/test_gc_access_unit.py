@@ -246,14 +246,14 @@ async def test_record_event(access):
     acc, script = access
     broadcaster = EventBroadcaster(acc.client)
     acc.recorder = broadcaster.recorder("garbage-collector-controller", "gc-1")
-    script.on("POST", "/api/v1/namespaces/default/events", Resp(201, {}))
+    script.on("POST", "/apis/events.k8s.io/v1/namespaces/default/events", Resp(201, {}))
     await acc.record_event(ObjectRef("rbac.authorization.k8s.io/v1", "ClusterRole", "r", "R"), "Warning",
                            "OwnerRefInvalidNamespace", "msg")
     await broadcaster.shutdown()
     [(_, _, ev)] = script.sent()
-    assert ev["involvedObject"] == {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1", "name": "r",
-                                    "uid": "R"}
-    assert (ev["reason"], ev["type"], ev["message"], ev["reportingComponent"], ev["reportingInstance"]) == (
+    assert ev["regarding"] == {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1", "name": "r",
+                               "uid": "R"}
+    assert (ev["reason"], ev["type"], ev["note"], ev["reportingController"], ev["reportingInstance"]) == (
         "OwnerRefInvalidNamespace", "Warning", "msg", "garbage-collector-controller", "gc-1")
     assert ev["metadata"]["name"].startswith("r.")
 

@@ -93,17 +93,21 @@ def test_lease_row() -> None:
 # ------------------------------------------------------------------ events.k8s.io
 def test_new_events_api() -> None:
     s = NewEventStrategy()
-    ev = {"metadata": meta("e1"), "regarding": {"kind": "Node", "name": "n1"}, "reason": "Starting",
+    ev = {"metadata": meta("e1", namespace="default"), "regarding": {"kind": "Node", "name": "n1"}, "reason": "Starting",
           "type": "Normal", "note": "Starting kubelet.", "reportingController": "kubelet",
           "reportingInstance": "n1", "action": "Start", "eventTime": "2026-05-01T11:59:00.000000Z"}
     assert s.validate(ev) == []
     assert s.row(ev) == ["60s", "Normal", "Starting", "node/n1", "", "kubelet, n1", "Starting kubelet.", "60s",
                          1, "e1"]
     assert s.field_values(ev)["regarding.kind"] == "Node"
-    assert fields(s.validate({"metadata": meta("e"), "type": "Normal"})) == [
-        ("eventTime", "FieldValueRequired"), ("reportingController", "FieldValueRequired"),
-        ("reportingInstance", "FieldValueRequired"), ("action", "FieldValueRequired"),
-        ("reason", "FieldValueRequired")]
+    # without eventTime only the old-style rules apply, then the new API asks for it
+    assert fields(s.validate({"metadata": meta("e", namespace="default"), "type": "Normal"})) == [
+        ("eventTime", "FieldValueRequired")]
+    bare = {"metadata": meta("e", namespace="default"), "type": "Normal", "eventTime": "2026-05-01T11:59:00.000000Z"}
+    assert fields(s.validate(bare)) == [
+        ("reportingController", "FieldValueRequired"), ("reportingController", "FieldValueInvalid"),
+        ("reportingController", "FieldValueInvalid"), ("reportingInstance", "FieldValueRequired"),
+        ("action", "FieldValueRequired"), ("reason", "FieldValueRequired")]
 
 
 # ------------------------------------------------------------------ rbac
