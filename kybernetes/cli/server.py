@@ -193,6 +193,8 @@ class Server:
         api.ready_checks["etcd" if url.startswith("etcd") else "datastore"] = self._datastore_ok
         app = build_app(api)
         app["security"] = sec
+        from kybernetes.apiserver.kubelet_proxy import client_ssl_context
+        app["kubelet_client_ssl"] = await asyncio.to_thread(client_ssl_context, paths.dir)
         from kybernetes.apiserver import audit
         self.audit = await audit.setup(app, args)
 

@@ -29,7 +29,12 @@ class Kubelet:
                  node_ip: Optional[str] = None, pod_log_root: Optional[Path] = None,
                  cgroup_root: str = "kubepods", status_interval: float = 10.0, lease_interval: float = 10.0,
                  pleg_period: float = 1.0, sync_frequency: float = 10.0, cluster_dns: Sequence[str] = (),
-                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf"):
+                 cluster_domain: str = "cluster.local", resolv_conf: str = "/etc/resolv.conf",
+                 cert_source=None, client_ca: Optional[Path] = None, server_address: str = "0.0.0.0",
+                 server_port: int = 10250, runtime_netns: Optional[str] = None):
+        """With `cert_source` (see kubelet.server.app) and `client_ca`, the kubelet also serves its
+        HTTPS API (logs, exec, attach, port-forward) on `server_address:server_port`;
+        `runtime_netns` is the network namespace containerd's stream server listens in."""
         self.client = client
         self.node_name = node_name
         self.data_dir = Path(data_dir)
@@ -48,6 +53,12 @@ class Kubelet:
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
         self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
                                    on_delete=self.workers.removed)
+        self.server = None
+        if cert_source is not None and client_ca is not None:
+            from kybernetes.kubelet.server.app import KubeletServer
+
+            self.server = KubeletServer(self, cert_source=cert_source, client_ca=client_ca, address=server_address,
+                                        port=server_port, runtime_netns=runtime_netns)
         self.started = False
 
     def _on_pod(self, pod: dict) -> None:
@@ -55,6 +66,8 @@ class Kubelet:
 
     async def start(self) -> "Kubelet":
         await self.cri.wait_ready(60)
+        if self.server is not None:
+            self.node.kubelet_port = await self.server.start()
         await self.node.register()
         self.node.start()
         self.informer.start()
@@ -69,6 +82,8 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        if self.server is not None:
+            await self.server.stop()
         await self.pleg.stop()
         await self.informer.stop()
         await self.workers.stop()

@@ -177,11 +177,10 @@ class PodStrategy(Strategy):
     singular = "pod"
     short_names = ("po",)
     categories = ("all",)
-    subresources = ("status", "binding", "eviction")
+    # log, exec, attach and portforward are served by the pod's kubelet (apiserver/kubelet_proxy.py)
+    subresources = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
     # upstream also serves these; routed once their handlers exist
-    future_subresources = (
-        "attach", "ephemeralcontainers", "exec", "log", "portforward", "proxy", "resize",
-    )
+    future_subresources = ("ephemeralcontainers", "proxy", "resize")
     has_status_split = True
 
     columns = (
