@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--container-runtime-endpoint", default="", help="use this CRI socket instead of starting containerd")
     p.add_argument("--node-ip", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+    p.add_argument("--kubelet-port", type=int, default=10250, help="port of the kubelet's HTTPS API")
+    p.add_argument("--tls-cert-file", default="", help="kubelet serving certificate (with --tls-private-key-file "
+                                                       "and --ca-file, which also checks callers' client certs)")
+    p.add_argument("--tls-private-key-file", default="")
 
 
 class NodeAgent:
@@ -58,9 +62,11 @@ class NodeAgent:
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
-                           node_ip: Optional[str] = None) -> NodeAgent:
+                           node_ip: Optional[str] = None, cert_source=None, client_ca: Optional[Path] = None,
+                           kubelet_port: int = 10250) -> NodeAgent:
     """Start containerd (unless `runtime_endpoint`) under DATA/agent and a kubelet using `client`
-    (which the agent then owns and closes)."""
+    (which the agent then owns and closes).  With `cert_source` and `client_ca` the kubelet
+    serves its HTTPS API (logs, exec, port-forward) on `kubelet_port`."""
     from kybernetes.kubelet.containerd import agent_dir, container_runtime
     from kybernetes.kubelet.kubelet import Kubelet
     from kybernetes.kubelet.runtime_netns import bridge_conflist, write_conflist
@@ -75,7 +81,8 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
     await rt.start()
     try:
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
-                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"))
+                     pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), cert_source=cert_source,
+                     client_ca=client_ca, server_port=kubelet_port, runtime_netns=getattr(rt, "netns", None))
         await kl.start()
     except BaseException:
         await rt.stop()
@@ -119,8 +126,17 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        serving = {}
+        if args.tls_cert_file and args.tls_private_key_file and args.ca_file:
+            from kybernetes.kubelet.server.app import static_cert
+
+            serving = {"cert_source": static_cert(Path(args.tls_cert_file), Path(args.tls_private_key_file)),
+                       "client_ca": Path(args.ca_file)}
+        elif args.tls_cert_file or args.tls_private_key_file:
+            raise SystemExit("kyb agent: --tls-cert-file needs --tls-private-key-file and --ca-file")
         agent = await start_node_agent(_client(args), node_name=args.node_name, data_dir=data_dir,
-                                       runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip)
+                                       runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
+                                       kubelet_port=args.kubelet_port, **serving)
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()

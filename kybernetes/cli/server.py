@@ -346,8 +346,14 @@ class Server:
         from kybernetes.client import Client
 
         try:
+            from kybernetes.auth.pki import PKIPaths
+            from kybernetes.kubelet.server.app import ca_issued_cert
+
+            tls = PKIPaths.under(self.data_dir)
             self.agent = await start_node_agent(Client.from_kubeconfig(kc_path), node_name=self.args.node_name,
-                                                data_dir=self.data_dir)
+                                                data_dir=self.data_dir, client_ca=tls.ca_cert,
+                                                cert_source=ca_issued_cert(tls.dir, self.data_dir / "agent" / "tls",
+                                                                           self.args.node_name))
         except Exception as e:  # the control plane keeps serving without a node
             log.error("node agent did not start (run with --disable-agent to skip it): %s", e)
 

@@ -37,17 +37,19 @@ def static_cert(cert: Path, key: Path) -> CertSource:
     return lambda: (Path(cert), Path(key))
 
 
-def ca_issued_cert(ca_dir: Path, out_dir: Path, node_name: str, ips: list[str]) -> CertSource:
+def ca_issued_cert(ca_dir: Path, out_dir: Path, node_name: str, ips: Optional[list[str]] = None) -> CertSource:
     """A serving certificate issued directly by the cluster CA (its key in `ca_dir`), for
-    a kubelet running next to the control plane; written once under `out_dir`."""
+    a kubelet running next to the control plane; written once under `out_dir`.  `ips`
+    default to the node's address and 127.0.0.1."""
     def source() -> tuple[Path, Path]:
         from kybernetes.auth import pki
+        from kybernetes.kubelet.node_status import host_ip
 
         crt, key = Path(out_dir) / "kubelet.crt", Path(out_dir) / "kubelet.key"
         if not (crt.exists() and key.exists()):
             ca = pki.load_ca(Path(ca_dir).parent)
-            cert_pem, key_pem = pki.issue_serving_cert(ca, f"{node_name}", [node_name, "localhost"],
-                                                       sorted(set(ips + ["127.0.0.1"])))
+            sans = sorted(set((ips if ips is not None else [host_ip()]) + ["127.0.0.1"]))
+            cert_pem, key_pem = pki.issue_serving_cert(ca, node_name, [node_name, "localhost"], sans)
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             pki.write_atomic(key, key_pem, 0o600)
             pki.write_atomic(crt, cert_pem, 0o644)

@@ -22,20 +22,20 @@ POLL = 0.1  # follow-mode poll of a quiet log file (upstream waits on fsnotify)
 CHUNK = 64 * 1024
 
 
-def parse_time(ts: str) -> float:
-    """RFC3339 with any number of fractional digits -> seconds since the epoch."""
+def parse_time(ts: str) -> int:
+    """RFC3339 with any number of fractional digits -> nanoseconds since the epoch."""
     ts = ts.strip()
-    frac = 0.0
+    frac = 0
     if "." in ts:
         head, rest = ts.split(".", 1)
         i = 0
         while i < len(rest) and rest[i].isdigit():
             i += 1
-        frac = float("0." + rest[:i]) if i else 0.0
+        frac = int((rest[:i] + "000000000")[:9]) if i else 0
         ts = head + rest[i:]
     if ts.endswith("Z"):
         ts = ts[:-1] + "+00:00"
-    return _dt.datetime.fromisoformat(ts).timestamp() + frac
+    return int(_dt.datetime.fromisoformat(ts).timestamp()) * 1_000_000_000 + frac
 
 
 @dataclass
@@ -43,7 +43,7 @@ class LogOptions:
     follow: bool = False
     previous: bool = False
     tail_lines: Optional[int] = None
-    since: Optional[float] = None  # epoch seconds
+    since: Optional[int] = None  # nanoseconds since the epoch
     timestamps: bool = False
     limit_bytes: Optional[int] = None
 
@@ -68,7 +68,7 @@ class LogOptions:
         if secs is not None:
             if secs < 1:
                 raise ValueError("sinceSeconds: must be greater than 0")
-            o.since = time.time() - secs
+            o.since = time.time_ns() - secs * 1_000_000_000
         if q.get("sinceTime"):
             if secs is not None:
                 raise ValueError("at most one of sinceTime or sinceSeconds may be specified")

@@ -193,6 +193,7 @@ class Session:
             sid = struct.unpack_from("!I", payload, 0)[0] & 0x7FFFFFFF
             headers = decode_headers(self._zin.decompress(payload[10:]))
             st = Stream(self, sid, headers)
+            st.reply.set_result(True)  # only streams we open wait for a reply
             self.streams[sid] = st
             if flags & FLAG_FIN:
                 st._data(b"", True)
