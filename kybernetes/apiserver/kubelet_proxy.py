@@ -22,8 +22,9 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from kybernetes.apiserver import errors
+from kybernetes.apiserver import errors, spdy_upgrade
 from kybernetes.apiserver.objects import object_key
+from kybernetes.streaming import channels as ch
 
 Obj = dict[str, Any]
 
@@ -31,9 +32,8 @@ POD_SUBRESOURCES = {"log", "exec", "attach", "portforward"}
 NODE_SUBRESOURCES = {"proxy"}
 ADDRESS_PREFERENCE = ("InternalIP", "ExternalIP", "Hostname")
 CLIENT_CN, CLIENT_ORG = "kube-apiserver-kubelet-client", "system:masters"
-CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
-                     "channel.k8s.io")
-PORTFORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
+CHANNEL_PROTOCOLS = (ch.WS_V5, ch.WS_V4)
+PORTFORWARD_PROTOCOLS = (ch.PORTFORWARD_WS_TUNNEL,)
 LOG_OPTIONS = ("follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes")
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             500: "InternalError", 503: "ServiceUnavailable"}
@@ -145,8 +145,8 @@ async def serve(api, request: web.Request, r) -> web.StreamResponse:
         return await pod_log(api, request, info)
     if info.verb not in ("get", "create"):
         raise errors.method_not_allowed()
-    if not _is_websocket(request):
-        # SPDY upgrades (kubectl's fallback) and plain requests are not served here
+    websocket, spdy = _is_websocket(request), spdy_upgrade.is_spdy_upgrade(request)
+    if not (websocket or spdy):
         raise errors.bad_request("Upgrade request required")
     if info.verb == "get":
         await _authorize_create(request, r)
@@ -163,6 +163,8 @@ async def serve(api, request: web.Request, r) -> web.StreamResponse:
         c = _container(pod, request.query.get("container", ""))
         url, protocols = f"{base}/{sub}/{ns}/{name}/{quote(c, safe='')}", CHANNEL_PROTOCOLS
         params = [(k, v) for k, v in request.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
+    if spdy:
+        return await _spdy(request, sub, url, params)
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     wanted = [p for p in offered if p in protocols]
     if not wanted:
@@ -170,15 +172,33 @@ async def serve(api, request: web.Request, r) -> web.StreamResponse:
     return await _relay_websocket(request, url, params, wanted)
 
 
+async def _connect(session: aiohttp.ClientSession, url: str, params, protocols) -> aiohttp.ClientWebSocketResponse:
+    try:
+        return await session.ws_connect(url, params=params, protocols=protocols, autoping=True, max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as e:
+        raise _error_for(e.status if e.status >= 400 else 500, f"error dialing backend: {e.message}") from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise errors.APIError(500, "InternalError", f"error dialing backend: {e}") from None
+
+
+async def _spdy(request: web.Request, sub: str, url: str, params) -> web.StreamResponse:
+    """kubectl's SPDY fallback, bridged to the kubelet's WebSocket endpoints."""
+    if sub == "portforward":
+        spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY])
+        async with _session(request) as session:
+            async with await _connect(session, url, params, [ch.PORTFORWARD_WS_TUNNEL]) as upstream:
+                return await spdy_upgrade.tunnel_portforward(request, upstream)
+    spdy_upgrade.negotiate(request, [ch.SPDY_V4])
+    q = request.query
+    flags = {k: q.get(k, "").lower() in ("1", "true") for k in ("stdin", "stdout", "stderr", "tty")}
+    async with _session(request) as session:
+        async with await _connect(session, url, params, [ch.WS_V5, ch.WS_V4]) as upstream:
+            return await spdy_upgrade.bridge_remotecommand(request, upstream, **flags)
+
+
 async def _relay_websocket(request: web.Request, url: str, params, protocols: list[str]) -> web.StreamResponse:
     async with _session(request) as session:
-        try:
-            upstream = await session.ws_connect(url, params=params, protocols=protocols, autoping=True,
-                                                max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as e:
-            raise _error_for(e.status if e.status >= 400 else 500, f"error dialing backend: {e.message}") from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise errors.APIError(500, "InternalError", f"error dialing backend: {e}") from None
+        upstream = await _connect(session, url, params, protocols)
         ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else [], autoping=True,
                                    max_msg_size=0)
         await ws.prepare(request)

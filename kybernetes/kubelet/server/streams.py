@@ -22,13 +22,14 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from kybernetes.kubelet.prober.netns import connect
-from kybernetes.kubelet.server.spdy import Session, Stream
+from kybernetes.streaming import channels as ch
+from kybernetes.streaming.spdy import Session, Stream
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
-CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
-PORTFORWARD_PROTOCOLS = ["SPDY/3.1+portforward.k8s.io"]
-STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+CHANNEL_PROTOCOLS = [ch.WS_V5, ch.WS_V4]
+PORTFORWARD_PROTOCOLS = [ch.PORTFORWARD_WS_TUNNEL]
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = ch.STDIN, ch.STDOUT, ch.STDERR, ch.ERROR, ch.RESIZE, ch.CLOSE
 
 
 class UpgradeError(Exception):
@@ -80,14 +81,14 @@ async def open_spdy(url: str, netns: Optional[str], protocols: list[str]) -> tup
 async def relay_remotecommand(ws: web.WebSocketResponse, url: str, netns: Optional[str], *,
                               stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:
     """Bridge a channel-protocol WebSocket to containerd's SPDY remotecommand server."""
-    sess, _, reader = await open_spdy(url, netns, ["v4.channel.k8s.io"])
+    sess, _, reader = await open_spdy(url, netns, [ch.SPDY_V4])
     try:
         err = await sess.open_stream({"streamtype": "error"})
         sin = await sess.open_stream({"streamtype": "stdin"}) if stdin else None
         sout = await sess.open_stream({"streamtype": "stdout"}) if stdout else None
         serr = await sess.open_stream({"streamtype": "stderr"}) if stderr and not tty else None
         resize = await sess.open_stream({"streamtype": "resize"}) if tty else None
-        v5 = ws.ws_protocol == "v5.channel.k8s.io"
+        v5 = ws.ws_protocol == ch.WS_V5
 
         async def out(st: Optional[Stream], ch: int) -> bytes:
             got = b""
@@ -121,7 +122,7 @@ async def relay_remotecommand(ws: web.WebSocketResponse, url: str, netns: Option
         if status and not ws.closed:
             await ws.send_bytes(bytes([ERROR]) + status)
         elif not ws.closed:
-            await ws.send_bytes(bytes([ERROR]) + b'{"metadata":{},"status":"Success"}')
+            await ws.send_bytes(bytes([ERROR]) + ch.SUCCESS)
         feeder.cancel()
         await ws.close()
     finally:

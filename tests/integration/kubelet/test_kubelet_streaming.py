@@ -232,6 +232,17 @@ async def test_exec(env, node):
                                    b"abc\r", b"got-abc")
     assert b"/dev/pts/" in seen
 
+    # kubectl's SPDY fallback (what it uses when WebSockets are turned off or refused)
+    spdy = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+    out = await kubectl(srv, "exec", "shell", "-v=6", "--", "sh", "-c", "echo out; echo err >&2", env=spdy)
+    assert out.stdout == "out\n" and "err\n" in out.stderr
+    # it really took the SPDY path: a POST answered 101, no WebSocket GET
+    assert 'verb="POST"' in out.stderr and "/exec?" in out.stderr and "101 Switching Protocols" in out.stderr
+    r = await kubectl(srv, "exec", "shell", "--", "sh", "-c", "exit 7", check=False, env=spdy)
+    assert r.returncode == 7
+    r = await kubectl(srv, "exec", "-i", "shell", "--", "wc", "-c", input="y" * 100000, env=spdy)
+    assert r.stdout.strip() == "100000"
+
     # kubectl cp both ways (tar over exec with stdin)
     local = env["data_dir"] / "cp-src.txt"
     local.write_text("copied content\n" * 100)
@@ -261,21 +272,24 @@ async def test_port_forward(env, node):
     await pods.create(pod("web", c("main", "mkdir -p /www && echo hello-from-pod > /www/index.html && "
                                            "exec httpd -f -p 8080 -h /www")))
     await running(pods, "web")
-    port = free_port()
-    proc = await asyncio.to_thread(
-        subprocess.Popen, [KUBECTL, "--kubeconfig", str(srv.kubeconfig), "port-forward", "pod/web",
-                           f"{port}:8080", "--address", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
-        assert b"Forwarding from 127.0.0.1:" in line
-        for _ in range(3):  # several connections over the one session
-            with await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/index.html",
-                                         timeout=15) as r:
-                assert r.read() == b"hello-from-pod\n"
-    finally:
-        proc.kill()
-        await asyncio.to_thread(proc.wait)
+    # WebSocket-tunnelled SPDY (kubectl's default), then plain SPDY (its fallback)
+    for websockets in ("true", "false"):
+        port = free_port()
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [KUBECTL, "--kubeconfig", str(srv.kubeconfig), "port-forward", "pod/web",
+                               f"{port}:8080", "--address", "127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, KUBECTL_PORT_FORWARD_WEBSOCKETS=websockets))
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            assert b"Forwarding from 127.0.0.1:" in line
+            for _ in range(3):  # several connections over the one session
+                with await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/index.html",
+                                             timeout=15) as r:
+                    assert r.read() == b"hello-from-pod\n"
+        finally:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
 
 
 async def test_exec_forbidden_without_rights(env, node, tmp_path):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import zlib
 
-from kybernetes.kubelet.server import auth, spdy
+from kybernetes.kubelet.server import auth
+from kybernetes.streaming import spdy
 
 
 def pair():
