@@ -203,7 +203,8 @@ class KubeletServer:
         verb = request.path.split("/")[1]
         ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
         q = request.query
-        ws = web.WebSocketResponse(protocols=streams.CHANNEL_PROTOCOLS, autoping=True)
+        ws = web.WebSocketResponse(protocols=streams.CHANNEL_PROTOCOLS, autoping=True, compress=False,
+                                   max_msg_size=0)
         if not ws.can_prepare(request).ok:
             return _text(400, "Upgrade request required")
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
@@ -239,7 +240,8 @@ class KubeletServer:
 
     async def portforward(self, request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["ns"], request.match_info["pod"]
-        ws = web.WebSocketResponse(protocols=streams.PORTFORWARD_PROTOCOLS, autoping=True)
+        ws = web.WebSocketResponse(protocols=streams.PORTFORWARD_PROTOCOLS, autoping=True, compress=False,
+                                   max_msg_size=0)
         if not ws.can_prepare(request).ok:
             return _text(400, "Upgrade request required")
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
