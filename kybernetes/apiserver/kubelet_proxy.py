@@ -17,12 +17,12 @@ import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from kybernetes.apiserver import errors, spdy_upgrade, ws_client
+from kybernetes.apiserver import errors, spdy_upgrade
 from kybernetes.apiserver.objects import object_key
 from kybernetes.streaming import channels as ch
 
@@ -172,18 +172,13 @@ async def serve(api, request: web.Request, r) -> web.StreamResponse:
     return await _relay_websocket(request, url, params, wanted)
 
 
-async def _connect(request: web.Request, url: str, params, protocols) -> ws_client.WebSocket:
-    """A WebSocket to the kubelet (url is https://host:port/path)."""
-    ctx = request.app.get("kubelet_client_ssl")
-    if ctx is None:
-        raise errors.APIError(503, "ServiceUnavailable", "the API server has no kubelet client credentials")
-    u = urlsplit(url)
-    target = u.path + ("?" + urlencode(params) if params else "")
+async def _connect(session: aiohttp.ClientSession, url: str, params, protocols) -> aiohttp.ClientWebSocketResponse:
     try:
-        return await ws_client.connect(u.hostname or "", u.port or 10250, target, ssl=ctx, protocols=list(protocols))
-    except ws_client.HandshakeError as e:
-        raise _error_for(e.status if e.status >= 400 else 500, f"error dialing backend: {e.body}") from None
-    except (OSError, asyncio.TimeoutError, ssl.SSLError) as e:
+        return await session.ws_connect(url, params=params, protocols=protocols, autoping=True, max_msg_size=0,
+                                        compress=0)
+    except aiohttp.WSServerHandshakeError as e:
+        raise _error_for(e.status if e.status >= 400 else 500, f"error dialing backend: {e.message}") from None
+    except (aiohttp.ClientError, OSError) as e:
         raise errors.APIError(500, "InternalError", f"error dialing backend: {e}") from None
 
 
@@ -191,46 +186,35 @@ async def _spdy(request: web.Request, sub: str, url: str, params) -> web.StreamR
     """kubectl's SPDY fallback, bridged to the kubelet's WebSocket endpoints."""
     if sub == "portforward":
         spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY])
-        upstream = await _connect(request, url, params, [ch.PORTFORWARD_WS_TUNNEL])
-        try:
-            return await spdy_upgrade.tunnel_portforward(request, upstream)
-        finally:
-            await upstream.close()
+        async with _session(request) as session:
+            async with await _connect(session, url, params, [ch.PORTFORWARD_WS_TUNNEL]) as upstream:
+                return await spdy_upgrade.tunnel_portforward(request, upstream)
     spdy_upgrade.negotiate(request, [ch.SPDY_V4])
     q = request.query
     flags = {k: q.get(k, "").lower() in ("1", "true") for k in ("stdin", "stdout", "stderr", "tty")}
-    upstream = await _connect(request, url, params, [ch.WS_V5, ch.WS_V4])
-    try:
-        return await spdy_upgrade.bridge_remotecommand(request, upstream, **flags)
-    finally:
-        await upstream.close()
+    async with _session(request) as session:
+        async with await _connect(session, url, params, [ch.WS_V5, ch.WS_V4]) as upstream:
+            return await spdy_upgrade.bridge_remotecommand(request, upstream, **flags)
 
 
 async def _relay_websocket(request: web.Request, url: str, params, protocols: list[str]) -> web.StreamResponse:
-    upstream = await _connect(request, url, params, protocols)
-    ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else [], autoping=True,
-                               max_msg_size=0, compress=False)
-    try:
+    async with _session(request) as session:
+        upstream = await _connect(session, url, params, protocols)
+        ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else [], autoping=True,
+                                   max_msg_size=0, compress=False)
         await ws.prepare(request)
 
-        async def up() -> None:
-            async for msg in ws:
+        async def pump(src, dst) -> None:
+            async for msg in src:
                 if msg.type == WSMsgType.BINARY:
-                    await upstream.send_bytes(msg.data)
+                    await dst.send_bytes(msg.data)
                 elif msg.type == WSMsgType.TEXT:
-                    await upstream.send_str(msg.data)
+                    await dst.send_str(msg.data)
                 else:
                     break
+            await dst.close()
 
-        async def down() -> None:
-            while (m := await upstream.receive()) is not None:
-                op, data = m
-                if op == ws_client.TEXT:
-                    await ws.send_str(data.decode(errors="replace"))
-                else:
-                    await ws.send_bytes(data)
-
-        tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+        tasks = [asyncio.create_task(pump(ws, upstream)), asyncio.create_task(pump(upstream, ws))]
         try:
             # either side ending the session (the kubelet after the exit status, the
             # caller by going away) ends the other one
@@ -238,10 +222,9 @@ async def _relay_websocket(request: web.Request, url: str, params, protocols: li
         finally:
             for t in tasks:
                 t.cancel()
-    finally:
-        await upstream.close()
-        await ws.close()
-    return ws
+            await upstream.close()
+            await ws.close()
+        return ws
 
 
 async def pod_log(api, request: web.Request, info) -> web.StreamResponse:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from typing import Optional
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from kybernetes.apiserver import errors
 from kybernetes.streaming import channels as ch
@@ -88,8 +88,10 @@ async def tunnel_portforward(request: web.Request, upstream) -> web.StreamRespon
             await upstream.send_bytes(data)
 
     async def down() -> None:
-        while (m := await upstream.receive()) is not None:
-            await resp.write(m[1])
+        async for msg in upstream:
+            if msg.type != WSMsgType.BINARY:
+                break
+            await resp.write(msg.data)
 
     tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
     try:
@@ -137,11 +139,14 @@ async def bridge_remotecommand(request: web.Request, upstream, *, stdin: bool, s
     async def from_kubelet() -> None:
         targets = {ch.STDOUT: streams.get("stdout"), ch.STDERR: streams.get("stderr"),
                    ch.ERROR: streams.get("error")}
-        while (m := await upstream.receive()) is not None:
-            data = m[1]
-            st: Optional[Stream] = targets.get(data[0]) if data else None
+        async for msg in upstream:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                continue
+            st: Optional[Stream] = targets.get(msg.data[0])
             if st is not None:
-                await st.write(data[1:])
+                await st.write(msg.data[1:])
         for st in targets.values():
             if st is not None:
                 await st.close()
