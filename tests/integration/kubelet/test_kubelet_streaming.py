@@ -344,3 +344,33 @@ async def test_exec_forbidden_without_rights(env, node, tmp_path):
     finally:
         await bindings.delete("peek", "default")
         await roles.delete("peek", "default")
+
+
+def python_client_exec_and_logs(kubeconfig) -> tuple[str, str]:
+    """The official Python client: exec over WebSocket v4.channel.k8s.io and read_namespaced_pod_log."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    with client.ApiClient(cfg) as c:
+        core = client.CoreV1Api(c)
+        out = stream(core.connect_get_namespaced_pod_exec, "pyclient", "default",
+                     command=["sh", "-c", "echo from-python"], stderr=True, stdin=False, stdout=True, tty=False)
+        logs = core.read_namespaced_pod_log("pyclient", "default", tail_lines=1)
+    return out, logs
+
+
+async def test_python_client(env, node):
+    srv = env["srv"]
+    _, _, pods, names = node
+    names.append("pyclient")
+    await pods.create(pod("pyclient", c("main", "echo first; echo last; exec sleep 3600")))
+    await running(pods, "pyclient")
+
+    async def logged():
+        return "last" in (await kubectl(srv, "logs", "pyclient")).stdout
+    await wait_for(logged, 30)
+    out, logs = await asyncio.to_thread(python_client_exec_and_logs, srv.kubeconfig)
+    assert out == "from-python\n"
+    assert logs == "last\n"
