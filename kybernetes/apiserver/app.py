@@ -17,7 +17,7 @@ from aiohttp import web
 
 from kybernetes import __version__
 from kybernetes.api.catalog import Catalog
-from kybernetes.apiserver import discovery, errors, metrics, negotiation
+from kybernetes.apiserver import discovery, errors, kubelet_proxy, metrics, negotiation
 from kybernetes.apiserver.filters import audit, authentication, authorization, impersonation, panics, requestinfo
 from kybernetes.apiserver.objects import ObjectStore
 from kybernetes.apiserver.rest import Request, ResourceHandlers, Validator
@@ -215,6 +215,9 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
             raise errors.method_not_allowed()
         from kybernetes.apiserver.eviction import evict
         return await evict(h, r, await _body(request), api.catalog.lookup("policy", "v1", "poddisruptionbudgets"))
+    if (sub in kubelet_proxy.POD_SUBRESOURCES and s.resource == "pods" or
+            sub in kubelet_proxy.NODE_SUBRESOURCES and s.resource == "nodes") and not s.group:
+        return await kubelet_proxy.serve(api, request, r)
     if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
         raise _not_found_path()
 

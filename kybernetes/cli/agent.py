@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--container-runtime-endpoint", default="", help="use this CRI socket instead of starting containerd")
     p.add_argument("--node-ip", default="")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
+    p.add_argument("--kubelet-port", type=int, default=10250, help="port of the kubelet's HTTPS API")
+    p.add_argument("--tls-cert-file", default="", help="kubelet serving certificate (with --tls-private-key-file "
+                                                       "and --ca-file, which also checks callers' client certs)")
+    p.add_argument("--tls-private-key-file", default="")
     add_kubelet_arguments(p)
 
 
@@ -98,9 +102,12 @@ class NodeAgent:
 
 
 async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_endpoint: str = "",
-                           node_ip: Optional[str] = None, **kubelet_options) -> NodeAgent:
+                           node_ip: Optional[str] = None, cert_source=None, client_ca: Optional[Path] = None,
+                           kubelet_port: int = 10250, **kubelet_options) -> NodeAgent:
     """Start containerd (unless `runtime_endpoint`) under DATA/agent and a kubelet using `client`
-    (which the agent then owns and closes); `kubelet_options` go to the Kubelet."""
+    (which the agent then owns and closes); `kubelet_options` go to the Kubelet.  With
+    `cert_source` and `client_ca` the kubelet serves its HTTPS API (logs, exec, port-forward)
+    on `kubelet_port`."""
     from kybernetes.kubelet.containerd import ContainerdProcess, agent_dir, container_runtime
     from kybernetes.kubelet.images_pause import PAUSE_IMAGE
     from kybernetes.kubelet.kubelet import Kubelet
@@ -127,7 +134,8 @@ async def start_node_agent(client, *, node_name: str, data_dir: Path, runtime_en
         kl = Kubelet(client, rt.endpoint, node_name=node_name, data_dir=adir, node_ip=node_ip or None,
                      pod_log_root=getattr(rt, "pod_log_root", adir / "pods"), on_pod_cidr=on_pod_cidr,
                      airgap_dir=ContainerdProcess(adir).import_dir, **kubelet_options,
-                     sandbox_image=getattr(rt, "sandbox_image", PAUSE_IMAGE))
+                     sandbox_image=getattr(rt, "sandbox_image", PAUSE_IMAGE), cert_source=cert_source,
+                     client_ca=client_ca, server_port=kubelet_port, runtime_netns=getattr(rt, "netns", None))
         await kl.start()
     except BaseException:
         await rt.stop()
@@ -243,6 +251,14 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        serving_tls = {}
+        if args.tls_cert_file and args.tls_private_key_file and args.ca_file:
+            from kybernetes.kubelet.server.app import static_cert
+
+            serving_tls = {"cert_source": static_cert(Path(args.tls_cert_file), Path(args.tls_private_key_file)),
+                           "client_ca": Path(args.ca_file)}
+        elif args.tls_cert_file or args.tls_private_key_file:
+            raise SystemExit("kyb agent: --tls-cert-file needs --tls-private-key-file and --ca-file")
         certs = None
         if _uses_tls_bootstrap(args):
             from kybernetes.kubelet.certificate import BootstrapError
@@ -262,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             agent = await start_node_agent(client, node_name=args.node_name, data_dir=data_dir,
                                            runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
-                                           **options)
+                                           kubelet_port=args.kubelet_port, **serving_tls, **options)
         except BaseException:
             if certs is not None:
                 await certs.stop()

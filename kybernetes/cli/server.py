@@ -209,6 +209,8 @@ class Server:
         self._add_kms_checks(api, transformer)
         app = build_app(api)
         app["security"] = sec
+        from kybernetes.apiserver.kubelet_proxy import client_ssl_context
+        app["kubelet_client_ssl"] = await asyncio.to_thread(client_ssl_context, paths.dir)
         from kybernetes.apiserver import audit
         self.audit = await audit.setup(app, args)
 
@@ -496,8 +498,15 @@ class Server:
         from kybernetes.client import Client
 
         try:
+            from kybernetes.auth.pki import PKIPaths
+            from kybernetes.kubelet.server.app import ca_issued_cert
+
+            tls = PKIPaths.under(self.data_dir)
             self.agent = await start_node_agent(Client.from_kubeconfig(kc_path), node_name=self.args.node_name,
-                                                data_dir=self.data_dir, **kubelet_options(self.args))
+                                                data_dir=self.data_dir, client_ca=tls.ca_cert,
+                                                cert_source=ca_issued_cert(tls.dir, self.data_dir / "agent" / "tls",
+                                                                           self.args.node_name),
+                                                **kubelet_options(self.args))
         except Exception as e:  # the control plane keeps serving without a node
             log.error("node agent did not start (run with --disable-agent to skip it): %s", e)
 

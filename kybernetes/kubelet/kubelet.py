@@ -42,13 +42,18 @@ class Kubelet:
                  on_pod_cidr: Optional[Callable[[Optional[list[str]]], Awaitable[None]]] = None,
                  pod_cidr_timeout: float = 30.0, image_gc_policy: Optional[ImageGCPolicy] = None,
                  airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE,
-                 static_pod_path: Optional[Path] = None, file_check_frequency: float = FILE_CHECK_FREQUENCY):
+                 static_pod_path: Optional[Path] = None, file_check_frequency: float = FILE_CHECK_FREQUENCY,
+                 cert_source=None, client_ca: Optional[Path] = None, server_address: str = "0.0.0.0",
+                 server_port: int = 10250, runtime_netns: Optional[str] = None):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
         images recorded as air-gapped imports in `airgap_dir` and the `sandbox_image`.
         `static_pod_path` is a manifest directory of static pods (looked at every
-        `file_check_frequency` seconds), shown in the API as mirror pods."""
+        `file_check_frequency` seconds), shown in the API as mirror pods.
+        With `cert_source` (see kubelet.server.app) and `client_ca`, the kubelet also serves its
+        HTTPS API (logs, exec, attach, port-forward) on `server_address:server_port`;
+        `runtime_netns` is the network namespace containerd's stream server listens in."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -80,6 +85,12 @@ class Kubelet:
                                           node_uid=lambda: self.node.node_uid or "",
                                           mirrors=lambda: [p for p in self.informer.list() if is_mirror_pod(p)],
                                           period=file_check_frequency)
+        self.server = None
+        if cert_source is not None and client_ca is not None:
+            from kybernetes.kubelet.server.app import KubeletServer
+
+            self.server = KubeletServer(self, cert_source=cert_source, client_ca=client_ca, address=server_address,
+                                        port=server_port, runtime_netns=runtime_netns)
         self.started = False
 
     def _on_pod(self, pod: dict) -> None:
@@ -98,6 +109,8 @@ class Kubelet:
 
     async def start(self) -> "Kubelet":
         await self.cri.wait_ready(60)
+        if self.server is not None:
+            self.node.kubelet_port = await self.server.start()
         await self.node.register()
         self.node.start()
         if self.on_pod_cidr is not None:
@@ -119,6 +132,8 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop watching and syncing; pods keep running in the runtime (its owner removes them)."""
+        if self.server is not None:
+            await self.server.stop()
         clear_provider(self.stats)
         if self.static_pods is not None:
             await self.static_pods.stop()

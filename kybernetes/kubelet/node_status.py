@@ -87,6 +87,7 @@ class NodeStatusManager:
         self.leases = client.resource("coordination.k8s.io", "v1", "leases", namespaced=True)
         self.runtime_version = ""
         self.node_uid = ""
+        self.kubelet_port = 10250  # the kubelet server's port once it listens
         self._last_status: Optional[Obj] = None
         self._last_write = 0.0
         self._tasks: list[asyncio.Task] = []
@@ -145,7 +146,7 @@ class NodeStatusManager:
             ],
             "addresses": [{"type": "InternalIP", "address": self.node_ip},
                           {"type": "Hostname", "address": self.node_name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "machineID": machine_id(), "systemUUID": machine_id(), "bootID": _boot_id(),
                 "kernelVersion": uname.release, "osImage": _os_image(),

@@ -72,8 +72,7 @@ class NodeStrategy(Strategy):
     singular = "node"
     namespaced = False
     short_names = ("no",)
-    subresources = ("status",)
-    future_subresources = ("proxy",)
+    subresources = ("status", "proxy")  # proxy: to the node's kubelet (apiserver/kubelet_proxy.py)
     has_status_split = True
     tracks_generation = False
 

@@ -200,11 +200,10 @@ class PodStrategy(Strategy):
     short_names = ("po",)
     return_deleted_object = True
     categories = ("all",)
-    subresources = ("status", "binding", "eviction")
+    # log, exec, attach and portforward are served by the pod's kubelet (apiserver/kubelet_proxy.py)
+    subresources = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
     # upstream also serves these; routed once their handlers exist
-    future_subresources = (
-        "attach", "ephemeralcontainers", "exec", "log", "portforward", "proxy", "resize",
-    )
+    future_subresources = ("ephemeralcontainers", "proxy", "resize")
     has_status_split = True
 
     columns = (
@@ -276,3 +275,30 @@ class PodStrategy(Strategy):
             dig(obj, "status", "nominatedNodeName", default="") or "<none>",
             readiness_gates_cell(obj),
         ]
+
+
+def validate_log_options(query: Any) -> list[Cause]:
+    """PodLogOptions of a pods/log request (upstream ValidatePodLogOptions); a value
+    that is not a number is a BadRequest before this (ValueError)."""
+    from kybernetes.api.validation import forbidden, invalid
+
+    def num(name: str) -> Optional[int]:
+        raw = query.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f'{name}: invalid value "{raw}": not an integer') from None
+
+    causes: list[Cause] = []
+    tail, limit, since = num("tailLines"), num("limitBytes"), num("sinceSeconds")
+    if tail is not None and tail < 0:
+        causes.append(invalid("tailLines", tail, "must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        causes.append(invalid("limitBytes", limit, "must be greater than 0"))
+    if since is not None and query.get("sinceTime"):
+        causes.append(forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+    elif since is not None and since < 1:
+        causes.append(invalid("sinceSeconds", since, "must be greater than 0"))
+    return causes

@@ -104,8 +104,10 @@ def test_special_verbs_and_subresources() -> None:
     by = {(s.group, s.resource): s for s in STRATEGIES}
     assert "deletecollection" not in by[("", "namespaces")].verbs
     assert by[("", "bindings")].verbs == ("create",)
-    assert set(by[("", "pods")].subresources) == {"status", "binding", "eviction"}
-    assert "exec" in by[("", "pods")].future_subresources
+    assert set(by[("", "pods")].subresources) == {"status", "binding", "eviction", "log", "exec", "attach",
+                                                  "portforward"}
+    assert "resize" in by[("", "pods")].future_subresources
+    assert set(by[("", "nodes")].subresources) == {"status", "proxy"}
     assert set(by[("apps", "deployments")].subresources) == {"status", "scale"}
     assert set(by[("certificates.k8s.io", "certificatesigningrequests")].subresources) == {
         "status", "approval",

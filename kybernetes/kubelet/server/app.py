@@ -1,0 +1,257 @@
+"""The kubelet's HTTPS API (port 10250 by default): /healthz, /pods, /containerLogs,
+/exec, /attach, /portForward.  Callers present a client certificate from the cluster CA
+(or a bearer token, checked by TokenReview) and each request is authorized with a
+SubjectAccessReview, as upstream's webhook mode does.
+
+The serving certificate comes from a `CertSource` (a callable giving cert and key
+files), so a CSR-based serving cert can replace the CA-issued one without changes here.
+
+    srv = KubeletServer(kubelet, cert_source=static_cert(crt, key), client_ca=ca_file, port=10250)
+    await srv.start(); ...; await srv.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+from typing import Callable, Optional
+
+import orjson
+from aiohttp import web
+
+from kybernetes.auth.tokens import bearer_token
+from kybernetes.cri import CRIError, pb
+from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
+from kybernetes.kubelet.prober.netns import sandbox_netns
+from kybernetes.kubelet.server import auth, logs, streams
+
+log = logging.getLogger("kybernetes.kubelet.server")
+
+CertSource = Callable[[], tuple[Path, Path]]
+DEFAULT_PORT = 10250
+
+
+def static_cert(cert: Path, key: Path) -> CertSource:
+    """A serving certificate kept in two files."""
+    return lambda: (Path(cert), Path(key))
+
+
+def ca_issued_cert(ca_dir: Path, out_dir: Path, node_name: str, ips: Optional[list[str]] = None) -> CertSource:
+    """A serving certificate issued directly by the cluster CA (its key in `ca_dir`), for
+    a kubelet running next to the control plane; written once under `out_dir`.  `ips`
+    default to the node's address and 127.0.0.1."""
+    def source() -> tuple[Path, Path]:
+        from kybernetes.auth import pki
+        from kybernetes.kubelet.node_status import host_ip
+
+        crt, key = Path(out_dir) / "kubelet.crt", Path(out_dir) / "kubelet.key"
+        if not (crt.exists() and key.exists()):
+            ca = pki.load_ca(Path(ca_dir).parent)
+            sans = sorted(set((ips if ips is not None else [host_ip()]) + ["127.0.0.1"]))
+            cert_pem, key_pem = pki.issue_serving_cert(ca, node_name, [node_name, "localhost"], sans)
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            pki.write_atomic(key, key_pem, 0o600)
+            pki.write_atomic(crt, cert_pem, 0o644)
+        return crt, key
+    return source
+
+
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text)
+
+
+def _flag(q, name: str) -> bool:
+    return q.get(name, "").lower() in ("1", "true")
+
+
+class KubeletServer:
+    def __init__(self, kubelet, *, cert_source: CertSource, client_ca: Path, address: str = "0.0.0.0",
+                 port: int = DEFAULT_PORT, runtime_netns: Optional[str] = None):
+        self.kl = kubelet
+        self.cert_source, self.client_ca = cert_source, Path(client_ca)
+        self.address, self.port = address, port
+        self.runtime_netns = runtime_netns
+        self.authn = auth.Authenticator(kubelet.client)
+        self.authz = auth.Authorizer(kubelet.client, kubelet.node_name)
+        self.runner: Optional[web.AppRunner] = None
+
+    # ------------------------------------------------------------ life cycle
+
+    def ssl_context(self) -> ssl.SSLContext:
+        cert, key = self.cert_source()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        ctx.load_verify_locations(self.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        r = app.router
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/pods", self.pods)
+        r.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
+        for verb in ("exec", "attach"):
+            r.add_route("*", "/%s/{ns}/{pod}/{container}" % verb, self.remotecommand)
+            r.add_route("*", "/%s/{ns}/{pod}/{uid}/{container}" % verb, self.remotecommand)
+        r.add_route("*", "/portForward/{ns}/{pod}", self.portforward)
+        r.add_route("*", "/portForward/{ns}/{pod}/{uid}", self.portforward)
+        return app
+
+    async def start(self) -> int:
+        ctx = self.ssl_context()
+        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1,
+                                    handler_cancellation=True)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        log.info("kubelet server on %s:%d", self.address, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # ------------------------------------------------------------ authn/authz
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler):
+        user = None
+        cert = request.transport.get_extra_info("peercert") if request.transport else None
+        if cert:
+            user = auth.user_from_cert(cert)
+        if user is None:
+            token, _ = bearer_token(request.headers.get("Authorization"))
+            if token:
+                user = await self.authn.token(token)
+        if user is None:
+            return _text(401, "Unauthorized")
+        verb, subs = auth.attributes(request.method, request.path)
+        for sub in subs:
+            if await self.authz.allowed(user, verb, sub):
+                return await handler(request)
+        return _text(403, f"Forbidden (user={user.name}, verb={verb}, resource=nodes, subresource={subs[-1]})")
+
+    # ------------------------------------------------------------ lookups
+
+    def find_pod(self, ns: str, name: str, uid: str = "") -> Optional[dict]:
+        for p in self.kl.informer.list():
+            m = p["metadata"]
+            if m["namespace"] == ns and m["name"] == name and (not uid or m["uid"] == uid):
+                return p
+        return None
+
+    async def containers(self, pod: dict, name: str) -> list:
+        """The runtime's instances of one container of a pod, newest attempt first."""
+        cs = await self.kl.cri.list_containers(labels={L_UID: pod["metadata"]["uid"], L_CONTAINER: name})
+        return sorted(cs, key=lambda c: (c.metadata.attempt, c.created_at), reverse=True)
+
+    # ------------------------------------------------------------ handlers
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _text(200, "ok")
+
+    async def pods(self, request: web.Request) -> web.Response:
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.kl.informer.list()}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
+        try:
+            opts = logs.LogOptions.from_query(request.query)
+        except ValueError as e:
+            return _text(400, str(e))
+        pod = self.find_pod(ns, name)
+        if pod is None:
+            return _text(404, f'pod "{name}" does not exist\n')
+        spec_names = [c["name"] for key in ("initContainers", "containers", "ephemeralContainers")
+                      for c in (pod["spec"].get(key) or [])]
+        if cname not in spec_names:
+            return _text(404, f'container "{cname}" in pod "{name}" is not available\n')
+        instances = await self.containers(pod, cname)
+        if opts.previous:
+            if len(instances) < 2:
+                return _text(400, f'previous terminated container "{cname}" in pod "{name}" not found')
+            inst = instances[1]
+        elif instances:
+            inst = instances[0]
+        else:
+            return _text(400, f'container "{cname}" in pod "{name}" is waiting to start: ContainerCreating')
+        st = (await self.kl.cri.container_status(inst.id)).status
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await resp.prepare(request)
+
+        async def running() -> bool:
+            if opts.previous:
+                return False
+            try:
+                return (await self.kl.cri.container_status(inst.id)).status.state == pb.CONTAINER_RUNNING
+            except CRIError:
+                return False
+
+        try:
+            await logs.stream_log(st.log_path, opts, resp.write, running)
+        except FileNotFoundError:
+            pass
+        await resp.write_eof()
+        return resp
+
+    async def remotecommand(self, request: web.Request) -> web.StreamResponse:
+        verb = request.path.split("/")[1]
+        ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
+        q = request.query
+        ws = web.WebSocketResponse(protocols=streams.CHANNEL_PROTOCOLS, autoping=True, compress=False,
+                                   max_msg_size=0)
+        if not ws.can_prepare(request).ok:
+            return _text(400, "Upgrade request required")
+        pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
+        if pod is None:
+            return _text(404, f'pod "{name}" does not exist')
+        instances = [c for c in await self.containers(pod, cname) if c.state == pb.CONTAINER_RUNNING]
+        if not instances:
+            return _text(404, f'container not found ("{cname}")')
+        stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
+        try:
+            if verb == "exec":
+                cmd = q.getall("command", [])
+                if not cmd:
+                    return _text(400, "you must specify at least 1 command")
+                url = await self.kl.cri.exec(instances[0].id, cmd, tty=tty, stdin=stdin, stdout=stdout,
+                                             stderr=stderr)
+            else:
+                url = await self.kl.cri.attach(instances[0].id, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+        except CRIError as e:
+            return _text(500, str(e))
+        await ws.prepare(request)
+        try:
+            await streams.relay_remotecommand(ws, url, self.runtime_netns, stdin=stdin, stdout=stdout,
+                                              stderr=stderr, tty=tty)
+        except (streams.UpgradeError, OSError) as e:
+            log.warning("%s %s/%s: %s", verb, ns, name, e)
+            if not ws.closed:
+                status = {"metadata": {}, "status": "Failure", "message": str(e), "reason": "InternalError",
+                          "code": 500}
+                await ws.send_bytes(bytes([streams.ERROR]) + orjson.dumps(status))
+                await ws.close()
+        return ws
+
+    async def portforward(self, request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["ns"], request.match_info["pod"]
+        ws = web.WebSocketResponse(protocols=streams.PORTFORWARD_PROTOCOLS, autoping=True, compress=False,
+                                   max_msg_size=0)
+        if not ws.can_prepare(request).ok:
+            return _text(400, "Upgrade request required")
+        pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
+        if pod is None:
+            return _text(404, f'pod "{name}" does not exist')
+        sandboxes = await self.kl.cri.list_pod_sandbox(labels={L_UID: pod["metadata"]["uid"]},
+                                                       state=pb.SANDBOX_READY)
+        if not sandboxes:
+            return _text(404, f'pod "{name}" has no running sandbox')
+        netns = sandbox_netns(await self.kl.cri.pod_sandbox_status(sandboxes[0].id, verbose=True))
+        await ws.prepare(request)
+        await streams.serve_portforward(ws, netns, f"{sandboxes[0].id}, uid {pod['metadata']['uid']}")
+        return ws
