@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.api import meta as apimeta
 from kybernetes.api import managedfields as mf
 from kybernetes.apiserver import errors, fieldmanager, negotiation, tables
@@ -726,8 +727,6 @@ def _check_metadata_shape(obj: Obj, what: str) -> None:
 def go_quote_json(obj: Any) -> str:
     import orjson
 
-    from kybernetes.api.goformat import go_quote
-
     return go_quote(orjson.dumps(obj).decode())
 
 
@@ -876,6 +875,9 @@ def delete_options(r: Request, body: Optional[Obj]) -> Obj:
         grace = as_int64("gracePeriodSeconds", q["gracePeriodSeconds"])
         if grace is not None:
             opts["gracePeriodSeconds"] = grace
+    # the query's options decode into the same DeleteOptions fields as the body's
+    both_set = ("propagationPolicy" in q or opts.get("propagationPolicy") is not None) \
+        and ("orphanDependents" in q or opts.get("orphanDependents") is not None)
     if "propagationPolicy" in q:
         opts["propagationPolicy"] = q["propagationPolicy"]
     if "orphanDependents" in q and "propagationPolicy" not in opts:
@@ -892,10 +894,17 @@ def delete_options(r: Request, body: Optional[Obj]) -> Obj:
             raise errors.invalid("DeleteOptions", "", "", [Cause(*bad)])
         r.options_dry_run = True
     pol = opts.get("propagationPolicy")
+    causes = []
+    if both_set:
+        causes.append(Cause("FieldValueInvalid", "propagationPolicy",
+                            f"Invalid value: {go_quote(str(pol))}: orphanDependents and deletionPropagation "
+                            "cannot be both set"))
     if pol is not None and pol not in ("Orphan", "Foreground", "Background"):
-        raise errors.invalid("DeleteOptions", "", "", [Cause(
+        causes.append(Cause(
             "FieldValueNotSupported", "propagationPolicy",
-            f'Unsupported value: "{pol}": supported values: "Foreground", "Background", "Orphan", "nil"')])
+            f'Unsupported value: {go_quote(str(pol))}: supported values: "Foreground", "Background", "Orphan", "nil"'))
+    if causes:
+        raise errors.invalid("DeleteOptions", "", "", causes)
     return opts
 
 

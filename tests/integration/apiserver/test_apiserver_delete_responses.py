@@ -118,3 +118,19 @@ async def test_writes_racing_a_delete_never_make_it_fail(api, ns):
         assert deleted.status == 200, deleted.body
         assert all(p.status in (200, 404) for p in results[:3] + results[4:])
         (await api.get(f"{base}/{name}")).status_obj(404, "NotFound")
+
+
+async def test_orphan_dependents_and_propagation_policy_exclude_each_other(api, ns):
+    """Upstream ValidateDeleteOptions: both set (in the body or the query) is 422, and nothing is deleted."""
+    cm = await api.configmap(ns)
+    path = f"/api/v1/namespaces/{ns}/configmaps/{cm['metadata']['name']}"
+    for body, query in (({"orphanDependents": True, "propagationPolicy": "Background"}, ""),
+                        ({"propagationPolicy": "Foreground"}, "?orphanDependents=false"),
+                        (None, "?orphanDependents=true&propagationPolicy=Orphan")):
+        st = (await api.delete(path + query, body)).status_obj(422, "Invalid")
+        assert st["details"]["causes"][0]["field"] == "propagationPolicy"
+        assert st["details"]["causes"][0]["message"].endswith(
+            ": orphanDependents and deletionPropagation cannot be both set"), st
+    (await api.get(path)).expect(200)
+    # either alone is fine
+    (await api.delete(path + "?orphanDependents=true")).expect(200)
