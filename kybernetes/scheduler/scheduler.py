@@ -75,6 +75,8 @@ class Scheduler:
         self.events = client.resource("", "v1", "events")
         self.pod_informer = Informer(self.pods, name="scheduler pods")
         self.node_informer = Informer(client.resource("", "v1", "nodes"), name="scheduler nodes")
+        self.ns_informer = Informer(client.resource("", "v1", "namespaces"), name="scheduler namespaces")
+        self.pdb_informer = Informer(client.resource("policy", "v1", "poddisruptionbudgets"), name="scheduler pdbs")
         self._bind_sem = asyncio.Semaphore(max_concurrent_binds)
         self.record_scheduled_events = record_scheduled_events
         self.close_client = close_client
@@ -92,10 +94,15 @@ class Scheduler:
     async def start(self, *, sync_timeout: Optional[float] = 60) -> None:
         self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
         self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
-        self.node_informer.start()
-        self.pod_informer.start()
-        if not await self.node_informer.wait_synced(sync_timeout) or not await self.pod_informer.wait_synced(sync_timeout):
-            raise TimeoutError("scheduler: informers did not sync")
+        self.ns_informer.add_handlers(self.cache.set_namespace, lambda old, new: self._on_ns_update(new),
+                                      self.cache.remove_namespace)
+        self.pdb_informer.add_handlers(self._on_pdb, lambda old, new: self._on_pdb(new), self._on_pdb_delete)
+        informers = (self.ns_informer, self.pdb_informer, self.node_informer, self.pod_informer)
+        for inf in informers:
+            inf.start()
+        for inf in informers:
+            if not await inf.wait_synced(sync_timeout):
+                raise TimeoutError(f"scheduler: informer {inf.name} did not sync")
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run(), name="scheduler loop")
         self._flush_task = loop.create_task(self._flush_loop(), name="scheduler unschedulable flush")
@@ -110,8 +117,13 @@ class Scheduler:
             t.cancel()
         await asyncio.gather(*(t for t in (self._loop_task, self._flush_task, *self._tasks) if t is not None),
                              return_exceptions=True)
-        await self.pod_informer.stop()
-        await self.node_informer.stop()
+        for fwk in self.profiles.values():
+            for p in fwk.plugins:
+                stop = getattr(p, "stop", None)
+                if stop is not None:
+                    await stop()
+        for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer):
+            await inf.stop()
         if self.close_client:
             await self.client.close()
 
@@ -127,6 +139,18 @@ class Scheduler:
     # ------------------------------------------------------------------ event handlers
     def _responsible(self, pod: Obj) -> bool:
         return (pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME) in self.profiles
+
+    def _on_ns_update(self, ns: Obj) -> None:
+        self.cache.set_namespace(ns)
+        self.queue.move_all(q_.NAMESPACE_UPDATE)
+
+    def _on_pdb(self, pdb: Obj) -> None:
+        m = pdb["metadata"]
+        self.cache.pdbs[(m.get("namespace"), m["name"])] = pdb
+
+    def _on_pdb_delete(self, pdb: Obj) -> None:
+        m = pdb["metadata"]
+        self.cache.pdbs.pop((m.get("namespace"), m["name"]), None)
 
     def _on_node_add(self, node: Obj) -> None:
         self.cache.add_node(node)
@@ -147,12 +171,14 @@ class Scheduler:
             self.cache.add_pod(pod)
             self.queue.move_all(q_.ASSIGNED_POD_ADD)
         elif self._responsible(pod) and not pod["metadata"].get("deletionTimestamp") and not self.cache.is_assumed(pod):
+            self.cache.set_nominated(pod, (pod.get("status") or {}).get("nominatedNodeName"))
             self.queue.add(pod)
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         if _assigned(new):
             if not _assigned(old):
                 self.queue.delete(new)
+                self.cache.set_nominated(new, None)
             if _terminal(new):
                 self.cache.remove_pod(new)
                 self.queue.move_all(q_.ASSIGNED_POD_DELETE)
@@ -163,12 +189,15 @@ class Scheduler:
             return
         if not self._responsible(new) or new["metadata"].get("deletionTimestamp") or _terminal(new):
             self.queue.delete(new)
+            self.cache.set_nominated(new, None)
             return
+        self.cache.set_nominated(new, (new.get("status") or {}).get("nominatedNodeName"))
         if self.cache.is_assumed(new):
             return  # decided already; the bound pod is on its way
         self.queue.update(old, new)
 
     def _on_pod_delete(self, pod: Obj) -> None:
+        self.cache.set_nominated(pod, None)
         if _assigned(pod) or self.cache.is_assumed(pod):
             self.cache.remove_pod(pod)
             self.queue.move_all(q_.ASSIGNED_POD_DELETE)
@@ -200,7 +229,7 @@ class Scheduler:
             self.queue.done(qpi)
             return
         self.attempts += 1
-        state = CycleState()
+        state = CycleState(self.cache)
         try:
             node = self.schedule_pod(fwk, state, pod)
         except FitError as e:
@@ -209,6 +238,8 @@ class Scheduler:
                 nominated, post = fwk.run_post_filter(state, pod, e.diagnosis.node_statuses)
                 if post is not None and post.reasons and not post.is_success():
                     e.diagnosis.post_filter_msg = post.message()
+                if nominated:
+                    self.cache.set_nominated(pod, nominated)
             plugins = {st.plugin for st in e.diagnosis.node_statuses.values() if st.plugin}
             self.queue.requeue_unschedulable(qpi, plugins, qpi.cycle)
             self._spawn(self._record_failure(pod, "Unschedulable", e.diagnosis.message(), nominated))
@@ -269,10 +300,18 @@ class Scheduler:
         feasible: list[NodeInfo] = []
         start = self._next_start % n
         processed = 0
+        nominated: dict[str, list] = {}
+        if self.cache.nominated:
+            me, prio = pod_key(pod), int((pod.get("spec") or {}).get("priority") or 0)
+            for key, (node, npi) in self.cache.nominated.items():
+                if key != me and npi.priority >= prio:
+                    nominated.setdefault(node, []).append(npi)
+        run_filter = fwk.run_filter
         for i in range(n):
             ni = nodes[(start + i) % n]
             processed += 1
-            st = fwk.run_filter(state, pod, ni)
+            noms = nominated.get(ni.name) if nominated else None
+            st = fwk.run_filter_with_nominated(state, pod, ni, noms) if noms else run_filter(state, pod, ni)
             if st.code == Code.SUCCESS:
                 feasible.append(ni)
                 if len(feasible) >= want:

@@ -7,7 +7,7 @@ noderesources package): favours nodes whose cpu and memory fractions stay balanc
 
 from __future__ import annotations
 
-from kybernetes.scheduler.framework import MAX_NODE_SCORE, PodInfo, Status
+from kybernetes.scheduler.framework import MAX_NODE_SCORE, PodInfo, Status, pod_info
 from kybernetes.scheduler.resources import CPU, MEMORY
 
 NAME = "NodeResourcesFit"
@@ -18,10 +18,7 @@ SCORE_RESOURCES = ((CPU, 1), (MEMORY, 1))
 
 
 def _pod_info(state, pod) -> PodInfo:
-    pi = state.get("__podinfo")
-    if pi is None:
-        pi = state["__podinfo"] = PodInfo(pod)
-    return pi
+    return pod_info(state, pod)
 
 
 def insufficient(pi: PodInfo, ni) -> list[str]:
