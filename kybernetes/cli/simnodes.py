@@ -10,7 +10,9 @@ import signal
 from pathlib import Path
 
 HELP = ("SIMULATOR: register N simulated Nodes (capacity, Ready, Leases kept renewed) for scale and "
-        "scheduler tests; with --run-pods a fake kubelet marks pods bound to them Running. No containers run.")
+        "scheduler tests; with --run-pods a fake kubelet marks pods bound to them Running (or Failed when "
+        "annotated sim.kybernetes.io/fail=MESSAGE), removes deleted pods after their grace period and never "
+        "rewrites a terminal pod. No containers run.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
