@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -255,7 +256,7 @@ class DefaultPreemption:
                 log.info("preemption: evicting %s/%s: %s", ns, name, e)
                 return
             ev = {"apiVersion": "v1", "kind": "Event",
-                  "metadata": {"generateName": f"{name}.", "namespace": ns},
+                  "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": ns},
                   "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name, "uid": vm.get("uid")},
                   "related": {"apiVersion": "v1", "kind": "Pod", "namespace": meta.get("namespace"), "name": meta["name"],
                               "uid": meta.get("uid")},
@@ -265,8 +266,8 @@ class DefaultPreemption:
                   "firstTimestamp": now, "lastTimestamp": now, "count": 1}
             try:
                 await events.create(ev, namespace=ns)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as e:  # noqa: BLE001
+                log.warning("preemption: event for %s/%s: %s", ns, name, e)
 
         async def unnominate(p: PodInfo) -> None:
             # lower-priority pods nominated to this node must look for room again
