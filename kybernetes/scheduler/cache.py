@@ -33,6 +33,7 @@ class Cache:
         self.assumed: set[str] = set()
         self._binding: set[str] = set()        # assumed pods whose bind call is in flight
         self._list: Optional[list[NodeInfo]] = None
+        self._any_taints = self._any_unschedulable = False
         self.namespaces: dict[str, dict[str, str]] = {}
         # index name -> term key -> (a term with that key, {(topology key, value): weight})
         self.term_index: dict[str, dict[tuple, tuple[AffinityTerm, dict[tuple[str, str], int]]]] = {ANTI: {}, SCORE: {}}
@@ -93,7 +94,20 @@ class Cache:
         """Nodes that exist (in a stable order, for round-robin starts)."""
         if self._list is None:
             self._list = [ni for ni in self.nodes.values() if ni.node is not None]
+            # let plugins whose filter or score cannot tell nodes apart skip the work
+            self._any_taints = any(ni.taints for ni in self._list)
+            self._any_unschedulable = any(ni.unschedulable for ni in self._list)
         return self._list
+
+    @property
+    def any_taints(self) -> bool:
+        self.node_infos()
+        return self._any_taints
+
+    @property
+    def any_unschedulable(self) -> bool:
+        self.node_infos()
+        return self._any_unschedulable
 
     # -- pods
     def _add(self, pod: Obj, node: str) -> None:

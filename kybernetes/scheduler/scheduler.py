@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 from kybernetes.client import APIStatusError, Client, Conflict, Informer, NotFound
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
-from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
+from kybernetes.scheduler.framework import SUCCESS, Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
 from kybernetes.scheduler.profile import DEFAULT_SCHEDULER_NAME, default_profile
 from kybernetes.scheduler.queue import QueuedPodInfo, SchedulingQueue
 
@@ -306,12 +306,22 @@ class Scheduler:
             for key, (node, npi) in self.cache.nominated.items():
                 if key != me and npi.priority >= prio:
                     nominated.setdefault(node, []).append(npi)
-        run_filter = fwk.run_filter
+        filters = fwk.filters(state)
         for i in range(n):
             ni = nodes[(start + i) % n]
             processed += 1
             noms = nominated.get(ni.name) if nominated else None
-            st = fwk.run_filter_with_nominated(state, pod, ni, noms) if noms else run_filter(state, pod, ni)
+            if noms:
+                st = fwk.run_filter_with_nominated(state, pod, ni, noms)
+            else:
+                # fwk.run_filter inlined: this loop runs for hundreds of nodes per pod
+                st = SUCCESS
+                for name, f in filters:
+                    r = f(state, pod, ni)
+                    if r is not None and r.code != Code.SUCCESS:
+                        r.plugin = name
+                        st = r
+                        break
             if st.code == Code.SUCCESS:
                 feasible.append(ni)
                 if len(feasible) >= want:
@@ -324,16 +334,10 @@ class Scheduler:
         return feasible
 
     def _select_host(self, scores: dict[str, int]) -> str:
-        """Highest total; ties broken uniformly at random (reservoir sampling, as upstream)."""
-        best, best_score, ties = "", -1, 0
-        for name, s in scores.items():
-            if s > best_score:
-                best, best_score, ties = name, s, 1
-            elif s == best_score:
-                ties += 1
-                if self._rand.randrange(ties) == 0:
-                    best = name
-        return best
+        """Highest total; ties broken uniformly at random (as upstream's reservoir sampling)."""
+        top = max(scores.values())
+        ties = [name for name, s in scores.items() if s == top]
+        return ties[0] if len(ties) == 1 else ties[self._rand.randrange(len(ties))]
 
     # ------------------------------------------------------------------ binding cycle
     async def _binding_cycle(self, fwk: Framework, state: CycleState, qpi: QueuedPodInfo, assumed: Obj, node: str) -> None:

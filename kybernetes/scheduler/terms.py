@@ -8,6 +8,7 @@ namespace; a `namespaceSelector` of {} means every namespace.  `matchLabelKeys` 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Mapping, Optional
 
 from kybernetes.api.selectors import IN, NOT_IN, NOTHING, LabelSelector, Requirement, SelectorError, from_label_selector
@@ -52,8 +53,9 @@ class AffinityTerm:
                                            term.get("matchLabelKeys"), term.get("mismatchLabelKeys"))
         self.topology_key = term.get("topologyKey") or ""
         self.weight = weight
-        # identical terms (the replicas of one workload) share one key in the cache's indexes
-        self.key = (self.namespaces, self.ns_selector, self.selector, self.topology_key)
+        # identical terms (the replicas of one workload) share one key in the cache's
+        # indexes; a small int, so that memo lookups on the hot path hash cheaply
+        self.key = _intern((self.namespaces, self.ns_selector, self.selector, self.topology_key))
 
     def matches(self, namespace: str, labels: Mapping[str, str], ns_labels: Optional[NsLabels]) -> bool:
         """Does a pod in `namespace` with `labels` fall under this term?"""
@@ -63,6 +65,21 @@ class AffinityTerm:
             if not self.ns_selector.empty() and not self.ns_selector.matches(ns_labels(namespace) if ns_labels else {}):
                 return False
         return self.selector.matches(labels)
+
+
+_KEYS: dict[tuple, int] = {}
+
+
+def _intern(k: tuple) -> int:
+    n = _KEYS.get(k)
+    if n is None:
+        if len(_KEYS) > 100000:  # bounded: old ids stay unique because the counter goes on
+            _KEYS.clear()
+        n = _KEYS[k] = next(_ids)
+    return n
+
+
+_ids = itertools.count(1)
 
 
 def parse_terms(terms: Any, owner_ns: str, owner_labels: Mapping[str, str]) -> list[AffinityTerm]:

@@ -32,6 +32,17 @@ def _bump(counts: dict[Pair, int], pair: Pair, n: int) -> None:
         counts.pop(pair, None)
 
 
+def _bump_nested(counts: dict[str, dict[str, int]], tk: str, tv: str, n: int) -> None:
+    d = counts.setdefault(tk, {})
+    v = d.get(tv, 0) + n
+    if v:
+        d[tv] = v
+    else:
+        d.pop(tv, None)
+        if not d:
+            del counts[tk]
+
+
 def _matches_all(terms: list[AffinityTerm], pi: PodInfo, nsl) -> bool:
     return all(t.matches(pi.namespace, pi.labels, nsl) for t in terms)
 
@@ -42,13 +53,15 @@ class _FilterState:
     def __init__(self, pi: PodInfo, nsl) -> None:
         self.pi = pi
         self.nsl = nsl
-        self.existing_anti: dict[Pair, int] = {}   # placed pods whose anti-affinity rejects the pod
+        # placed pods whose anti-affinity rejects the pod: topology key -> value -> count
+        self.existing_anti: dict[str, dict[str, int]] = {}
         self.affinity: dict[Pair, int] = {}        # pods matching all required affinity terms
         self.anti: dict[Pair, int] = {}            # pods matching a required anti-affinity term
 
     def clone(self) -> "_FilterState":
         c = _FilterState(self.pi, self.nsl)
-        c.existing_anti, c.affinity, c.anti = dict(self.existing_anti), dict(self.affinity), dict(self.anti)
+        c.existing_anti = {k: dict(v) for k, v in self.existing_anti.items()}
+        c.affinity, c.anti = dict(self.affinity), dict(self.anti)
         return c
 
     def update(self, other: PodInfo, ni: NodeInfo, sign: int) -> None:
@@ -57,7 +70,7 @@ class _FilterState:
         for t in other.required_anti_affinity:
             tv = labels.get(t.topology_key)
             if tv is not None and t.matches(pi.namespace, pi.labels, nsl):
-                _bump(self.existing_anti, (t.topology_key, tv), sign)
+                _bump_nested(self.existing_anti, t.topology_key, tv, sign)
         if other.terminating:
             return
         if pi.required_affinity and _matches_all(pi.required_affinity, other, nsl):
@@ -87,8 +100,8 @@ class InterPodAffinity:
         fs = _FilterState(pi, nsl)
         for t, pairs in snap.term_index[ANTI].values():
             if t.matches(pi.namespace, pi.labels, nsl):
-                for pair, n in pairs.items():
-                    _bump(fs.existing_anti, pair, n)
+                for (tk, tv), n in pairs.items():
+                    _bump_nested(fs.existing_anti, tk, tv, n)
         if not fs.existing_anti and not pi.required_affinity and not pi.required_anti_affinity:
             return Status(Code.SKIP)
         if pi.required_affinity or pi.required_anti_affinity:
@@ -152,8 +165,9 @@ class InterPodAffinity:
                 if tv is not None and fs.anti.get((t.topology_key, tv), 0) > 0:
                     return Status.unschedulable(ERR_ANTI_AFFINITY)
         if fs.existing_anti:
-            for (tk, tv), n in fs.existing_anti.items():
-                if n > 0 and labels.get(tk) == tv:
+            for tk, values in fs.existing_anti.items():
+                tv = labels.get(tk)
+                if tv is not None and values.get(tv, 0) > 0:
                     return Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY)
         return None
 
