@@ -110,12 +110,13 @@ class Cache:
         return self._any_unschedulable
 
     # -- pods
-    def _add(self, pod: Obj, node: str) -> None:
+    def _add(self, pod: Obj, node: str, pi: Optional[PodInfo] = None) -> None:
         key = pod_key(pod)
         ni = self.nodes.get(node)
         if ni is None:
             ni = self.nodes[node] = NodeInfo(name=node)
-        pi = PodInfo(pod)
+        if pi is None or pi.pod is not pod:
+            pi = PodInfo(pod)
         ni.add_pod(pi)
         self._index(pi, ni)
         self._pod_node[key] = node
@@ -133,12 +134,13 @@ class Cache:
                 del self.nodes[node]
                 self._list = None
 
-    def assume_pod(self, pod: Obj) -> None:
-        """Count `pod` (whose spec.nodeName is the chosen node) before the API knows."""
+    def assume_pod(self, pod: Obj, pi: Optional[PodInfo] = None) -> None:
+        """Count `pod` (whose spec.nodeName is the chosen node) before the API knows;
+        `pi` is the cycle's PodInfo for it, reused when given."""
         key = pod_key(pod)
         if key in self._pod_node:
             raise ValueError(f"pod {key} is already in the cache")
-        self._add(pod, pod["spec"]["nodeName"])
+        self._add(pod, pod["spec"]["nodeName"], pi)
         self.assumed.add(key)
         self._binding.add(key)
 
@@ -160,8 +162,18 @@ class Cache:
         key = pod_key(pod)
         self.assumed.discard(key)
         self._binding.discard(key)
+        node = pod["spec"]["nodeName"]
+        old = self._pod_node.get(key)
+        if old == node:
+            ni = self.nodes.get(node)
+            cur = ni.pods.get(key) if ni is not None else None
+            if cur is not None and _same_for_scheduling(cur.pod, pod):
+                # the usual confirmation of an assumed pod (or a status-only update):
+                # keep the counted PodInfo, just point it at the newer object
+                cur.pod = pod
+                return
         self._remove(key)
-        self._add(pod, pod["spec"]["nodeName"])
+        self._add(pod, node)
 
     update_pod = add_pod
 
@@ -210,3 +222,16 @@ class Cache:
                 if not slot[1]:
                     del self.term_index[idx][key]
         pi.index_entries = []
+
+
+def _same_for_scheduling(old: Obj, new: Obj) -> bool:
+    """Nothing the cache counts differs: spec (bar nodeName), labels, deletion state."""
+    if old is new:
+        return True
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    if om.get("labels") != nm.get("labels") or bool(om.get("deletionTimestamp")) != bool(nm.get("deletionTimestamp")):
+        return False
+    os_, ns_ = old.get("spec") or {}, new.get("spec") or {}
+    if os_.get("nodeName") != ns_.get("nodeName"):
+        return False
+    return all(os_.get(k) == ns_.get(k) for k in ("containers", "initContainers", "overhead", "affinity", "priority"))

@@ -347,16 +347,19 @@ class Framework:
                 return st
         return SUCCESS
 
-    def filters(self, state: CycleState) -> list[tuple[str, Any]]:
-        """This cycle's filter methods: the plugins PreFilter did not tell to skip."""
+    def filters(self, state: CycleState) -> list[tuple[str, Any, Any]]:
+        """This cycle's filters, (plugin name, filter, filter_batch or None), for the
+        plugins PreFilter did not tell to skip.  `filter_batch(state, pod, nodes)` answers
+        a list of statuses (None: fits) for many nodes in one call."""
         fl = state.get("__filters")
         if fl is None:
             skip = state.get("__skip_filter") or ()
-            fl = state["__filters"] = [(p.name, p.filter) for p in self.filter_plugins if p.name not in skip]
+            fl = state["__filters"] = [(p.name, p.filter, getattr(p, "filter_batch", None))
+                                       for p in self.filter_plugins if p.name not in skip]
         return fl
 
     def run_filter(self, state: CycleState, pod: Obj, ni: NodeInfo) -> Status:
-        for name, f in self.filters(state):
+        for name, f, _ in self.filters(state):
             st = f(state, pod, ni)
             if st is not None and st.code != Code.SUCCESS:
                 st.plugin = name

@@ -17,6 +17,7 @@ log = logging.getLogger("kybernetes.simnodes")
 Obj = dict[str, Any]
 
 LEASE_DURATION = 40
+ZONE_LABEL = "topology.kubernetes.io/zone"
 RENEW_INTERVAL = 10.0
 
 
@@ -27,7 +28,7 @@ def _now(micro: bool = False) -> str:
 
 def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
                 extended: Optional[Mapping[str, str]] = None, labels: Optional[Mapping[str, str]] = None,
-                taints: Sequence[Obj] = ()) -> Obj:
+                taints: Sequence[Obj] = (), zones: int = 0) -> Obj:
     cap = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "100Gi", **(extended or {})}
     now = _now()
     cidr = ipaddress.ip_network("10.244.0.0/16").subnets(new_prefix=24)
@@ -42,6 +43,7 @@ def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", p
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                               "kubernetes.io/arch": "amd64", "type": "kybernetes-sim",
+                                              **({ZONE_LABEL: f"zone-{index % zones}"} if zones else {}),
                                               **(labels or {})},
                      "annotations": {"kybernetes.io/simulated": "true"}},
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], **({"taints": list(taints)} if taints else {})},

@@ -60,18 +60,45 @@ class NodeResourcesFit:
             return Status.unschedulable(*reasons)
         return None
 
+    def filter_batch(self, state, pod, nodes):
+        pi = state["__podinfo"]
+        req = pi.requests
+        if req.ephemeral_storage or req.scalar:
+            return [self.filter(state, pod, ni) for ni in nodes]
+        rc, rm = req.milli_cpu, req.memory
+        out = []
+        for ni in nodes:
+            a, u = ni.allocatable, ni.requested
+            if len(ni.pods) < a.allowed_pods and rc <= a.milli_cpu - u.milli_cpu and rm <= a.memory - u.memory:
+                out.append(None)
+            else:
+                reasons = insufficient(pi, ni)
+                out.append(Status.unschedulable(*reasons) if reasons else None)
+        return out
+
     def score_nodes(self, state, pod, nodes):
-        """LeastAllocated over cpu and memory (weight 1 each), for every node at once."""
+        """LeastAllocated over cpu and memory (weight 1 each), for every node at once; the
+        same pass leaves BalancedAllocation its scores (both read the same fractions)."""
         nz = pod_info(state, pod).non_zero
         pc, pm = nz.milli_cpu, nz.memory
         out = []
+        balanced = []
         for ni in nodes:
             a, r = ni.allocatable, ni.non_zero_requested
-            cap, req = a.milli_cpu, r.milli_cpu + pc
-            s1 = (cap - req) * MAX_NODE_SCORE // cap if cap and req <= cap else 0
-            cap, req = a.memory, r.memory + pm
-            s2 = (cap - req) * MAX_NODE_SCORE // cap if cap and req <= cap else 0
+            cc, rc = a.milli_cpu, r.milli_cpu + pc
+            cm, rm = a.memory, r.memory + pm
+            if cc and cm:
+                s1 = (cc - rc) * MAX_NODE_SCORE // cc if rc <= cc else 0
+                s2 = (cm - rm) * MAX_NODE_SCORE // cm if rm <= cm else 0
+                fc = rc / cc if rc < cc else 1.0
+                fm = rm / cm if rm < cm else 1.0
+                balanced.append(int((1 - abs(fc - fm) / 2) * MAX_NODE_SCORE))
+            else:
+                s1 = (cc - rc) * MAX_NODE_SCORE // cc if cc and rc <= cc else 0
+                s2 = (cm - rm) * MAX_NODE_SCORE // cm if cm and rm <= cm else 0
+                balanced.append(None)
             out.append((s1 + s2) // 2)
+        state[BALANCED] = (nodes, balanced)
         return out
 
     def score(self, state, pod, ni):
@@ -95,6 +122,9 @@ class NodeResourcesBalancedAllocation:
 
     def score_nodes(self, state, pod, nodes):
         """With two resources the standard deviation is half their fractions' distance."""
+        done = state.get(BALANCED)
+        if done is not None and done[0] is nodes:
+            return [self.score(state, pod, ni) if v is None else v for ni, v in zip(nodes, done[1])]
         nz = pod_info(state, pod).non_zero
         pc, pm = nz.milli_cpu, nz.memory
         out = []
