@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 from kybernetes.client import APIStatusError, Client, Conflict, Informer, NotFound
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
-from kybernetes.scheduler.framework import SUCCESS, Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
+from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
 from kybernetes.scheduler.profile import DEFAULT_SCHEDULER_NAME, default_profile
 from kybernetes.scheduler.queue import QueuedPodInfo, SchedulingQueue
 

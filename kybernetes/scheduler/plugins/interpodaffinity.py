@@ -171,6 +171,32 @@ class InterPodAffinity:
                     return Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY)
         return None
 
+    def filter_batch(self, state, pod, nodes):
+        fs: _FilterState = state.get(NAME)
+        if fs is None:
+            return [None] * len(nodes)
+        if fs.pi.required_affinity:
+            return [self.filter(state, pod, ni) for ni in nodes]
+        anti = [(t.topology_key, fs.anti) for t in fs.pi.required_anti_affinity] if fs.anti else []
+        existing = list(fs.existing_anti.items())
+        out = []
+        for ni in nodes:
+            labels = ni.labels
+            r = None
+            for tk, counts in anti:
+                tv = labels.get(tk)
+                if tv is not None and counts.get((tk, tv), 0) > 0:
+                    r = Status.unschedulable(ERR_ANTI_AFFINITY)
+                    break
+            if r is None:
+                for tk, values in existing:
+                    tv = labels.get(tk)
+                    if tv is not None and values.get(tv, 0) > 0:
+                        r = Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY)
+                        break
+            out.append(r)
+        return out
+
     # -- score
     def pre_score(self, state, pod, nodes) -> Optional[Status]:
         snap = state.snapshot

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from kybernetes.api.selectors import LabelSelector
 from kybernetes.scheduler.framework import MAX_NODE_SCORE, Code, NodeInfo, PodInfo, Status, pod_info
 from kybernetes.scheduler.plugins.helpers import find_untolerated, match_node_selector_terms
-from kybernetes.scheduler.terms import selector_with_keys
+from kybernetes.scheduler.terms import _intern, selector_with_keys
 
 NAME = "PodTopologySpread"
 ERR_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"
@@ -71,7 +71,7 @@ def _counter(c: Constraint, ns: str):
 
     def match(p: PodInfo) -> bool:
         return p.namespace == ns and sel.matches(p.labels)
-    return ("pts", ns, sel), match
+    return _intern(("pts", ns, sel)), match  # an int key: memo lookups hash cheaply
 
 
 def _has_keys(ni: NodeInfo, cs: list[Constraint]) -> bool:
@@ -80,17 +80,19 @@ def _has_keys(ni: NodeInfo, cs: list[Constraint]) -> bool:
 
 
 class _FilterState:
-    __slots__ = ("constraints", "counts", "_mins", "inclusion", "namespace")
+    __slots__ = ("constraints", "counts", "_mins", "inclusion", "namespace", "self_match")
 
-    def __init__(self, constraints: list[Constraint], inclusion: _Inclusion, namespace: str) -> None:
+    def __init__(self, constraints: list[Constraint], inclusion: _Inclusion, namespace: str,
+                 self_match: list[int]) -> None:
         self.constraints = constraints
         self.inclusion = inclusion
         self.namespace = namespace
+        self.self_match = self_match  # per constraint: 1 if the pod counts for itself
         self.counts: list[dict[str, int]] = [{} for _ in constraints]  # per constraint: domain -> pods
         self._mins: list[Optional[int]] = [None] * len(constraints)
 
     def clone(self) -> "_FilterState":
-        c = _FilterState(self.constraints, self.inclusion, self.namespace)
+        c = _FilterState(self.constraints, self.inclusion, self.namespace, self.self_match)
         c.counts = [dict(d) for d in self.counts]
         c._mins = list(self._mins)
         return c
@@ -127,17 +129,25 @@ class PodTopologySpread:
             return Status(Code.SKIP)
         pi = pod_info(state, pod)
         inc = _Inclusion(pod)
-        fs = _FilterState(cs, inc, pi.namespace)
+        fs = _FilterState(cs, inc, pi.namespace, [1 if c.selector.matches(pi.labels) else 0 for c in cs])
         counters = [_counter(c, pi.namespace) for c in cs]
+        keys = [c.topology_key for c in cs]
+        trivial = [not c.honor_affinity and not c.honor_taints for c in cs]
+        plain_inc = not inc.selector and inc.terms is None and not any(c.honor_taints for c in cs)
         for ni in state.snapshot.node_infos():
-            if not _has_keys(ni, cs):
+            labels = ni.labels
+            if len(keys) == 1:
+                if keys[0] not in labels:
+                    continue
+            elif not all(k in labels for k in keys):
                 continue
             for i, c in enumerate(cs):
-                if not inc.matches(c, ni):
+                if not (trivial[i] or plain_inc) and not inc.matches(c, ni):
                     continue
                 key, match = counters[i]
-                tv = ni.labels[c.topology_key]
-                fs.counts[i][tv] = fs.counts[i].get(tv, 0) + (ni.count_matching(key, match) if ni.pods else 0)
+                tv = labels[keys[i]]
+                d = fs.counts[i]
+                d[tv] = d.get(tv, 0) + (ni.count_matching(key, match) if ni.pods else 0)
         state[NAME] = fs
         return None
 
@@ -155,7 +165,6 @@ class PodTopologySpread:
         fs: _FilterState = state.get(NAME)
         if fs is None:
             return None
-        labels = pod_info(state, pod).labels
         for i, c in enumerate(fs.constraints):
             tv = ni.labels.get(c.topology_key)
             if tv is None:
@@ -163,10 +172,27 @@ class PodTopologySpread:
             m = fs.min_match(i)
             if m is None:
                 continue
-            self_match = 1 if c.selector.matches(labels) else 0
-            if fs.counts[i].get(tv, 0) + self_match - m > c.max_skew:
+            if fs.counts[i].get(tv, 0) + fs.self_match[i] - m > c.max_skew:
                 return Status.unschedulable(ERR_CONSTRAINTS)
         return None
+
+    def filter_batch(self, state, pod, nodes):
+        fs: _FilterState = state.get(NAME)
+        if fs is None or len(fs.constraints) != 1:
+            return [self.filter(state, pod, ni) for ni in nodes]
+        c = fs.constraints[0]
+        tk, counts, m = c.topology_key, fs.counts[0], fs.min_match(0)
+        limit = None if m is None else c.max_skew + m - fs.self_match[0]  # count must stay <= limit
+        out = []
+        for ni in nodes:
+            tv = ni.labels.get(tk)
+            if tv is None:
+                out.append(Status.unresolvable(ERR_MISSING_LABEL))
+            elif limit is not None and counts.get(tv, 0) > limit:
+                out.append(Status.unschedulable(ERR_CONSTRAINTS))
+            else:
+                out.append(None)
+        return out
 
     # -- score
     def pre_score(self, state, pod, nodes) -> Optional[Status]:
