@@ -11,7 +11,7 @@
    `kyb server` (controller manager and its in-process scheduler) with the simulated
    nodes playing the kubelet.
 
-    .venv/bin/python bench/scheduler.py [--nodes 1000] [--plain 5000] [--mixed 10000] [--replicas 1000]
+    .venv/bin/python bench/scheduler.py [--nodes 1000] [--plain 3000] [--mixed 10000] [--replicas 1000]
 
 Prints a table and writes bench/results/scheduler.json.
 """
@@ -228,14 +228,25 @@ async def deployment_rollout(kc: Path, nodes: int, replicas: int) -> dict:
                 "status_ready_s": round(status_ready, 2), "pods_per_s": round(replicas / all_running, 1)}
 
 
+def progress(results: dict) -> None:
+    """Each phase's numbers as soon as they exist (a long run shows where it is)."""
+    k = list(results)[-1]
+    print(f"[{time.strftime('%H:%M:%S')}] {k}: {json.dumps(results[k])}", file=sys.stderr, flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=1000)
-    ap.add_argument("--plain", type=int, default=5000)
+    ap.add_argument("--plain", type=int, default=3000)
     ap.add_argument("--mixed", type=int, default=10000)
     ap.add_argument("--replicas", type=int, default=1000)
     a = ap.parse_args()
     results: dict = {}
+    try:
+        with open("/proc/loadavg") as f:
+            results["load_average_at_start"] = f.read().split()[0]
+    except OSError:
+        pass
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         only_api = ("--disable-scheduler", "--disable-controllers")
@@ -244,6 +255,7 @@ def main() -> int:
             results["raw_binding"] = asyncio.run(raw_binding_rate(srv.kubeconfig, a.nodes, a.plain))
         finally:
             srv.stop()
+        progress(results)
         for label, pods in (("plain", [plain_pod(i) for i in range(a.plain)]),
                             ("mixed", [mixed_pod(i) for i in range(a.mixed)])):
             if not pods:
@@ -253,6 +265,7 @@ def main() -> int:
                 results[f"scheduler_{label}"] = asyncio.run(scheduler_rate(srv.kubeconfig, a.nodes, pods, label))
             finally:
                 srv.stop()
+            progress(results)
         if a.replicas:
             srv = start_server(Path(d) / "deploy")
             try:
