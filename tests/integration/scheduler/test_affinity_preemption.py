@@ -132,3 +132,27 @@ async def test_preemption_evicts_lower_priority_and_nominates(client, namespace,
     finally:
         for name in created:
             await pcs.delete(name)
+
+
+async def test_extended_resources_gpu(client, namespace):
+    pods = client.resource(*PODS)
+    sim = SimNodes(client, 2, prefix="gpu-", extended={"nvidia.com/gpu": "1"})
+    await sim.start()
+    try:
+        for i in range(3):
+            p = pod(f"train-{i}")
+            p["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
+            await pods.create(p, namespace=namespace)
+
+        async def two_bound_one_waiting():
+            items = (await pods.list(namespace))["items"]
+            bound = sorted(p["spec"].get("nodeName") or "" for p in items)
+            waiting = [p for p in items if not p["spec"].get("nodeName") and any(
+                c["type"] == "PodScheduled" and c["status"] == "False" for c in (p.get("status") or {}).get("conditions") or [])]
+            return (bound, waiting[0]) if bound[1:] == ["gpu-0000", "gpu-0001"] and waiting else None
+
+        bound, waiting = await wait_until(client, [(PODS, namespace)], two_bound_one_waiting, what="two on GPUs, one waiting")
+        msg = next(c["message"] for c in waiting["status"]["conditions"] if c["type"] == "PodScheduled")
+        assert msg.startswith("0/") and "2 Insufficient nvidia.com/gpu." in msg
+    finally:
+        await sim.stop(delete=True)
