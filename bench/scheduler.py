@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from fixtures.server import start_server  # noqa: E402
 
-from kybernetes.client import Client, Informer  # noqa: E402
+from kybernetes.client import AlreadyExists, Client, Informer  # noqa: E402
 from kybernetes.scheduler.scheduler import Scheduler  # noqa: E402
 from kybernetes.scheduler.simnodes import ZONE_LABEL, SimNodes  # noqa: E402
 
@@ -74,7 +74,17 @@ def mixed_pod(i: int) -> dict:
          "labelSelector": {"matchLabels": {"app": app}}}])
 
 
+async def ensure_default_sa(client: Client) -> None:
+    """With the controller manager off nobody creates `default/default`, and pod
+    admission would wait for it on every create."""
+    try:
+        await client.resource("", "v1", "serviceaccounts").create({"metadata": {"name": "default"}}, namespace=NS)
+    except AlreadyExists:
+        pass
+
+
 async def create_pods(client: Client, pods: list[dict], conc: int = 64) -> float:
+    await ensure_default_sa(client)
     h = client.resource("", "v1", "pods")
     sem = asyncio.Semaphore(conc)
 
