@@ -5,16 +5,22 @@ A plugin is an object with a `name` and any of these methods (the extension poin
 implements are the methods it has):
 
     pre_filter(state, pod) -> Status | None
+    add_pod / remove_pod(state, pod, other_pod_info, node_info)   (PreFilterExtensions: keep
+        the PreFilter state right when preemption or nominated pods change a node)
     filter(state, pod, node_info) -> Status | None
+    filter_batch(state, pod, node_infos) -> [Status | None]   (optional: many nodes per call)
     post_filter(state, pod, statuses: dict[node, Status]) -> (nominated_node | None, Status)
     pre_score(state, pod, node_infos) -> Status | None
     score(state, pod, node_info) -> int
+    score_nodes(state, pod, node_infos) -> [int]                (optional: many nodes per call)
     normalize_score(state, pod, scores: dict[node, int]) -> None      (in place)
     reserve(state, pod, node_name) -> Status | None ; unreserve(state, pod, node_name)
     permit(state, pod, node_name) -> Status | None
     async bind(state, pod, node_name) -> Status | None   (Skip passes to the next binder)
 
-Scheduling-cycle points are synchronous (they only read the cache); bind is async.
+Scheduling-cycle points are synchronous (they only read the cache, `state.snapshot`);
+bind is async.  A plugin with `set_framework(fwk)` is handed its framework (preemption
+runs the filters itself).
 """
 
 from __future__ import annotations
