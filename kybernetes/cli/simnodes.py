@@ -10,7 +10,9 @@ import signal
 from pathlib import Path
 
 HELP = ("SIMULATOR: register N simulated Nodes (capacity, Ready, Leases kept renewed) for scale and "
-        "scheduler tests; with --run-pods a fake kubelet marks pods bound to them Running. No containers run.")
+        "scheduler tests; with --run-pods a fake kubelet marks pods bound to them Running (or Failed when "
+        "annotated sim.kybernetes.io/fail=MESSAGE), removes deleted pods after their grace period and never "
+        "rewrites a terminal pod. No containers run.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extended-resource", action="append", default=[], metavar="NAME=QTY")
     p.add_argument("--labels", default="", help="k=v,k2=v2 added to every node")
     p.add_argument("--taints", default="", help="key=value:Effect,... on every node")
+    p.add_argument("--zones", type=int, default=0, help="spread the nodes over N zones (topology.kubernetes.io/zone)")
     p.add_argument("--prefix", default="sim-node-")
     p.add_argument("--run-pods", action="store_true", help="fake kubelet: mark bound pods Running")
     p.add_argument("--delete-on-exit", action="store_true")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         async with Client.from_kubeconfig(kc) as client:
             sim = SimNodes(client, args.count, prefix=args.prefix, run_pods=args.run_pods, cpu=args.cpu,
                            memory=args.memory, pods=args.pods, extended=extended, labels=labels,
-                           taints=_parse_taints(args.taints))
+                           taints=_parse_taints(args.taints), zones=args.zones)
             await sim.start()
             print(f"kyb sim-nodes: {args.count} simulated nodes registered ({args.prefix}0000..); Ctrl-C to stop", flush=True)
             try:

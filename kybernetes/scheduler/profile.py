@@ -21,11 +21,14 @@ DEFAULT_WEIGHTS = {
 
 def default_plugins(client: Client) -> list:
     from kybernetes.scheduler.plugins.defaultbinder import DefaultBinder
+    from kybernetes.scheduler.plugins.defaultpreemption import DefaultPreemption
+    from kybernetes.scheduler.plugins.interpodaffinity import InterPodAffinity
     from kybernetes.scheduler.plugins.nodeaffinity import NodeAffinity
     from kybernetes.scheduler.plugins.nodename import NodeName
     from kybernetes.scheduler.plugins.nodeports import NodePorts
     from kybernetes.scheduler.plugins.noderesources import NodeResourcesBalancedAllocation, NodeResourcesFit
     from kybernetes.scheduler.plugins.nodeunschedulable import NodeUnschedulable
+    from kybernetes.scheduler.plugins.podtopologyspread import PodTopologySpread
     from kybernetes.scheduler.plugins.tainttoleration import TaintToleration
 
     return [
@@ -35,6 +38,9 @@ def default_plugins(client: Client) -> list:
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
+        PodTopologySpread(),
+        InterPodAffinity(),
+        DefaultPreemption(client),
         NodeResourcesBalancedAllocation(),
         DefaultBinder(client),
     ]

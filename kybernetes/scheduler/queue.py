@@ -64,6 +64,7 @@ ASSIGNED_POD_DELETE = ClusterEvent("AssignedPodDelete", frozenset(
 ASSIGNED_POD_ADD = ClusterEvent("AssignedPodAdd", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 ASSIGNED_POD_UPDATE = ClusterEvent("AssignedPodUpdate", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 UNSCHEDULABLE_TIMEOUT = ClusterEvent("UnschedulableTimeout")
+NAMESPACE_UPDATE = ClusterEvent("NamespaceUpdate", frozenset({"InterPodAffinity"}))
 
 
 class SchedulingQueue:

@@ -48,12 +48,22 @@ def parse_quantity(value: Any) -> Decimal:
     return num * _SUFFIX[suf]
 
 
+_UNITS: dict[tuple[bool, Any], int] = {}
+
+
 def to_units(name: str, value: Any) -> int:
     """Millicores for cpu, rounded up (as resource.Quantity.MilliValue/Value do); whole units otherwise."""
+    key = (name == CPU, value)
+    n = _UNITS.get(key) if isinstance(value, str) else None
+    if n is not None:
+        return n  # the same few quantity strings recur in every replica: parse each once
     q = parse_quantity(value)
-    if name == CPU:
-        return int(math.ceil(q * 1000))
-    return int(math.ceil(q))
+    n = int(math.ceil(q * 1000)) if name == CPU else int(math.ceil(q))
+    if isinstance(value, str):
+        if len(_UNITS) > 4096:
+            _UNITS.clear()
+        _UNITS[key] = n
+    return n
 
 
 @dataclass

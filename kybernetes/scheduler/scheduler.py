@@ -30,6 +30,7 @@ Obj = dict[str, Any]
 ERR_NO_NODES = "no nodes available to schedule pods"
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
+FILTER_CHUNK = 64
 
 
 def num_feasible_nodes_to_find(num_all: int, percentage: int = 0) -> int:
@@ -65,8 +66,10 @@ class FitError(Exception):
 class Scheduler:
     def __init__(self, client: Client, *, profiles: Optional[Sequence[Framework]] = None,
                  max_concurrent_binds: int = 64, record_scheduled_events: bool = True,
-                 queue: Optional[SchedulingQueue] = None, close_client: bool = False) -> None:
+                 queue: Optional[SchedulingQueue] = None, close_client: bool = False,
+                 percentage_of_nodes_to_score: int = 0) -> None:
         self.client = client
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score  # 0: upstream's adaptive default
         profiles = list(profiles) if profiles is not None else [default_profile(client)]
         self.profiles = {p.scheduler_name: p for p in profiles}
         self.cache = Cache()
@@ -75,6 +78,8 @@ class Scheduler:
         self.events = client.resource("", "v1", "events")
         self.pod_informer = Informer(self.pods, name="scheduler pods")
         self.node_informer = Informer(client.resource("", "v1", "nodes"), name="scheduler nodes")
+        self.ns_informer = Informer(client.resource("", "v1", "namespaces"), name="scheduler namespaces")
+        self.pdb_informer = Informer(client.resource("policy", "v1", "poddisruptionbudgets"), name="scheduler pdbs")
         self._bind_sem = asyncio.Semaphore(max_concurrent_binds)
         self.record_scheduled_events = record_scheduled_events
         self.close_client = close_client
@@ -92,10 +97,15 @@ class Scheduler:
     async def start(self, *, sync_timeout: Optional[float] = 60) -> None:
         self.node_informer.add_handlers(self._on_node_add, self._on_node_update, self._on_node_delete)
         self.pod_informer.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
-        self.node_informer.start()
-        self.pod_informer.start()
-        if not await self.node_informer.wait_synced(sync_timeout) or not await self.pod_informer.wait_synced(sync_timeout):
-            raise TimeoutError("scheduler: informers did not sync")
+        self.ns_informer.add_handlers(self.cache.set_namespace, lambda old, new: self._on_ns_update(new),
+                                      self.cache.remove_namespace)
+        self.pdb_informer.add_handlers(self._on_pdb, lambda old, new: self._on_pdb(new), self._on_pdb_delete)
+        informers = (self.ns_informer, self.pdb_informer, self.node_informer, self.pod_informer)
+        for inf in informers:
+            inf.start()
+        for inf in informers:
+            if not await inf.wait_synced(sync_timeout):
+                raise TimeoutError(f"scheduler: informer {inf.name} did not sync")
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run(), name="scheduler loop")
         self._flush_task = loop.create_task(self._flush_loop(), name="scheduler unschedulable flush")
@@ -110,8 +120,13 @@ class Scheduler:
             t.cancel()
         await asyncio.gather(*(t for t in (self._loop_task, self._flush_task, *self._tasks) if t is not None),
                              return_exceptions=True)
-        await self.pod_informer.stop()
-        await self.node_informer.stop()
+        for fwk in self.profiles.values():
+            for p in fwk.plugins:
+                stop = getattr(p, "stop", None)
+                if stop is not None:
+                    await stop()
+        for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer):
+            await inf.stop()
         if self.close_client:
             await self.client.close()
 
@@ -127,6 +142,18 @@ class Scheduler:
     # ------------------------------------------------------------------ event handlers
     def _responsible(self, pod: Obj) -> bool:
         return (pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME) in self.profiles
+
+    def _on_ns_update(self, ns: Obj) -> None:
+        self.cache.set_namespace(ns)
+        self.queue.move_all(q_.NAMESPACE_UPDATE)
+
+    def _on_pdb(self, pdb: Obj) -> None:
+        m = pdb["metadata"]
+        self.cache.pdbs[(m.get("namespace"), m["name"])] = pdb
+
+    def _on_pdb_delete(self, pdb: Obj) -> None:
+        m = pdb["metadata"]
+        self.cache.pdbs.pop((m.get("namespace"), m["name"]), None)
 
     def _on_node_add(self, node: Obj) -> None:
         self.cache.add_node(node)
@@ -147,12 +174,14 @@ class Scheduler:
             self.cache.add_pod(pod)
             self.queue.move_all(q_.ASSIGNED_POD_ADD)
         elif self._responsible(pod) and not pod["metadata"].get("deletionTimestamp") and not self.cache.is_assumed(pod):
+            self.cache.set_nominated(pod, (pod.get("status") or {}).get("nominatedNodeName"))
             self.queue.add(pod)
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         if _assigned(new):
             if not _assigned(old):
                 self.queue.delete(new)
+                self.cache.set_nominated(new, None)
             if _terminal(new):
                 self.cache.remove_pod(new)
                 self.queue.move_all(q_.ASSIGNED_POD_DELETE)
@@ -163,12 +192,15 @@ class Scheduler:
             return
         if not self._responsible(new) or new["metadata"].get("deletionTimestamp") or _terminal(new):
             self.queue.delete(new)
+            self.cache.set_nominated(new, None)
             return
+        self.cache.set_nominated(new, (new.get("status") or {}).get("nominatedNodeName"))
         if self.cache.is_assumed(new):
             return  # decided already; the bound pod is on its way
         self.queue.update(old, new)
 
     def _on_pod_delete(self, pod: Obj) -> None:
+        self.cache.set_nominated(pod, None)
         if _assigned(pod) or self.cache.is_assumed(pod):
             self.cache.remove_pod(pod)
             self.queue.move_all(q_.ASSIGNED_POD_DELETE)
@@ -200,7 +232,7 @@ class Scheduler:
             self.queue.done(qpi)
             return
         self.attempts += 1
-        state = CycleState()
+        state = CycleState(self.cache)
         try:
             node = self.schedule_pod(fwk, state, pod)
         except FitError as e:
@@ -209,6 +241,8 @@ class Scheduler:
                 nominated, post = fwk.run_post_filter(state, pod, e.diagnosis.node_statuses)
                 if post is not None and post.reasons and not post.is_success():
                     e.diagnosis.post_filter_msg = post.message()
+                if nominated:
+                    self.cache.set_nominated(pod, nominated)
             plugins = {st.plugin for st in e.diagnosis.node_statuses.values() if st.plugin}
             self.queue.requeue_unschedulable(qpi, plugins, qpi.cycle)
             self._spawn(self._record_failure(pod, "Unschedulable", e.diagnosis.message(), nominated))
@@ -224,7 +258,10 @@ class Scheduler:
 
         assumed = copy.copy(pod)
         assumed["spec"] = dict(pod["spec"], nodeName=node)
-        self.cache.assume_pod(assumed)
+        pi = state.get("__podinfo")
+        if pi is not None:
+            pi.pod = assumed  # the same pod as far as the cache counts; saves a rebuild
+        self.cache.assume_pod(assumed, pi)
         st = fwk.run_reserve(state, assumed, node)
         if st.is_success():
             st = fwk.run_permit(state, assumed, node)
@@ -265,36 +302,60 @@ class Scheduler:
     def _find_feasible(self, fwk: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
                        diag: Diagnosis) -> list[NodeInfo]:
         n = len(nodes)
-        want = num_feasible_nodes_to_find(n)
+        want = num_feasible_nodes_to_find(n, self.percentage_of_nodes_to_score)
         feasible: list[NodeInfo] = []
         start = self._next_start % n
         processed = 0
-        for i in range(n):
-            ni = nodes[(start + i) % n]
-            processed += 1
-            st = fwk.run_filter(state, pod, ni)
-            if st.code == Code.SUCCESS:
-                feasible.append(ni)
-                if len(feasible) >= want:
+        nominated: dict[str, list] = {}
+        if self.cache.nominated:
+            me, prio = pod_key(pod), int((pod.get("spec") or {}).get("priority") or 0)
+            for key, (node, npi) in self.cache.nominated.items():
+                if key != me and npi.priority >= prio:
+                    nominated.setdefault(node, []).append(npi)
+        filters = fwk.filters(state)
+        order = nodes[start:] + nodes[:start]
+        # nodes go through the filters a chunk at a time: a plugin with filter_batch judges
+        # a whole chunk in one call (no Python call per node and plugin on the hot path)
+        for c0 in range(0, n, FILTER_CHUNK):
+            chunk = order[c0:c0 + FILTER_CHUNK]
+            verdicts: list[Optional[Status]] = [None] * len(chunk)
+            if nominated:
+                for j, ni in enumerate(chunk):
+                    noms = nominated.get(ni.name)
+                    if noms:
+                        st = fwk.run_filter_with_nominated(state, pod, ni, noms)
+                        verdicts[j] = st if st.code != Code.SUCCESS else None
+            for name, f, batch in filters:
+                idx = [j for j, v in enumerate(verdicts) if v is None and not (nominated and chunk[j].name in nominated)]
+                if not idx:
                     break
-            elif st.is_rejected():
-                diag.node_statuses[ni.name] = st
-            else:
-                raise _SchedError(st.message())
+                alive = [chunk[j] for j in idx]
+                results = batch(state, pod, alive) if batch is not None else [f(state, pod, ni) for ni in alive]
+                for j, r in zip(idx, results):
+                    if r is not None and r.code != Code.SUCCESS:
+                        r.plugin = name
+                        verdicts[j] = r
+            for j, ni in enumerate(chunk):
+                processed = c0 + j + 1
+                st = verdicts[j]
+                if st is None:
+                    feasible.append(ni)
+                    if len(feasible) >= want:
+                        break
+                elif st.is_rejected():
+                    diag.node_statuses[ni.name] = st
+                else:
+                    raise _SchedError(st.message())
+            if len(feasible) >= want:
+                break
         self._next_start = (start + processed) % n
         return feasible
 
     def _select_host(self, scores: dict[str, int]) -> str:
-        """Highest total; ties broken uniformly at random (reservoir sampling, as upstream)."""
-        best, best_score, ties = "", -1, 0
-        for name, s in scores.items():
-            if s > best_score:
-                best, best_score, ties = name, s, 1
-            elif s == best_score:
-                ties += 1
-                if self._rand.randrange(ties) == 0:
-                    best = name
-        return best
+        """Highest total; ties broken uniformly at random (as upstream's reservoir sampling)."""
+        top = max(scores.values())
+        ties = [name for name, s in scores.items() if s == top]
+        return ties[0] if len(ties) == 1 else ties[self._rand.randrange(len(ties))]
 
     # ------------------------------------------------------------------ binding cycle
     async def _binding_cycle(self, fwk: Framework, state: CycleState, qpi: QueuedPodInfo, assumed: Obj, node: str) -> None:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import zlib
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Sequence
 
-from kybernetes.client import AlreadyExists, Client, Informer, NotFound
+from kybernetes.client import AlreadyExists, Client, Conflict, Informer, NotFound
 
 log = logging.getLogger("kybernetes.simnodes")
 Obj = dict[str, Any]
 
 LEASE_DURATION = 40
+ZONE_LABEL = "topology.kubernetes.io/zone"
 RENEW_INTERVAL = 10.0
 
 
@@ -26,7 +28,7 @@ def _now(micro: bool = False) -> str:
 
 def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
                 extended: Optional[Mapping[str, str]] = None, labels: Optional[Mapping[str, str]] = None,
-                taints: Sequence[Obj] = ()) -> Obj:
+                taints: Sequence[Obj] = (), zones: int = 0) -> Obj:
     cap = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "100Gi", **(extended or {})}
     now = _now()
     cidr = ipaddress.ip_network("10.244.0.0/16").subnets(new_prefix=24)
@@ -41,6 +43,7 @@ def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", p
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                               "kubernetes.io/arch": "amd64", "type": "kybernetes-sim",
+                                              **({ZONE_LABEL: f"zone-{index % zones}"} if zones else {}),
                                               **(labels or {})},
                      "annotations": {"kybernetes.io/simulated": "true"}},
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], **({"taints": list(taints)} if taints else {})},
@@ -54,20 +57,47 @@ def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", p
     }
 
 
+FAIL_ANNOTATION = "sim.kybernetes.io/fail"   # value: the failure message; the pod ends Failed
+NODE_STATUS_INTERVAL = 300.0                  # as the kubelet's nodeStatusReportFrequency
+_STANDARD = frozenset({"cpu", "memory", "pods", "ephemeral-storage"})
+_TERMINAL = ("Succeeded", "Failed")
+
+
+def merged_status(ours: Obj, existing: Optional[Obj]) -> Obj:
+    """Our node status, keeping capacity/allocatable entries we do not manage that are
+    already on the node (extended resources an admin patched in), as the kubelet does."""
+    out = dict(ours)
+    for field in ("capacity", "allocatable"):
+        have = ((existing or {}).get("status") or {}).get(field) or {}
+        extra = {k: v for k, v in have.items() if k not in _STANDARD and k not in out[field]}
+        if extra:
+            out[field] = {**out[field], **extra}
+    return out
+
+
 class SimNodes:
+    """N simulated nodes.  With run_pods, plays their kubelet for pods bound to them:
+    Pending -> Running (ready, with an IP from the node's CIDR); a pod annotated
+    `sim.kybernetes.io/fail` ends Failed instead; a pod being deleted is removed once its
+    grace period has passed; a pod that reached Succeeded or Failed is never written again."""
+
     def __init__(self, client: Client, count: int, *, prefix: str = "sim-node-", run_pods: bool = False,
-                 renew_interval: float = RENEW_INTERVAL, **node_kwargs: Any) -> None:
+                 renew_interval: float = RENEW_INTERVAL, node_status_interval: float = NODE_STATUS_INTERVAL,
+                 **node_kwargs: Any) -> None:
         self.client = client
         self.names = [f"{prefix}{i:04d}" for i in range(count)]
+        self._index = {n: i for i, n in enumerate(self.names)}
         self.node_kwargs = node_kwargs
         self.run_pods = run_pods
         self.renew_interval = renew_interval
+        self.node_status_interval = node_status_interval
         self.nodes = client.resource("", "v1", "nodes")
         self.leases = client.resource("coordination.k8s.io", "v1", "leases")
         self.pods = client.resource("", "v1", "pods")
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._pod_informer: Optional[Informer] = None
         self._inflight: set[str] = set()
+        self._deleting: dict[str, asyncio.TimerHandle] = {}
 
     async def register(self, concurrency: int = 32) -> None:
         sem = asyncio.Semaphore(concurrency)
@@ -81,11 +111,17 @@ class SimNodes:
                 except AlreadyExists:
                     created = await self.nodes.get(name)
                 # status is not settable on create: write it through the status subresource
-                created["status"] = status
+                created["status"] = merged_status(status, created)
                 await self.nodes.update(created, subresource="status")
                 await self._renew(name)
 
         await asyncio.gather(*(one(i, n) for i, n in enumerate(self.names)))
+
+    async def heartbeat(self, name: str) -> None:
+        """Refresh the node's conditions (only them: capacity an admin patched stays)."""
+        now = _now()
+        conds = [{"type": t, "lastHeartbeatTime": now} for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")]
+        await self.nodes.patch(name, {"status": {"conditions": conds}}, "strategic", subresource="status")
 
     async def _renew(self, name: str) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -100,60 +136,133 @@ class SimNodes:
                 pass
 
     async def _renew_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_status = loop.time() + self.node_status_interval
         while True:
             await asyncio.sleep(self.renew_interval)
+            status_due = loop.time() >= next_status
+            if status_due:
+                next_status = loop.time() + self.node_status_interval
             for name in self.names:
                 try:
                     await self._renew(name)
+                    if status_due:
+                        await self.heartbeat(name)
                 except Exception as e:  # noqa: BLE001
-                    log.warning("sim-nodes: renewing lease %s: %s", name, e)
+                    log.warning("sim-nodes: renewing %s: %s", name, e)
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
         await self.register()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._renew_loop(), name="sim-nodes leases"))
+        self._spawn(self._renew_loop())
         if self.run_pods:
-            mine = set(self.names)
             inf = self._pod_informer = Informer(self.pods, name="sim-nodes pods")
-
-            def seen(pod: Obj, *_: Any) -> None:
-                if _:
-                    pod = _[-1]
-                if (pod.get("spec") or {}).get("nodeName") in mine and (pod.get("status") or {}).get("phase", "Pending") == "Pending" \
-                        and not pod["metadata"].get("deletionTimestamp"):
-                    key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-                    if key not in self._inflight:
-                        self._inflight.add(key)
-                        t = loop.create_task(self._run_pod(pod, key))
-                        self._tasks.append(t)
-
-            inf.add_handlers(on_add=seen, on_update=lambda old, new: seen(new))
+            inf.add_handlers(on_add=self._seen, on_update=lambda old, new: self._seen(new),
+                             on_delete=self._gone)
             inf.start()
             await inf.wait_synced(60)
 
-    async def _run_pod(self, pod: Obj, key: str) -> None:
+    # -- the fake kubelet
+    def _seen(self, pod: Obj) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node not in self._index:
+            return
+        meta = pod["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        phase = (pod.get("status") or {}).get("phase") or "Pending"
+        if meta.get("deletionTimestamp"):
+            if key not in self._deleting:
+                grace = 0 if phase in _TERMINAL else int(meta.get("deletionGracePeriodSeconds") or 0)
+                self._deleting[key] = asyncio.get_running_loop().call_later(
+                    grace, lambda: self._spawn(self._finish_delete(pod, key)))
+            return
+        if phase in _TERMINAL or key in self._inflight:
+            return  # a terminal pod is never written again
+        fail = (meta.get("annotations") or {}).get(FAIL_ANNOTATION)
+        if fail is not None:
+            self._inflight.add(key)
+            self._spawn(self._write(pod, key, self._failed_status(pod, fail)))
+        elif phase == "Pending":
+            self._inflight.add(key)
+            self._spawn(self._write(pod, key, self._running_status(pod, key)))
+
+    def _gone(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        h = self._deleting.pop(f"{meta.get('namespace')}/{meta.get('name')}", None)
+        if h is not None:
+            h.cancel()
+
+    async def _finish_delete(self, pod: Obj, key: str) -> None:
+        """The kubelet's last word on a deleted pod: remove it for good (grace 0)."""
+        meta = pod["metadata"]
+        try:
+            await self.pods.delete(meta["name"], namespace=meta["namespace"], grace_period_seconds=0,
+                                   preconditions={"uid": meta["uid"]} if meta.get("uid") else None)
+        except NotFound:
+            pass
+        except Exception as e:  # noqa: BLE001
+            log.warning("sim-nodes: deleting %s: %s", key, e)
+        finally:
+            self._deleting.pop(key, None)
+
+    def _running_status(self, pod: Obj, key: str) -> Obj:
         meta = pod["metadata"]
         now = _now()
-        idx = self.names.index(pod["spec"]["nodeName"])
-        ip = f"10.244.{idx % 256}.{(hash(key) % 250) + 2}"
+        idx = self._index[pod["spec"]["nodeName"]]
+        ip = f"10.244.{idx % 256}.{(zlib.crc32(key.encode()) % 250) + 2}"
         statuses = [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0,
                      "started": True, "containerID": f"sim://{meta.get('uid', '')}-{c['name']}",
                      "state": {"running": {"startedAt": now}}} for c in pod["spec"].get("containers") or []]
         conds = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
                  for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")]
-        status = {"phase": "Running", "conditions": conds, "hostIP": "127.0.0.1", "podIP": ip,
-                  "podIPs": [{"ip": ip}], "startTime": now, "containerStatuses": statuses}
+        return {"phase": "Running", "conditions": conds, "hostIP": "127.0.0.1", "podIP": ip,
+                "podIPs": [{"ip": ip}], "startTime": now, "containerStatuses": statuses}
+
+    def _failed_status(self, pod: Obj, message: str) -> Obj:
+        meta = pod["metadata"]
+        now = _now()
+        started = (pod.get("status") or {}).get("startTime") or now
+        statuses = [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
+                     "started": False, "containerID": f"sim://{meta.get('uid', '')}-{c['name']}",
+                     "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": message,
+                                              "startedAt": started, "finishedAt": now}}}
+                    for c in pod["spec"].get("containers") or []]
+        conds = [{"type": t, "status": "False", "reason": "PodFailed", "lastProbeTime": None, "lastTransitionTime": now}
+                 for t in ("Ready", "ContainersReady")]
+        return {"phase": "Failed", "reason": "Error", "message": message, "conditions": conds,
+                "startTime": started, "containerStatuses": statuses}
+
+    async def _write(self, pod: Obj, key: str, status: Obj) -> None:
+        meta = pod["metadata"]
+        # pinned to the version judged: a pod that changed meanwhile (deleted, or ended by
+        # someone else) is not overwritten; its update event brings it back here
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status}
+        retry = False
         try:
-            await self.pods.patch(meta["name"], {"status": status}, "strategic", namespace=meta["namespace"], subresource="status")
+            await self.pods.patch(meta["name"], body, "strategic", namespace=meta["namespace"], subresource="status")
         except NotFound:
             pass
+        except Conflict:
+            retry = True  # its newer version may have arrived while we were busy: judge again
         except Exception as e:  # noqa: BLE001
-            log.warning("sim-nodes: running %s: %s", key, e)
+            log.warning("sim-nodes: writing status of %s: %s", key, e)
         finally:
             self._inflight.discard(key)
+        if retry:
+            try:
+                self._seen(await self.pods.get(meta["name"], namespace=meta["namespace"]))
+            except NotFound:
+                pass
 
     async def stop(self, *, delete: bool = False) -> None:
-        for t in self._tasks:
+        for h in self._deleting.values():
+            h.cancel()
+        self._deleting.clear()
+        for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pod_informer is not None:

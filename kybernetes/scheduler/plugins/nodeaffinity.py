@@ -22,6 +22,8 @@ class NodeAffinity:
         sel = spec.get("nodeSelector") or {}
         req = (_node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
         terms = req.get("nodeSelectorTerms") if req else None
+        if not sel and terms is None:
+            return Status(Code.SKIP)
         state[NAME] = (sel, terms)
         return None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kybernetes.scheduler.framework import Status
+from kybernetes.scheduler.framework import Code, Status
 
 NAME = "NodeName"
 ERR_REASON = "node(s) didn't match the requested node name"
@@ -10,6 +10,11 @@ ERR_REASON = "node(s) didn't match the requested node name"
 
 class NodeName:
     name = NAME
+
+    def pre_filter(self, state, pod):
+        if not (pod.get("spec") or {}).get("nodeName"):
+            return Status(Code.SKIP)
+        return None
 
     def filter(self, state, pod, ni):
         want = (pod.get("spec") or {}).get("nodeName")

@@ -132,8 +132,10 @@ def test_fit_error_message_format():
         "a": Status.unresolvable("node(s) had untolerated taint {k: v}"),
         "b": Status.unschedulable("Insufficient cpu"), "c": Status.unschedulable("Insufficient cpu")})
     assert d.message() == "0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2 Insufficient cpu."
-    d.post_filter_msg = "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling"
-    assert d.message().endswith("2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
+    inner = Diagnosis(num_all_nodes=3, node_statuses={n: Status.unresolvable("Preemption is not helpful for scheduling") for n in "abc"})
+    d.post_filter_msg = "preemption: " + inner.message()
+    assert d.message() == ("0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2 Insufficient cpu. "
+                           "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
 
 
 def test_framework_weights_and_order():
