@@ -318,6 +318,9 @@ class Framework:
     def __init__(self, scheduler_name: str, plugins: Sequence[Any], weights: Optional[Mapping[str, int]] = None) -> None:
         self.scheduler_name = scheduler_name
         self.plugins = list(plugins)
+        # this profile's EventRecorder (reportingController = scheduler_name), set by the
+        # Scheduler that runs the profile; None when a profile runs without one (unit tests)
+        self.recorder: Any = None
         weights = weights or {}
 
         def having(method: str) -> list[Any]:

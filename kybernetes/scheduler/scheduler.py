@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import os
 import random
 import time
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from kybernetes.client import APIStatusError, Client, Conflict, Informer, NotFound
+from kybernetes.client.events import WARNING, EventBroadcaster, object_reference
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
@@ -75,7 +75,12 @@ class Scheduler:
         self.cache = Cache()
         self.queue = queue or SchedulingQueue()
         self.pods = client.resource("", "v1", "pods")
-        self.events = client.resource("", "v1", "events")
+        # events.k8s.io/v1 through the shared recorder, as upstream: one recorder per profile
+        # whose reportingController is the profile's scheduler name
+        self.event_broadcaster = EventBroadcaster(client)
+        for fwk in self.profiles.values():
+            fwk.recorder = self.event_broadcaster.recorder(fwk.scheduler_name)
+        self.recorder = (self.profiles.get(DEFAULT_SCHEDULER_NAME) or next(iter(self.profiles.values()))).recorder
         self.pod_informer = Informer(self.pods, name="scheduler pods")
         self.node_informer = Informer(client.resource("", "v1", "nodes"), name="scheduler nodes")
         self.ns_informer = Informer(client.resource("", "v1", "namespaces"), name="scheduler namespaces")
@@ -87,7 +92,6 @@ class Scheduler:
         self._loop_task: Optional[asyncio.Task[None]] = None
         self._flush_task: Optional[asyncio.Task[None]] = None
         self._next_start = 0
-        self._event_names: dict[tuple[str, str], tuple[str, int]] = {}
         self.scheduled = 0
         self.attempts = 0
         self.latencies: list[float] = []  # queue-add to bound, seconds (bench/metrics)
@@ -127,6 +131,7 @@ class Scheduler:
                     await stop()
         for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer):
             await inf.stop()
+        await self.event_broadcaster.shutdown()
         if self.close_client:
             await self.client.close()
 
@@ -370,8 +375,9 @@ class Scheduler:
             self.latencies.append(time.monotonic() - (qpi.initial_attempt or time.monotonic()))
             if self.record_scheduled_events:
                 meta = assumed["metadata"]
-                await self._event(assumed, "Normal", "Scheduled",
-                                  f"Successfully assigned {meta.get('namespace')}/{meta['name']} to {node}")
+                self._recorder_for(fwk).event(object_reference(assumed, "v1", "Pod"), "Normal", "Scheduled",
+                                              f"Successfully assigned {meta.get('namespace')}/{meta['name']} to {node}",
+                                              action="Binding")
             return
         fwk.run_unreserve(state, assumed, node)
         self.cache.forget_pod(assumed)
@@ -389,7 +395,9 @@ class Scheduler:
     async def _record_failure(self, pod: Obj, reason: str, message: str, nominated: Optional[str]) -> None:
         meta = pod["metadata"]
         ns, name = meta.get("namespace", "default"), meta["name"]
-        await self._event(pod, "Warning", "FailedScheduling", message)
+        fwk = self.profiles.get((pod.get("spec") or {}).get("schedulerName", DEFAULT_SCHEDULER_NAME))
+        self._recorder_for(fwk).event(object_reference(pod, "v1", "Pod"), WARNING, "FailedScheduling", message,
+                                      action="Scheduling")
         cond = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message}
         current = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
         if current is not None and all(current.get(k) == v for k, v in cond.items()) and not nominated:
@@ -409,36 +417,10 @@ class Scheduler:
         except Exception as e:  # noqa: BLE001
             log.warning("scheduler: updating status of %s/%s failed: %s", ns, name, e)
 
-    async def _event(self, pod: Obj, etype: str, reason: str, message: str) -> None:
-        """A core/v1 Event about the pod; repeats of the same message bump its count."""
-        meta = pod["metadata"]
-        ns = meta.get("namespace", "default")
-        now = _now()
-        k = (meta.get("uid") or pod_key(pod), reason + "\x00" + message)
-        prev = self._event_names.get(k)
-        try:
-            if prev is not None:
-                name, count = prev
-                await self.events.patch(name, {"count": count + 1, "lastTimestamp": now}, "merge", namespace=ns)
-                self._event_names[k] = (name, count + 1)
-                return
-            name = f"{meta['name']}.{time.time_ns():x}"
-            ev = {"apiVersion": "v1", "kind": "Event",
-                  "metadata": {"name": name, "namespace": ns},
-                  "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": meta["name"],
-                                     "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
-                  "reason": reason, "message": message, "type": etype,
-                  "source": {"component": DEFAULT_SCHEDULER_NAME},
-                  "reportingComponent": DEFAULT_SCHEDULER_NAME, "reportingInstance": f"{DEFAULT_SCHEDULER_NAME}-{os.getpid()}",
-                  "firstTimestamp": now, "lastTimestamp": now, "count": 1, "action": "Scheduling" if etype == "Warning" else "Binding"}
-            await self.events.create(ev, namespace=ns)
-            if len(self._event_names) > 10000:
-                self._event_names.clear()
-            self._event_names[k] = (name, 1)
-        except NotFound:
-            self._event_names.pop(k, None)
-        except Exception as e:  # noqa: BLE001
-            log.debug("scheduler: event for %s failed: %s", pod_key(pod), e)
+    def _recorder_for(self, fwk: Optional[Framework]):
+        """The recorder of the pod's profile (upstream names the profile's scheduler as the
+        reporting controller)."""
+        return fwk.recorder if fwk is not None and fwk.recorder is not None else self.recorder
 
 
 class _NoNodes(Exception):

@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from kybernetes.api.selectors import SelectorError, from_label_selector
+from kybernetes.client.events import object_reference
 from kybernetes.scheduler.framework import Code, Diagnosis, NodeInfo, PodInfo, Status, pod_info
 
 log = logging.getLogger("kybernetes.scheduler.preemption")
@@ -239,7 +239,6 @@ class DefaultPreemption:
         if self.client is None:
             return
         pods = self.client.resource("", "v1", "pods")
-        events = self.client.resource("", "v1", "events")
         sched = (pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -255,19 +254,11 @@ class DefaultPreemption:
             except Exception as e:  # noqa: BLE001 - a victim already gone is fine
                 log.info("preemption: evicting %s/%s: %s", ns, name, e)
                 return
-            ev = {"apiVersion": "v1", "kind": "Event",
-                  "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": ns},
-                  "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name, "uid": vm.get("uid")},
-                  "related": {"apiVersion": "v1", "kind": "Pod", "namespace": meta.get("namespace"), "name": meta["name"],
-                              "uid": meta.get("uid")},
-                  "reason": "Preempted", "type": "Normal", "action": "Preempting",
-                  "message": f"Preempted by pod {meta.get('uid')} on node {cand.node}",
-                  "source": {"component": sched}, "reportingComponent": sched, "reportingInstance": sched,
-                  "firstTimestamp": now, "lastTimestamp": now, "count": 1}
-            try:
-                await events.create(ev, namespace=ns)
-            except Exception as e:  # noqa: BLE001
-                log.warning("preemption: event for %s/%s: %s", ns, name, e)
+            recorder = getattr(self.fwk, "recorder", None)
+            if recorder is not None:
+                recorder.event(object_reference(v.pod, "v1", "Pod"), "Normal", "Preempted",
+                               f"Preempted by pod {meta.get('uid')} on node {cand.node}",
+                               action="Preempting", related=object_reference(pod, "v1", "Pod"))
 
         async def unnominate(p: PodInfo) -> None:
             # lower-priority pods nominated to this node must look for room again
