@@ -27,6 +27,12 @@ log = logging.getLogger("kybernetes.controllers")
 Obj = dict[str, Any]
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancellation request pending (Task.cancelling)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Requeue(Exception):
     """Raised by reconcile(): not an error, but look at this key again after `after`
     seconds (or with rate-limited backoff when `after` is None)."""
@@ -190,6 +196,16 @@ class Controller:
     async def on_stop(self) -> None:
         """Release what the controller holds beyond workers and informers."""
 
+    def _failed(self, key: str, e: BaseException) -> None:
+        self.metrics.results["error"].inc()
+        self.metrics.errors.inc()
+        retry = self.queue.num_requeues(key) + 1
+        if isinstance(e, (ReconcileError, ClientError)):
+            self.log.warning("reconcile %r failed (retry %d): %s", key, retry, e)
+        else:
+            self.log.error("reconcile %r failed (retry %d)", key, retry, exc_info=e)
+        self.queue.add_rate_limited(key)
+
     async def _worker(self, n: int) -> None:
         while True:
             try:
@@ -206,15 +222,15 @@ class Controller:
                     self.metrics.results["requeue_after"].inc()
                     self.queue.forget(key)
                     self.queue.add_after(key, r.after)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise  # stop(): the worker ends
+                # a cancellation meant for something inside reconcile (a timeout that fired
+                # as its operation finished) must not end the worker nor drop the key:
+                # with the workers gone nothing would ever sync again
+                self._failed(key, ReconcileError("reconcile was cancelled from inside"))
             except Exception as e:  # noqa: BLE001 - a failed reconcile is retried, never fatal
-                self.metrics.results["error"].inc()
-                self.metrics.errors.inc()
-                retry = self.queue.num_requeues(key) + 1
-                if isinstance(e, (ReconcileError, ClientError)):
-                    self.log.warning("reconcile %r failed (retry %d): %s", key, retry, e)
-                else:
-                    self.log.exception("reconcile %r failed (retry %d)", key, retry)
-                self.queue.add_rate_limited(key)
+                self._failed(key, e)
             else:
                 self.metrics.results["success"].inc()
                 self.queue.forget(key)

@@ -47,6 +47,8 @@ class Scripted(Controller):
             self.done.set()
         if step == "fail":
             raise RuntimeError("boom")
+        if step == "cancelled":
+            raise asyncio.CancelledError()  # a stray cancellation from inside, not stop()
         if step == "requeue":
             raise Requeue()
         if isinstance(step, tuple):
@@ -65,6 +67,25 @@ async def test_informer_events_reach_reconcile_and_failures_retry_with_backoff()
         assert ctl.queue.num_requeues("ns/a") == 0
     finally:
         await ctl.stop()
+
+
+async def test_a_cancellation_from_inside_reconcile_is_retried_and_keeps_the_worker():
+    # a timeout inside reconcile can surface as CancelledError; if it ended the worker,
+    # the key (and, once every worker went, the whole controller) would never sync again
+    c = fake_client()
+    ctl = Scripted(c, script=["cancelled", "cancelled", "ok"], workers=1)
+    await ctl.start(sync_timeout=2)
+    try:
+        await asyncio.wait_for(ctl.done.wait(), 2)
+        assert ctl.calls == ["ns/a"] * 3
+        assert all(not t.done() for t in ctl._tasks)
+        ctl.queue.add("ns/b")
+        async with asyncio.timeout(2):
+            while ctl.calls[-1] != "ns/b":
+                await asyncio.sleep(0)
+    finally:
+        await ctl.stop()
+    assert all(t.done() for t in ctl._tasks) or not ctl._tasks  # stop() still ends the workers
 
 
 async def test_failures_count_requeues():
