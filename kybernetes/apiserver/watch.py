@@ -179,7 +179,9 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
                 ev = await asyncio.wait_for(it.__anext__(), wait)
             except asyncio.TimeoutError:
                 if bookmarks and time.monotonic() < deadline:
-                    await stream.send("BOOKMARK", _bookmark(r, max(last_rv, cache.revision)))
+                    # events can reach the cache while the timed-out wait is cancelled; a
+                    # bookmark past them would let a client that reconnects skip them
+                    await stream.send("BOOKMARK", _bookmark(r, bookmark_revision(events, cache, last_rv)))
                 continue
             except StopAsyncIteration:
                 break
@@ -207,6 +209,15 @@ async def serve_watch(objects: ObjectStore, r: Any) -> web.StreamResponse:
     except ConnectionResetError:
         pass
     return resp
+
+
+def bookmark_revision(events: Any, cache: Any, last_rv: int) -> int:
+    """The resourceVersion a progress bookmark may claim: the cache's revision once this
+    watch has returned everything the cache holds, else only what it has sent."""
+    behind = getattr(events, "behind", None)
+    if behind is not None and behind():
+        return last_rv
+    return max(last_rv, cache.revision)
 
 
 def _cause(fieldname: str, msg: str):

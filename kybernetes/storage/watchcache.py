@@ -343,6 +343,15 @@ class CacheWatch:
         """The revision of the last event returned (or the start revision)."""
         return self._last
 
+    def behind(self) -> bool:
+        """Whether the cache may hold events this watch has not returned yet (a
+        progress bookmark must then not claim the cache's revision: a client resuming
+        from it would skip them)."""
+        c = self._cache
+        if self._pos is None:
+            return c._rev > self._last
+        return c._generation != self._gen or self._pos - c._base < len(c._log)
+
     def __aiter__(self) -> "CacheWatch":
         return self
 

@@ -283,3 +283,48 @@ async def test_watch_survives_cancelled_next(store: Store, cache: WatchCache) ->
     await w.aclose()
     with pytest.raises(StopAsyncIteration):
         await w.__anext__()
+
+
+async def test_bookmark_never_claims_events_the_watch_has_not_returned(cache: WatchCache, store: Store) -> None:
+    from kybernetes.apiserver.watch import bookmark_revision
+
+    start = cache.revision
+    w = cache.watch(start)
+    assert not w.behind() and bookmark_revision(w, cache, start) == cache.revision
+    a = await store.create(P + "ns/a", b"a")
+    b = await store.create(P + "ns/b", b"b")
+    await cache.wait_for(b.mod_revision)
+    # both events are in the cache, none returned: a bookmark at the cache's revision
+    # would make a client that reconnects from it skip them
+    assert w.behind() and bookmark_revision(w, cache, start) == start
+    (ev,) = await take(w, 1)
+    assert ev.revision == a.mod_revision
+    assert w.behind() and bookmark_revision(w, cache, ev.revision) == a.mod_revision
+    (ev,) = await take(w, 1)
+    assert not w.behind() and bookmark_revision(w, cache, ev.revision) == cache.revision
+
+
+async def test_a_wait_timing_out_as_an_event_lands_leaves_the_event_unreturned(cache: WatchCache, store: Store) -> None:
+    # the server's bookmark tick: wait_for(__anext__) times out; an event applied while
+    # that wait is cancelled stays pending on the cursor (and behind() says so)
+    from kybernetes.apiserver.watch import bookmark_revision
+
+    start = cache.revision
+    w = cache.watch(start)
+    it = w.__aiter__()
+    task = asyncio.ensure_future(it.__anext__())
+    await asyncio.sleep(0)  # parked, waiting for a change
+    a = await store.create(P + "ns/x", b"x")
+    await cache.wait_for(a.mod_revision)
+    task.cancel()  # the timeout's cancellation (usually) wins over the wake-up
+    try:
+        sent = [await task]
+    except asyncio.CancelledError:
+        sent = []
+    assert cache.revision >= a.mod_revision
+    if sent:  # the backend handed the event over before the cancellation
+        assert not w.behind() and bookmark_revision(w, cache, sent[0].revision) == cache.revision
+        return
+    assert w.behind() and bookmark_revision(w, cache, start) == start
+    (ev,) = await take(w, 1)
+    assert ev.revision == a.mod_revision
