@@ -39,6 +39,32 @@ class Cache:
         self.term_index: dict[str, dict[tuple, tuple[AffinityTerm, dict[tuple[str, str], int]]]] = {ANTI: {}, SCORE: {}}
         self.nominated: dict[str, tuple[str, PodInfo]] = {}
         self.pdbs: dict[tuple[str, str], Obj] = {}   # pod key -> (node, pod) from status.nominatedNodeName
+        # what selects pods, for PodTopologySpread's system default constraints:
+        # namespace -> service name -> spec.selector, and (kind, namespace, name) -> selector
+        self.services: dict[str, dict[str, dict[str, str]]] = {}
+        self.workloads: dict[tuple[str, str, str], Any] = {}
+
+    # -- services and workload controllers (PodTopologySpread's default selector)
+    def set_service(self, svc: Obj) -> None:
+        m = svc["metadata"]
+        sel = (svc.get("spec") or {}).get("selector")
+        by_name = self.services.setdefault(m.get("namespace") or "", {})
+        if sel is None:
+            by_name.pop(m["name"], None)  # a Service without a selector selects no pod
+        else:
+            by_name[m["name"]] = sel
+
+    def remove_service(self, svc: Obj) -> None:
+        m = svc["metadata"]
+        self.services.get(m.get("namespace") or "", {}).pop(m["name"], None)
+
+    def set_workload(self, kind: str, obj: Obj) -> None:
+        m = obj["metadata"]
+        self.workloads[(kind, m.get("namespace") or "", m["name"])] = (obj.get("spec") or {}).get("selector")
+
+    def remove_workload(self, kind: str, obj: Obj) -> None:
+        m = obj["metadata"]
+        self.workloads.pop((kind, m.get("namespace") or "", m["name"]), None)
 
     # -- namespaces (for namespaceSelector in affinity terms)
     def set_namespace(self, ns: Obj) -> None:

@@ -85,6 +85,13 @@ class Scheduler:
         self.node_informer = Informer(client.resource("", "v1", "nodes"), name="scheduler nodes")
         self.ns_informer = Informer(client.resource("", "v1", "namespaces"), name="scheduler namespaces")
         self.pdb_informer = Informer(client.resource("policy", "v1", "poddisruptionbudgets"), name="scheduler pdbs")
+        # what selects pods: PodTopologySpread's system default constraints spread by it
+        self.service_informer = Informer(client.resource("", "v1", "services"), name="scheduler services")
+        self.workload_informers = {
+            kind: Informer(client.resource(group, "v1", plural), name=f"scheduler {plural}")
+            for kind, group, plural in (("ReplicationController", "", "replicationcontrollers"),
+                                        ("ReplicaSet", "apps", "replicasets"),
+                                        ("StatefulSet", "apps", "statefulsets"))}
         self._bind_sem = asyncio.Semaphore(max_concurrent_binds)
         self.record_scheduled_events = record_scheduled_events
         self.close_client = close_client
@@ -104,7 +111,14 @@ class Scheduler:
         self.ns_informer.add_handlers(self.cache.set_namespace, lambda old, new: self._on_ns_update(new),
                                       self.cache.remove_namespace)
         self.pdb_informer.add_handlers(self._on_pdb, lambda old, new: self._on_pdb(new), self._on_pdb_delete)
-        informers = (self.ns_informer, self.pdb_informer, self.node_informer, self.pod_informer)
+        self.service_informer.add_handlers(self.cache.set_service, lambda old, new: self.cache.set_service(new),
+                                           self.cache.remove_service)
+        for kind, inf in self.workload_informers.items():
+            inf.add_handlers(lambda o, k=kind: self.cache.set_workload(k, o),
+                             lambda old, new, k=kind: self.cache.set_workload(k, new),
+                             lambda o, k=kind: self.cache.remove_workload(k, o))
+        informers = (self.ns_informer, self.pdb_informer, self.service_informer, *self.workload_informers.values(),
+                     self.node_informer, self.pod_informer)
         for inf in informers:
             inf.start()
         for inf in informers:
@@ -129,7 +143,8 @@ class Scheduler:
                 stop = getattr(p, "stop", None)
                 if stop is not None:
                     await stop()
-        for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer):
+        for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer,
+                    self.service_informer, *self.workload_informers.values()):
             await inf.stop()
         await self.event_broadcaster.shutdown()
         if self.close_client:

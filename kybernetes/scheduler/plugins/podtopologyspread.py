@@ -5,7 +5,11 @@ ScheduleAnyway constraints score (fewer matching pods in the node's domain is be
 
 Which nodes count follows nodeAffinityPolicy (default Honor: only nodes that match the
 pod's nodeSelector and required node affinity) and nodeTaintsPolicy (default Ignore).
-Per-node pod counts are memoised on the NodeInfo until its pods change."""
+Per-node pod counts are memoised on the NodeInfo until its pods change.
+
+A pod without constraints of its own is scored with upstream's system defaults (hostname
+maxSkew 3, zone maxSkew 5, both ScheduleAnyway) when a Service, ReplicationController,
+ReplicaSet or StatefulSet selects it; the Scheduler keeps those selectors in its cache."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ NAME = "PodTopologySpread"
 ERR_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"
 ERR_MISSING_LABEL = ERR_CONSTRAINTS + " (missing required label)"
 HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
 DO_NOT_SCHEDULE, SCHEDULE_ANYWAY = "DoNotSchedule", "ScheduleAnyway"
 
 
@@ -35,6 +40,57 @@ class Constraint:
         self.min_domains = int(c.get("minDomains") or 1)
         self.honor_affinity = (c.get("nodeAffinityPolicy") or "Honor") == "Honor"
         self.honor_taints = (c.get("nodeTaintsPolicy") or "Ignore") == "Honor"
+
+
+# upstream's system default constraints (defaultingType System), used by scoring for a
+# pod that has no topologySpreadConstraints of its own but is selected by a Service,
+# ReplicationController, ReplicaSet or StatefulSet
+SYSTEM_DEFAULT_CONSTRAINTS = (
+    {"topologyKey": HOSTNAME, "whenUnsatisfiable": SCHEDULE_ANYWAY, "maxSkew": 3},
+    {"topologyKey": ZONE, "whenUnsatisfiable": SCHEDULE_ANYWAY, "maxSkew": 5},
+)
+_WORKLOADS = {("v1", "ReplicationController"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet")}
+
+
+def default_selector(pod, cache) -> Optional[dict[str, Any]]:
+    """The label selector the system defaults spread by (upstream DefaultSelector): the
+    selectors of the Services in the pod's namespace that select it, and that of its
+    controlling ReplicationController, ReplicaSet or StatefulSet, all required at once.
+    None when nothing selects the pod (no default spreading then)."""
+    meta = pod.get("metadata") or {}
+    ns, labels = meta.get("namespace") or "", meta.get("labels") or {}
+    match: dict[str, str] = {}
+    for sel in (getattr(cache, "services", None) or {}).get(ns, {}).values():
+        if all(labels.get(k) == v for k, v in sel.items()):
+            match.update(sel)
+    exprs: list[dict[str, Any]] = []
+    ref = next((r for r in meta.get("ownerReferences") or () if r.get("controller")), None)
+    if ref is not None and (ref.get("apiVersion"), ref.get("kind")) in _WORKLOADS:
+        sel = (getattr(cache, "workloads", None) or {}).get((ref["kind"], ns, ref.get("name")))
+        if sel is not None and ref["kind"] == "ReplicationController":
+            match.update(sel)
+        elif sel is not None:
+            # each of its requirements is added (ANDed), whatever the Services asked
+            exprs += [{"key": k, "operator": "In", "values": [v]} for k, v in (sel.get("matchLabels") or {}).items()]
+            exprs += list(sel.get("matchExpressions") or ())
+    if not match and not exprs:
+        return None
+    out: dict[str, Any] = {}
+    if match:
+        out["matchLabels"] = match
+    if exprs:
+        out["matchExpressions"] = exprs
+    return out
+
+
+def default_constraints(pod, cache) -> list["Constraint"]:
+    """The system default constraints with the pod's default selector (none when nothing
+    selects the pod)."""
+    sel = default_selector(pod, cache)
+    if sel is None:
+        return []
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return [Constraint({**c, "labelSelector": sel}, labels) for c in SYSTEM_DEFAULT_CONSTRAINTS]
 
 
 def constraints_of(pod, when: str) -> list[Constraint]:
@@ -122,6 +178,10 @@ class _FilterState:
 class PodTopologySpread:
     name = NAME
 
+    def __init__(self, *, system_defaulting: bool = True) -> None:
+        # upstream defaultingType: System (the default) or List with no default constraints
+        self.system_defaulting = system_defaulting
+
     # -- filter
     def pre_filter(self, state, pod) -> Optional[Status]:
         cs = constraints_of(pod, DO_NOT_SCHEDULE)
@@ -196,7 +256,14 @@ class PodTopologySpread:
 
     # -- score
     def pre_score(self, state, pod, nodes) -> Optional[Status]:
-        cs = constraints_of(pod, SCHEDULE_ANYWAY)
+        if (pod.get("spec") or {}).get("topologySpreadConstraints"):
+            cs, require_all = constraints_of(pod, SCHEDULE_ANYWAY), True
+        elif self.system_defaulting:
+            # nodes without a zone label still get hostname spreading (upstream
+            # requireAllTopologies is false for the system defaults)
+            cs, require_all = default_constraints(pod, state.snapshot), False
+        else:
+            cs, require_all = [], True
         if not cs:
             return Status(Code.SKIP)
         pi = pod_info(state, pod)
@@ -205,13 +272,13 @@ class PodTopologySpread:
         pairs: dict[tuple[str, str], int] = {}
         sizes = [0] * len(cs)
         for ni in nodes:
-            if not _has_keys(ni, cs):
+            if require_all and not _has_keys(ni, cs):
                 ignored.add(ni.name)
                 continue
             for i, c in enumerate(cs):
                 if c.topology_key == HOSTNAME:
                     continue
-                pair = (c.topology_key, ni.labels[c.topology_key])
+                pair = (c.topology_key, ni.labels.get(c.topology_key, ""))
                 if pair not in pairs:
                     pairs[pair] = 0
                     sizes[i] += 1
@@ -221,12 +288,12 @@ class PodTopologySpread:
                 sizes[i] = len(nodes) - len(ignored)
         if pairs:
             for ni in state.snapshot.node_infos():
-                if not ni.pods or not _has_keys(ni, cs):
+                if not ni.pods or (require_all and not _has_keys(ni, cs)):
                     continue
                 for i, c in enumerate(cs):
                     if c.topology_key == HOSTNAME:
                         continue
-                    pair = (c.topology_key, ni.labels[c.topology_key])
+                    pair = (c.topology_key, ni.labels.get(c.topology_key, ""))
                     if pair in pairs and inc.matches(c, ni):
                         key, match = counters[i]
                         pairs[pair] += ni.count_matching(key, match)
