@@ -26,6 +26,20 @@ def _now(micro: bool = False) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_HEALTHY = {"MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False", "Ready": "True"}
+
+
+def _node_conditions(now: str) -> list[Obj]:
+    """What a healthy kubelet reports."""
+    conds = [{"type": t, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": now, "lastTransitionTime": now}
+             for t, r, m in (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                             ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                             ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))]
+    conds.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready",
+                  "lastHeartbeatTime": now, "lastTransitionTime": now})
+    return conds
+
+
 def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
                 extended: Optional[Mapping[str, str]] = None, labels: Optional[Mapping[str, str]] = None,
                 taints: Sequence[Obj] = (), zones: int = 0) -> Obj:
@@ -33,12 +47,7 @@ def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", p
     now = _now()
     cidr = ipaddress.ip_network("10.244.0.0/16").subnets(new_prefix=24)
     pod_cidr = str(next(c for i, c in enumerate(cidr) if i == index % 256))
-    conds = [{"type": t, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": now, "lastTransitionTime": now}
-             for t, r, m in (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                             ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                             ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))]
-    conds.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready",
-                  "lastHeartbeatTime": now, "lastTransitionTime": now})
+    conds = _node_conditions(now)
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
@@ -61,6 +70,11 @@ FAIL_ANNOTATION = "sim.kybernetes.io/fail"   # value: the failure message; the p
 NODE_STATUS_INTERVAL = 300.0                  # as the kubelet's nodeStatusReportFrequency
 _STANDARD = frozenset({"cpu", "memory", "pods", "ephemeral-storage"})
 _TERMINAL = ("Succeeded", "Failed")
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return all(c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+               if c.get("type") in ("Ready", "ContainersReady"))
 
 
 def merged_status(ours: Obj, existing: Optional[Obj]) -> Obj:
@@ -98,6 +112,8 @@ class SimNodes:
         self._pod_informer: Optional[Informer] = None
         self._inflight: set[str] = set()
         self._deleting: dict[str, asyncio.TimerHandle] = {}
+        self._node_informer: Optional[Informer] = None
+        self._reasserting: set[str] = set()
 
     async def register(self, concurrency: int = 32) -> None:
         sem = asyncio.Semaphore(concurrency)
@@ -117,11 +133,37 @@ class SimNodes:
 
         await asyncio.gather(*(one(i, n) for i, n in enumerate(self.names)))
 
-    async def heartbeat(self, name: str) -> None:
-        """Refresh the node's conditions (only them: capacity an admin patched stays)."""
+    async def heartbeat(self, name: str, *, transition: bool = False) -> None:
+        """Post the node's conditions (only them: capacity an admin patched stays), as the
+        kubelet does: Ready True and no pressure.  `transition` when they changed (the
+        node lifecycle controller had set them Unknown): their lastTransitionTime moves."""
         now = _now()
-        conds = [{"type": t, "lastHeartbeatTime": now} for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")]
+        conds = [{k: v for k, v in c.items() if transition or k != "lastTransitionTime"}
+                 for c in _node_conditions(now)]
         await self.nodes.patch(name, {"status": {"conditions": conds}}, "strategic", subresource="status")
+
+    def _node_seen(self, node: Obj) -> None:
+        name = node["metadata"]["name"]
+        if name not in self._index or name in self._reasserting:
+            return
+        if all(c.get("status") == _HEALTHY.get(c.get("type"), c.get("status"))
+               for c in (node.get("status") or {}).get("conditions") or []):
+            return
+        # someone (the node lifecycle controller, on a late lease) says this node is not
+        # healthy: the kubelet reports its real state at its next status update
+        self._reasserting.add(name)
+        self._spawn(self._reassert(name))
+
+    async def _reassert(self, name: str) -> None:
+        try:
+            await self._renew(name)
+            await self.heartbeat(name, transition=True)
+        except NotFound:
+            pass
+        except Exception as e:  # noqa: BLE001
+            log.warning("sim-nodes: reporting %s ready: %s", name, e)
+        finally:
+            self._reasserting.discard(name)
 
     async def _renew(self, name: str) -> None:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -159,6 +201,10 @@ class SimNodes:
     async def start(self) -> None:
         await self.register()
         self._spawn(self._renew_loop())
+        ninf = self._node_informer = Informer(self.nodes, name="sim-nodes nodes")
+        ninf.add_handlers(on_add=self._node_seen, on_update=lambda old, new: self._node_seen(new))
+        ninf.start()
+        await ninf.wait_synced(60)
         if self.run_pods:
             inf = self._pod_informer = Informer(self.pods, name="sim-nodes pods")
             inf.add_handlers(on_add=self._seen, on_update=lambda old, new: self._seen(new),
@@ -189,6 +235,11 @@ class SimNodes:
         elif phase == "Pending":
             self._inflight.add(key)
             self._spawn(self._write(pod, key, self._running_status(pod, key)))
+        elif phase == "Running" and not _pod_ready(pod):
+            # marked not ready by someone else (the node lifecycle controller, while our
+            # lease was late): the kubelet's status sync puts back what it knows
+            self._inflight.add(key)
+            self._spawn(self._write(pod, key, self._ready_again_status()))
 
     def _gone(self, pod: Obj) -> None:
         meta = pod["metadata"]
@@ -221,6 +272,12 @@ class SimNodes:
                  for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")]
         return {"phase": "Running", "conditions": conds, "hostIP": "127.0.0.1", "podIP": ip,
                 "podIPs": [{"ip": ip}], "startTime": now, "containerStatuses": statuses}
+
+    @staticmethod
+    def _ready_again_status() -> Obj:
+        now = _now()
+        return {"conditions": [{"type": t, "status": "True", "reason": None, "message": None,
+                                "lastProbeTime": None, "lastTransitionTime": now} for t in ("Ready", "ContainersReady")]}
 
     def _failed_status(self, pod: Obj, message: str) -> Obj:
         meta = pod["metadata"]
@@ -265,8 +322,9 @@ class SimNodes:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pod_informer is not None:
-            await self._pod_informer.stop()
+        for inf in (self._pod_informer, self._node_informer):
+            if inf is not None:
+                await inf.stop()
         if delete:
             for name in self.names:
                 for h, ns in ((self.nodes, None), (self.leases, "kube-node-lease")):

@@ -103,3 +103,43 @@ async def test_admin_patched_extended_resources_survive(client):
         assert ready and ready[0]["status"] == "True"
     finally:
         await s.stop(delete=True)
+
+
+def _cond(obj, ctype):
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), {})
+
+
+async def test_pod_marked_not_ready_is_made_ready_again(client, namespace, sim):
+    # the node lifecycle controller marks pods NotReady when a lease is late (a loaded
+    # machine); the kubelet's status sync restores what it knows, or readyReplicas of
+    # their ReplicaSets would stay short for good
+    pods = client.resource(*PODS)
+    await pods.create(pod("r", "simk-0000"), namespace=namespace)
+    await wait_until(client, [(PODS, namespace)],
+                     lambda: _phase_is(pods, namespace, "r", "Running"), what="r Running")
+    await pods.patch("r", {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady",
+                                                      "message": ""}]}},
+                     "strategic", namespace=namespace, subresource="status")
+
+    async def ready_again():
+        p = await pods.get("r", namespace=namespace)
+        return p if _cond(p, "Ready").get("status") == "True" else None
+
+    p = await wait_until(client, [(PODS, namespace)], ready_again, timeout=15, what="pod Ready again")
+    assert p["status"]["phase"] == "Running" and _cond(p, "ContainersReady")["status"] == "True"
+    assert not _cond(p, "Ready").get("reason")
+
+
+async def test_node_marked_unknown_reports_ready_again(client, sim):
+    nodes = client.resource("", "v1", "nodes")
+    await nodes.patch("simk-0000", {"status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+         "message": "Kubelet stopped posting node status."}]}}, "strategic", subresource="status")
+
+    async def ready_again():
+        n = await nodes.get("simk-0000")
+        return n if _cond(n, "Ready").get("status") == "True" else None
+
+    n = await wait_until(client, [(("", "v1", "nodes"), None)], ready_again, timeout=15, what="node Ready again")
+    assert _cond(n, "Ready")["reason"] == "KubeletReady"
+    assert _cond(n, "MemoryPressure")["status"] == "False"
