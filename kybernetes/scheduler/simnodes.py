@@ -19,6 +19,7 @@ Obj = dict[str, Any]
 LEASE_DURATION = 40
 ZONE_LABEL = "topology.kubernetes.io/zone"
 RENEW_INTERVAL = 10.0
+RENEW_CONCURRENCY = 64  # leases renewed at once (each simulated kubelet renews on its own)
 
 
 def _now(micro: bool = False) -> str:
@@ -180,18 +181,27 @@ class SimNodes:
     async def _renew_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_status = loop.time() + self.node_status_interval
-        while True:
-            await asyncio.sleep(self.renew_interval)
-            status_due = loop.time() >= next_status
-            if status_due:
-                next_status = loop.time() + self.node_status_interval
-            for name in self.names:
+        sem = asyncio.Semaphore(RENEW_CONCURRENCY)
+
+        async def one(name: str, status_due: bool) -> None:
+            async with sem:
                 try:
                     await self._renew(name)
                     if status_due:
                         await self.heartbeat(name)
                 except Exception as e:  # noqa: BLE001
                     log.warning("sim-nodes: renewing %s: %s", name, e)
+
+        started = loop.time()
+        while True:
+            # a fixed cadence, however long a round took: kubelets renew independently, so
+            # one slow answer must not make every later node's lease late
+            await asyncio.sleep(max(0.0, started + self.renew_interval - loop.time()))
+            started = loop.time()
+            status_due = started >= next_status
+            if status_due:
+                next_status = started + self.node_status_interval
+            await asyncio.gather(*(one(name, status_due) for name in self.names))
 
     def _spawn(self, coro) -> None:
         t = asyncio.get_running_loop().create_task(coro)
