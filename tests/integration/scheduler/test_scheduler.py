@@ -149,3 +149,51 @@ async def test_500_pods_on_50_nodes(client):
     finally:
         await sim.stop(delete=True)
         await pods.delete_collection(NS)
+
+
+async def test_scheduler_events_are_events_k8s_io_with_series(client, kyb):
+    """Scheduled and FailedScheduling come from the shared recorder: events.k8s.io/v1,
+    reportingController default-scheduler, actions Binding / Scheduling, and a failure
+    repeated on an unchanged pod is one Event with a series count (kubectl events: xN)."""
+    pods = client.resource("", "v1", "pods")
+    evs = client.resource("events.k8s.io", "v1", "events")
+    nodes = client.resource("", "v1", "nodes")
+    sim = SimNodes(client, 1, prefix="t4-", cpu="1", memory="1Gi")
+    await sim.start()
+    try:
+        await pods.create(pod("fits", cpu="100m"))
+        await pods.create(pod("toobig", cpu="3"))
+
+        async def events_of(name, reason):
+            return [e for e in (await evs.list(NS))["items"]
+                    if e["regarding"]["name"] == name and e["reason"] == reason]
+
+        (ok,) = await wait_for(lambda: events_of("fits", "Scheduled"), what="Scheduled event")
+        assert ok["action"] == "Binding" and ok["type"] == "Normal"
+        assert ok["reportingController"] == "default-scheduler"
+        assert ok["note"] == f"Successfully assigned {NS}/fits to t4-0000"
+
+        # every node change sends the unschedulable pod round again, with the same verdict
+        n = 0
+
+        async def repeated():
+            nonlocal n
+            n += 1
+            await nodes.patch("t4-0000", {"metadata": {"labels": {"nudge": str(n)}}})
+            es = await events_of("toobig", "FailedScheduling")
+            return [e for e in es if (e.get("series") or {}).get("count", 1) >= 2]
+
+        (failed,) = await wait_for(repeated, timeout=60, what="FailedScheduling series")
+        assert failed["action"] == "Scheduling" and failed["type"] == "Warning"
+        assert failed["reportingController"] == "default-scheduler"
+        assert failed["note"].startswith("0/1 nodes are available: 1 Insufficient cpu. preemption: ")
+        out = (await asyncio.to_thread(kyb.kubectl, "events", "-n", NS, "--for", "pod/toobig")).stdout
+        line = next(ln for ln in out.splitlines() if "FailedScheduling" in ln)
+        assert "(x" in line and "Insufficient cpu" in line, out
+        # the core/v1 view (kubectl get events) carries the same count
+        core = [e for e in (await client.resource("", "v1", "events").list(NS))["items"]
+                if e["involvedObject"]["name"] == "toobig" and e["reason"] == "FailedScheduling"]
+        assert any((e.get("series") or {}).get("count", 0) >= 2 for e in core)
+    finally:
+        await sim.stop(delete=True)
+        await pods.delete_collection(NS)
