@@ -94,7 +94,9 @@ class SimNodes:
     """N simulated nodes.  With run_pods, plays their kubelet for pods bound to them:
     Pending -> Running (ready, with an IP from the node's CIDR); a pod annotated
     `sim.kybernetes.io/fail` ends Failed instead; a pod being deleted is removed once its
-    grace period has passed; a pod that reached Succeeded or Failed is never written again."""
+    grace period has passed; a pod that reached Succeeded or Failed is never written again.
+    Like a kubelet's status sync, it puts back what someone else denied: a running pod
+    marked not ready gets Ready again, and a node marked Unknown reports Ready again."""
 
     def __init__(self, client: Client, count: int, *, prefix: str = "sim-node-", run_pods: bool = False,
                  renew_interval: float = RENEW_INTERVAL, node_status_interval: float = NODE_STATUS_INTERVAL,
