@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import pod_dns
+from kybernetes.kubelet import pod_dns, qos_cgroups
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -297,7 +297,7 @@ class PodWorker:
             dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
             linux=pb.LinuxPodSandboxConfig(
-                cgroup_parent=self.w.cgroup_parent(self.uid),
+                cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
                     namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
         )
@@ -310,6 +310,9 @@ class PodWorker:
     async def run_sandbox(self, attempt: int) -> tuple[str, "pb.PodSandboxConfig"]:
         await self.w.load_host_dns()
         cfg = self.sandbox_config(attempt)
+        # the pod cgroup with its pod-level limits exists before the runtime nests into it
+        await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
+                                qos_cgroups.pod_resources(self.pod))
         sid = await self.w.cri.run_pod_sandbox(cfg)
         if self.start_time is None:
             self.start_time = ps.now()
@@ -528,7 +531,7 @@ class PodWorker:
             "podIP": pod_ip or None, "podIPs": [{"ip": pod_ip}] if pod_ip else None,
             "startTime": (self.pod.get("status") or {}).get("startTime") or self.start_time or ps.now(),
             "containerStatuses": apps,
-            "qosClass": (self.pod.get("status") or {}).get("qosClass") or _qos(self.pod),
+            "qosClass": (self.pod.get("status") or {}).get("qosClass") or qos_cgroups.qos_class(self.pod),
         }
         if inits:
             status["initContainerStatuses"] = inits
@@ -575,7 +578,7 @@ class PodWorker:
             except CRIError as e:
                 log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
         if not keep_sandbox_record:
-            await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
+            await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid, self.pod).lstrip("/"))
             await self.w.volumes.teardown(self.uid)
         else:
             await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
@@ -591,17 +594,6 @@ def _status_only_change(old: Obj, new: Obj) -> bool:
         out["metadata"] = {k: v for k, v in (p.get("metadata") or {}).items() if k not in _VOLATILE_META}
         return out
     return strip(old) == strip(new)
-
-
-def _qos(pod: Obj) -> str:
-    cs = (pod.get("spec") or {}).get("containers") or []
-    reqs = [((c.get("resources") or {}).get("requests") or {}, (c.get("resources") or {}).get("limits") or {}) for c in cs]
-    if not any(r or lim for r, lim in reqs):
-        return "BestEffort"
-    if all(lim.get("cpu") and lim.get("memory") and r.get("cpu", lim["cpu"]) == lim["cpu"]
-           and r.get("memory", lim["memory"]) == lim["memory"] for r, lim in reqs):
-        return "Guaranteed"
-    return "Burstable"
 
 
 class PodWorkers:
@@ -637,8 +629,9 @@ class PodWorkers:
         if self.resolv_conf:
             self.host_dns = pod_dns.parse_resolv_conf(await asyncio.to_thread(read))
 
-    def cgroup_parent(self, uid: str) -> str:
-        return f"/{self.cgroup_root}/pod{uid}"
+    def cgroup_parent(self, uid: str, pod: Obj) -> str:
+        """The pod's cgroup under the kubepods root, in its QoS class's branch."""
+        return qos_cgroups.pod_cgroup(self.cgroup_root, uid, qos_cgroups.qos_class(pod))
 
     def update(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]

@@ -1,5 +1,5 @@
 """The kubelet's HTTPS API (port 10250 by default): /healthz, /pods, /containerLogs,
-/exec, /attach, /portForward.  Callers present a client certificate from the cluster CA
+/exec, /attach, /portForward, /stats/summary, /metrics/resource.  Callers present a client certificate from the cluster CA
 (or a bearer token, checked by TokenReview) and each request is authorized with a
 SubjectAccessReview, as upstream's webhook mode does.
 
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from kybernetes.auth.tokens import bearer_token
 from kybernetes.cri import CRIError, pb
+from kybernetes.kubelet import stats
 from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
 from kybernetes.kubelet.prober.netns import sandbox_netns
 from kybernetes.kubelet.server import auth, logs, streams
@@ -97,6 +98,8 @@ class KubeletServer:
             r.add_route("*", "/%s/{ns}/{pod}/{uid}/{container}" % verb, self.remotecommand)
         r.add_route("*", "/portForward/{ns}/{pod}", self.portforward)
         r.add_route("*", "/portForward/{ns}/{pod}/{uid}", self.portforward)
+        r.add_get("/stats/summary", self.stats_summary)
+        r.add_get("/metrics/resource", self.metrics_resource)
         return app
 
     async def start(self) -> int:
@@ -157,6 +160,22 @@ class KubeletServer:
     async def pods(self, request: web.Request) -> web.Response:
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.kl.informer.list()}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        """The Summary API (statsapi/v1alpha1); `only_cpu_and_memory=true` keeps just the
+        CPU and memory figures, as upstream's cheaper variant does."""
+        try:
+            body = await self.kl.stats.summary()
+        except Exception as e:  # noqa: BLE001 - upstream answers 500 with the error text
+            log.warning("stats summary: %s", e)
+            return _text(500, f"Internal Error: failed to get summary stats: {e}")
+        if _flag(request.query, "only_cpu_and_memory"):
+            body = stats.cpu_and_memory_only(body)
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        text = await self.kl.stats.resource_metrics()
+        return web.Response(body=text.encode(), headers={"Content-Type": stats.RESOURCE_METRICS_CONTENT_TYPE})
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
