@@ -57,6 +57,13 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-minimum-gc-age", default="2m", help="minimum age of an unused image before it is collected")
     p.add_argument("--pod-manifest-path", default="", help="directory of static pod manifests (run without the API)")
     p.add_argument("--file-check-frequency", default="20s", help="how often the static pod directory is read")
+    from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD
+
+    p.add_argument("--eviction-hard", default=DEFAULT_EVICTION_HARD,
+                   help="hard eviction thresholds, signal<quantity or signal<percent, comma separated "
+                        "(empty: no eviction)")
+    p.add_argument("--eviction-pressure-transition-period", default="5m",
+                   help="how long a pressure condition stays after its threshold is no longer met")
 
 
 def kubelet_options(args: argparse.Namespace) -> dict:
@@ -68,6 +75,14 @@ def kubelet_options(args: argparse.Namespace) -> dict:
                            parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
     policy.validate()
     out: dict = {"image_gc_policy": policy}
+    from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD, parse_thresholds
+
+    try:
+        out["eviction_hard"] = parse_thresholds(getattr(args, "eviction_hard", DEFAULT_EVICTION_HARD))
+    except ValueError as e:
+        raise SystemExit(f"--eviction-hard: {e}") from None
+    out["eviction_pressure_transition_period"] = parse_duration(
+        getattr(args, "eviction_pressure_transition_period", "5m"))
     if getattr(args, "pod_manifest_path", ""):
         out["static_pod_path"] = Path(args.pod_manifest_path)
         out["file_check_frequency"] = parse_duration(getattr(args, "file_check_frequency", "20s"))

@@ -68,6 +68,7 @@ class PodWorker:
         self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
         self.initialized_sid = ""
         self.done = False
+        self.eviction: Optional[str] = None  # the message, once the eviction manager chose this pod
 
     def update(self, pod: Obj) -> None:
         old, self.pod = self.pod, pod
@@ -125,12 +126,15 @@ class PodWorker:
         if phase in ("Succeeded", "Failed") and self.last_status is None:
             await self.kill(grace=0, keep_sandbox_record=True)
             return
-        sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
-        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
-        containers = await cri.list_containers(labels={L_UID: self.uid})
         terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
         if terminal:
             return
+        if self.eviction is not None:
+            await self.evicted(self.eviction)
+            return
+        sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
+        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
+        containers = await cri.list_containers(labels={L_UID: self.uid})
         try:
             # every sync refreshes API data volumes, so configMap/secret updates propagate
             self.volumes = await self.w.volumes.setup(pod)
@@ -512,8 +516,20 @@ class PodWorker:
             out["lastState"] = {}
         return out
 
+    async def evicted(self, message: str) -> None:
+        """Hard eviction: kill everything at once (no grace period, as upstream for hard
+        thresholds) and report the pod Failed with reason Evicted."""
+        await self.kill(grace=0, keep_sandbox_record=True)
+        sandboxes = sorted(await self.w.cri.list_pod_sandbox(labels={L_UID: self.uid}), key=lambda s: s.created_at)
+        sid = sandboxes[-1].id if sandboxes else ""
+        containers = await self.w.cri.list_containers(labels={L_UID: self.uid})
+        pod_ip = (self.pod.get("status") or {}).get("podIP") or ""
+        init_done = not (self.pod["spec"].get("initContainers")) or self.initialized
+        await self.write_status(sid, pod_ip, self.latest(containers, sid), False, init_done, final=True,
+                                terminal=("Evicted", message))
+
     async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
-                           final: bool = False) -> None:
+                           final: bool = False, terminal: Optional[tuple[str, str]] = None) -> None:
         spec = self.pod["spec"]
         inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
         apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
@@ -522,7 +538,7 @@ class PodWorker:
         regular = [s for s, c in zip(inits, init_specs) if not is_sidecar(c)]
         for s in regular:
             s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
-        phase = ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
+        phase = "Failed" if terminal else ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
         status: Obj = {
             "phase": phase,
             "conditions": ps.pod_conditions(self.pod, phase, sandbox_ready=bool(sid), init_done=init_done,
@@ -535,6 +551,13 @@ class PodWorker:
         }
         if inits:
             status["initContainerStatuses"] = inits
+        if terminal:
+            # the kubelet ended the pod: reason and message on the pod, and the
+            # DisruptionTarget condition upstream adds for a kubelet-initiated termination
+            status["reason"], status["message"] = terminal
+            status["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                         "reason": "TerminationByKubelet", "message": terminal[1],
+                                         "lastProbeTime": None, "lastTransitionTime": ps.now()})
         if status == self.last_status:
             return
         meta = self.pod["metadata"]
@@ -659,6 +682,17 @@ class PodWorkers:
         if w is not None:
             w.last_status = None
             w.wake.set()
+
+    def evict(self, uid: str, message: str) -> bool:
+        """Have the pod's worker evict it (see PodWorker.evicted); False when the pod has
+        no running worker or is already ending."""
+        w = self.workers.get(uid)
+        if w is None or w.done or w.eviction is not None or \
+                (w.last_status or {}).get("phase") in ("Succeeded", "Failed"):
+            return False
+        w.eviction = message
+        w.wake.set()
+        return True
 
     def wake(self, uid: str) -> None:
         w = self.workers.get(uid)
