@@ -121,7 +121,7 @@ async def test_stats_endpoints(env, node, tmp_path):
     text = body.decode()
     assert code == 200 and ctype == "text/plain; version=0.0.4; charset=utf-8"
     assert "# TYPE node_memory_working_set_bytes gauge" in text
-    assert f'container_memory_working_set_bytes{{container="main",namespace="default",pod="statpod"}}' in text
+    assert 'container_memory_working_set_bytes{container="main",namespace="default",pod="statpod"}' in text
     assert "\nresource_scrape_error 0\n" in text
 
     # through the API server (nodes/proxy), with real kubectl
@@ -246,3 +246,89 @@ async def test_pod_to_pod(env, node):
     assert p["status"]["podIP"] != ip
     out = await kubectl(env["srv"], "logs", "client")
     assert out.stdout == "hello-from-web\n"
+
+
+def condition(node, ctype):
+    return next(c for c in node["status"]["conditions"] if c["type"] == ctype)
+
+
+async def test_eviction_under_memory_pressure(env, node):
+    """A memory threshold above what is free makes the pressure real: the node reports
+    MemoryPressure (and gets the NoSchedule taint from the node lifecycle controller),
+    and pods are evicted one per pass, the BestEffort one using memory before the
+    Burstable one within its request."""
+    from kybernetes.kubelet import eviction
+
+    cl, kl, pods, names = node
+    await kl.eviction.stop()  # passes are driven by the test below
+    names += ["hog", "modest"]
+    hold = "trap 'exit 0' TERM; x=$(head -c 16777216 /dev/zero | tr '\\0' a); while :; do sleep 1; done"
+    await pods.create(pod("hog", c("hog", hold)))
+    await pods.create(pod("modest", c("modest", "trap 'exit 0' TERM; while :; do sleep 1; done",
+                                      resources={"requests": {"memory": "64Mi"}})))
+    for n in ("hog", "modest"):
+        await running(pods, n)
+    hog_uid = (await pods.get("hog", "default"))["metadata"]["uid"]
+
+    async def hog_holds():  # the stats show the 16 MiB before the pass ranks on them
+        s = await kl.stats.summary()
+        p = next((p for p in s["pods"] if p["podRef"]["uid"] == hog_uid), None)
+        return p and p["containers"] and p["containers"][0]["memory"]["workingSetBytes"] > 16 << 20
+    await wait_for(hog_holds, 30, interval=0.5)
+
+    total = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]) * 1024
+    kl.eviction.thresholds = eviction.parse_thresholds(f"memory.available<{total}")
+    first = await kl.eviction.synchronize()
+    assert first["metadata"]["name"] == "hog"
+    assert kl.eviction.pressure == {"MemoryPressure"}
+
+    async def failed(name):
+        async def check():
+            p = await pods.get(name, "default")
+            return p if p["status"].get("phase") == "Failed" else None
+        return await wait_for(check, 30)
+    p = await failed("hog")
+    st = p["status"]
+    assert st["reason"] == "Evicted"
+    assert st["message"].startswith(f"The node was low on resource: memory. Threshold quantity: "
+                                     f"{eviction.binary_si(total)}, available: ")
+    assert "Container hog was using " in st["message"]
+    assert st["message"].endswith(", request is 0, has larger consumption of memory. ")
+    dt = condition(p, "DisruptionTarget")
+    assert (dt["status"], dt["reason"], dt["message"]) == ("True", "TerminationByKubelet", st["message"])
+    assert "terminated" in st["containerStatuses"][0]["state"]
+    assert (await pods.get("modest", "default"))["status"]["phase"] == "Running"
+    evs = await cl.resource("", "v1", "events", namespaced=True).list("default")
+    assert any(e["reason"] == "Evicted" and e["type"] == "Warning" and e["message"] == st["message"]
+               and e["involvedObject"]["name"] == "hog" for e in evs["items"])
+
+    nodes = cl.resource("", "v1", "nodes")
+
+    async def pressured():
+        n = await nodes.get(NODE)
+        mp = condition(n, "MemoryPressure")
+        tainted = {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"} in \
+            ((n.get("spec") or {}).get("taints") or [])
+        return n if mp["status"] == "True" and tainted else None
+    n = await wait_for(pressured, 30)
+    mp = condition(n, "MemoryPressure")
+    assert (mp["reason"], mp["message"]) == ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+
+    # the next pass takes the Burstable pod
+    second = await kl.eviction.synchronize()
+    assert second["metadata"]["name"] == "modest"
+    assert (await failed("modest"))["status"]["reason"] == "Evicted"
+
+    # pressure over (and the transition period passed): condition and taint go
+    kl.eviction.thresholds = eviction.parse_thresholds("memory.available<1Ki")
+    kl.eviction.transition_period = 0.0
+    assert await kl.eviction.synchronize() is None
+    assert kl.eviction.pressure == set()
+
+    async def relieved():
+        n = await nodes.get(NODE)
+        taints = (n.get("spec") or {}).get("taints") or []
+        return n if condition(n, "MemoryPressure")["status"] == "False" and \
+            not any(t["key"] == "node.kubernetes.io/memory-pressure" for t in taints) else None
+    n = await wait_for(relieved, 30)
+    assert condition(n, "MemoryPressure")["reason"] == "KubeletHasSufficientMemory"
