@@ -165,6 +165,11 @@ async def _delete_link(name: str) -> None:
     await proc.wait()
 
 
+def _write_ca(path: Path, pem: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_bytes(pem)
+
+
 def _client(args: argparse.Namespace):
     from kybernetes.client import Client
 
@@ -182,20 +187,17 @@ def _client(args: argparse.Namespace):
     return Client(args.server, ctx, args.token)
 
 
-async def _serving_certificate(agent: NodeAgent, node_name: str, data_dir: Path) -> None:
-    """Ask for the kubelet's serving certificate in the background (nothing auto-approves
-    kubelet-serving requests, as upstream) and store it under DATA/agent/pki."""
-    from kybernetes.kubelet.certificate import request_serving_certificate
+def _serving_certificates(agent: NodeAgent, node_name: str, data_dir: Path):
+    """The manager of the kubelet's serving certificate (kubelet-serving CSRs; nothing
+    auto-approves them, as upstream), stored under DATA/agent/pki; each new one goes
+    straight into the kubelet's HTTPS server."""
+    from kybernetes.kubelet.certificate import ServingCertificateManager
     from kybernetes.kubelet.containerd import agent_dir
 
     ips = tuple(ip for ip in [getattr(agent.kubelet.node, "node_ip", None)] if ip)
-    try:
-        path = await request_serving_certificate(agent.client, node_name, agent_dir(data_dir) / "pki",
-                                                 dns=(node_name,), ips=ips)
-    except Exception as e:  # noqa: BLE001 - the node runs without it
-        log.warning("kubelet serving certificate not obtained: %s", e)
-        return
-    log.info("kubelet serving certificate stored at %s", path)
+    server = agent.kubelet.server
+    return ServingCertificateManager(agent.client, node_name, agent_dir(data_dir) / "pki", dns=(node_name,), ips=ips,
+                                     on_rotated=server.reload_certificate if server is not None else None)
 
 
 def _uses_tls_bootstrap(args: argparse.Namespace) -> bool:
@@ -290,6 +292,19 @@ def run(args: argparse.Namespace) -> int:
                                     certs.base.server, certs.base.ca_pem, certs.store.current_path)
         else:
             client = _client(args)
+        if args.rotate_server_certificates and not serving_tls:
+            # serve with the certificate the CSRs bring (no handshake succeeds before the
+            # first is approved); callers' client certificates are checked against the CA
+            from kybernetes.kubelet.containerd import agent_dir
+            from kybernetes.kubelet.server.app import csr_cert_source
+
+            pki_dir = agent_dir(data_dir) / "pki"
+            ca = Path(args.ca_file) if args.ca_file else None
+            if ca is None and certs is not None and certs.base.ca_pem:
+                ca = pki_dir / "ca.crt"
+                await asyncio.to_thread(_write_ca, ca, certs.base.ca_pem)
+            if ca is not None:
+                serving_tls = {"cert_source": csr_cert_source(pki_dir), "client_ca": ca}
         try:
             agent = await start_node_agent(client, node_name=args.node_name, data_dir=data_dir,
                                            runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
@@ -301,14 +316,14 @@ def run(args: argparse.Namespace) -> int:
         agent.certificates = certs
         serving = None
         if args.rotate_server_certificates:
-            serving = asyncio.ensure_future(_serving_certificate(agent, args.node_name, data_dir))
+            serving = _serving_certificates(agent, args.node_name, data_dir)
+            serving.start()
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()
         finally:
             if serving is not None:
-                serving.cancel()
-                await asyncio.gather(serving, return_exceptions=True)
+                await serving.stop()
             await agent.stop()
 
     asyncio.run(main())

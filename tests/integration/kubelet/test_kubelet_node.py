@@ -332,3 +332,81 @@ async def test_eviction_under_memory_pressure(env, node):
             not any(t["key"] == "node.kubernetes.io/memory-pressure" for t in taints) else None
     n = await wait_for(relieved, 30)
     assert condition(n, "MemoryPressure")["reason"] == "KubeletHasSufficientMemory"
+
+
+def peer_cert(port: int, cafile: str) -> bytes:
+    """The certificate the kubelet server presents (DER), verified against the cluster CA."""
+    import socket
+
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+async def test_serving_certificate_from_csr(env, tmp_path):
+    """With the certificate source of --rotate-server-certificates the kubelet server has
+    no certificate until a kubelet-serving CSR is approved, then serves it, and serves a
+    renewed one as soon as it is stored."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from kybernetes.kubelet.certificate import ServingCertificateManager, request_serving_certificate
+    from kybernetes.kubelet.server.app import csr_cert_source
+
+    srv, rt = env["srv"], env["rt"]
+    tls = srv.data_dir / "tls"
+    ca = str(tls / "ca.crt")
+    pki = tmp_path / "pki"
+    name = "node-c"
+    async with Client.from_kubeconfig(srv.kubeconfig) as cl:
+        kl = Kubelet(cl, rt.endpoint, node_name=name, data_dir=env["data_dir"], node_ip="127.0.0.1",
+                     pod_log_root=rt.pod_log_root, cgroup_root=env["name"], cert_source=csr_cert_source(pki),
+                     client_ca=tls / "ca.crt", server_address="127.0.0.1", server_port=0, runtime_netns=rt.netns)
+        kl.server.cert_check_interval = 0.2
+        await kl.start()
+        csrs = cl.resource("certificates.k8s.io", "v1", "certificatesigningrequests")
+
+        async def approve_pending():
+            items = [c for c in (await csrs.list())["items"]
+                     if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving" and not c.get("status")]
+            for c in items:
+                await kubectl(srv, "certificate", "approve", c["metadata"]["name"])
+            return bool(items)
+
+        def stored() -> bytes:
+            return x509.load_pem_x509_certificate((pki / "kubelet-server-current.pem").read_bytes()).public_bytes(
+                Encoding.DER)
+
+        try:
+            # no certificate yet: every handshake fails
+            with pytest.raises(ssl.SSLError):
+                await asyncio.to_thread(peer_cert, kl.server.port, ca)
+
+            mgr = ServingCertificateManager(cl, name, pki, dns=(name,), ips=("127.0.0.1",),
+                                            on_rotated=kl.server.reload_certificate)
+            task = asyncio.ensure_future(mgr.rotate())
+            await wait_for(approve_pending, 30)
+            await asyncio.wait_for(task, 30)
+            first = stored()
+            assert await asyncio.to_thread(peer_cert, kl.server.port, ca) == first
+            # and the API works over it
+            code, _, body = await asyncio.to_thread(get, f"https://127.0.0.1:{kl.server.port}/healthz",
+                                                    srv.ssl_context())
+            assert (code, body) == (200, b"ok")
+            cert = x509.load_der_x509_certificate(first)
+            assert cert.subject.rfc4514_string() == f"CN=system:node:{name},O=system:nodes"
+
+            # a renewal stored by anyone is picked up by the server's own check
+            task = asyncio.ensure_future(request_serving_certificate(cl, name, pki, dns=(name,), ips=("127.0.0.1",)))
+            await wait_for(approve_pending, 30)
+            await asyncio.wait_for(task, 30)
+            second = stored()
+            assert second != first
+
+            async def renewed():
+                return await asyncio.to_thread(peer_cert, kl.server.port, ca) == second
+            await wait_for(renewed, 15)
+        finally:
+            await kl.stop()
+            await cl.resource("", "v1", "nodes").delete(name)
