@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Awaitable, Callable, Optional
 
+from kybernetes.kubelet.qos_cgroups import qos_class
 from kybernetes.scheduler.resources import parse_quantity
 
 log = logging.getLogger("kybernetes.kubelet.eviction")
@@ -40,6 +41,7 @@ DEFAULT_MONITORING_PERIOD = 10.0
 DEFAULT_PRESSURE_TRANSITION_PERIOD = 300.0
 
 MEMORY_PRESSURE, DISK_PRESSURE = "MemoryPressure", "DiskPressure"
+MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
 _CONDITION = {MEMORY_AVAILABLE: MEMORY_PRESSURE, NODEFS_AVAILABLE: DISK_PRESSURE, NODEFS_INODES_FREE: DISK_PRESSURE,
               IMAGEFS_AVAILABLE: DISK_PRESSURE, IMAGEFS_INODES_FREE: DISK_PRESSURE}
 # the resource a signal starves (names in the eviction message)
@@ -48,6 +50,7 @@ _RESOURCE = {MEMORY_AVAILABLE: "memory", NODEFS_AVAILABLE: "ephemeral-storage", 
 
 # upstream's texts
 NODE_LOW_MESSAGE = "The node was low on resource: {}. "
+NODE_CONDITION_MESSAGE = "The node had condition: [{}]. "
 THRESHOLD_MET_MESSAGE = "Threshold quantity: {}, available: {}. "
 CONTAINER_MESSAGE = "Container {} was using {}, request is {}, has larger consumption of {}. "
 REASON = "Evicted"
@@ -254,6 +257,25 @@ class EvictionManager:
             self.pressure = pressure
             if self.on_pressure_change is not None:
                 self.on_pressure_change()
+
+    def admit(self, pod: Obj) -> Optional[tuple[str, str]]:
+        """Upstream's admission under pressure: None to admit, else (reason, message).
+        Under memory pressure alone, only BestEffort pods not tolerating the
+        memory-pressure taint are turned away; under disk pressure, every pod; critical
+        pods always get in."""
+        if not self.pressure or is_critical(pod):
+            return None
+        if self.pressure == {MEMORY_PRESSURE}:
+            if qos_class(pod) != "BestEffort":
+                return None
+            for t in (pod.get("spec") or {}).get("tolerations") or []:
+                if t.get("effect") not in (None, "", "NoSchedule"):
+                    continue
+                if (t.get("operator") == "Exists" and t.get("key") in (None, "", MEMORY_PRESSURE_TAINT)) or \
+                        (t.get("key") == MEMORY_PRESSURE_TAINT and not t.get("value")):
+                    return None
+        conds = " ".join(c for c in (MEMORY_PRESSURE, DISK_PRESSURE) if c in self.pressure)
+        return REASON, NODE_CONDITION_MESSAGE.format(conds)
 
     async def synchronize(self) -> Optional[Obj]:
         """One pass: observe, update the conditions, evict at most one pod (returned)."""

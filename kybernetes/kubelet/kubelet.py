@@ -89,6 +89,7 @@ class Kubelet:
             on_pressure_change=self._pressure_changed, period=eviction_monitoring_period,
             transition_period=eviction_pressure_transition_period)
         self.node.pressure = lambda: self.eviction.pressure
+        self.workers.admit = self.eviction.admit
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")

@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
@@ -69,6 +69,7 @@ class PodWorker:
         self.initialized_sid = ""
         self.done = False
         self.eviction: Optional[str] = None  # the message, once the eviction manager chose this pod
+        self.rejection: Optional[tuple[str, str]] = None  # (reason, message) when not admitted
 
     def update(self, pod: Obj) -> None:
         old, self.pod = self.pod, pod
@@ -128,6 +129,9 @@ class PodWorker:
             return
         terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
         if terminal:
+            return
+        if self.rejection is not None:
+            await self.reject(*self.rejection)
             return
         if self.eviction is not None:
             await self.evicted(self.eviction)
@@ -516,6 +520,19 @@ class PodWorker:
             out["lastState"] = {}
         return out
 
+    async def reject(self, reason: str, message: str) -> None:
+        """A pod the kubelet did not admit: Failed before anything ran (upstream rejectPod)."""
+        message = f"Pod was rejected: {message}"
+        status = {"phase": "Failed", "reason": reason, "message": message,
+                  "qosClass": (self.pod.get("status") or {}).get("qosClass") or qos_cgroups.qos_class(self.pod)}
+        meta = self.pod["metadata"]
+        try:
+            await self.w.pods.patch(meta["name"], {"status": status}, "merge", meta["namespace"], "status")
+        except NotFound:
+            return
+        self.last_status = status
+        self.event(WARNING, reason, message)
+
     async def evicted(self, message: str) -> None:
         """Hard eviction: kill everything at once (no grace period, as upstream for hard
         thresholds) and report the pod Failed with reason Evicted."""
@@ -640,6 +657,8 @@ class PodWorkers:
         self.host_dns = pod_dns.DNS()
         # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
+        # admission of pods this kubelet has not started yet: None to admit, or (reason, message)
+        self.admit: Optional[Callable[[Obj], Optional[tuple[str, str]]]] = None
 
     async def load_host_dns(self) -> None:
         """The node's resolver settings (for dnsPolicy Default and the host search list)."""
@@ -661,6 +680,10 @@ class PodWorkers:
         w = self.workers.get(uid)
         if w is None:
             w = self.workers[uid] = PodWorker(self, uid, pod)
+            st = pod.get("status") or {}
+            if self.admit is not None and not st.get("containerStatuses") and \
+                    st.get("phase", "Pending") == "Pending" and not pod["metadata"].get("deletionTimestamp"):
+                w.rejection = self.admit(pod)
             w.task = asyncio.ensure_future(w.run())
         else:
             w.update(pod)

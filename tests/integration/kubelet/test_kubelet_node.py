@@ -262,6 +262,7 @@ async def test_eviction_under_memory_pressure(env, node):
     cl, kl, pods, names = node
     await kl.eviction.stop()  # passes are driven by the test below
     names += ["hog", "modest"]
+    assert kl.workers.admit(pod("x", c("x", "true"))) is None  # no pressure: admitted
     hold = "trap 'exit 0' TERM; x=$(head -c 16777216 /dev/zero | tr '\\0' a); while :; do sleep 1; done"
     await pods.create(pod("hog", c("hog", hold)))
     await pods.create(pod("modest", c("modest", "trap 'exit 0' TERM; while :; do sleep 1; done",
@@ -313,6 +314,14 @@ async def test_eviction_under_memory_pressure(env, node):
     n = await wait_for(pressured, 30)
     mp = condition(n, "MemoryPressure")
     assert (mp["reason"], mp["message"]) == ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+
+    # under memory pressure a new BestEffort pod is not admitted (upstream's eviction admit)
+    names.append("late")
+    await pods.create(pod("late", c("late", "sleep 3600")))
+    late = await failed("late")
+    assert (late["status"]["reason"], late["status"]["message"]) == \
+        ("Evicted", "Pod was rejected: The node had condition: [MemoryPressure]. ")
+    assert not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.uid": late["metadata"]["uid"]})
 
     # the next pass takes the Burstable pod
     second = await kl.eviction.synchronize()

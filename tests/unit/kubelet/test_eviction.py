@@ -149,3 +149,22 @@ async def test_manager_no_thresholds_and_custom():
     # a threshold set above the free memory: pressure right away
     m = manager(f, [pod("a")], text="memory.available<1Gi")
     assert (await m.synchronize())["metadata"]["uid"] == "a"
+
+
+def test_admit_under_pressure():
+    m = ev.EvictionManager(None, [], active_pods=list, evict=None)
+    best, burst = pod("a"), pod("b", req_mi=10)
+    assert m.admit(best) is None
+    m.pressure = {"MemoryPressure"}
+    assert m.admit(best) == ("Evicted", "The node had condition: [MemoryPressure]. ")
+    assert m.admit(burst) is None
+    tolerant = dict(best, spec=dict(best["spec"], tolerations=[
+        {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]))
+    assert m.admit(tolerant) is None
+    wrong = dict(best, spec=dict(best["spec"], tolerations=[{"key": "other", "operator": "Exists"}]))
+    assert m.admit(wrong) is not None
+    static = pod("s", annotations={"kubernetes.io/config.source": "file"})
+    assert m.admit(static) is None
+    m.pressure = {"MemoryPressure", "DiskPressure"}
+    assert m.admit(burst) == ("Evicted", "The node had condition: [MemoryPressure DiskPressure]. ")
+    assert m.admit(tolerant) is not None
