@@ -80,7 +80,7 @@ def kubelet_options(args: argparse.Namespace) -> dict:
     try:
         out["eviction_hard"] = parse_thresholds(getattr(args, "eviction_hard", DEFAULT_EVICTION_HARD))
     except ValueError as e:
-        raise SystemExit(f"--eviction-hard: {e}") from None
+        raise ValueError(f"--eviction-hard: {e}") from None
     out["eviction_pressure_transition_period"] = parse_duration(
         getattr(args, "eviction_pressure_transition_period", "5m"))
     if getattr(args, "pod_manifest_path", ""):

@@ -46,5 +46,5 @@ def test_eviction_flags():
     assert [str(t) for t in opts["eviction_hard"]] == ["memory.available<1Gi"]
     assert opts["eviction_pressure_transition_period"] == 30.0
     assert parse("--eviction-hard", "")["eviction_hard"] == []
-    with pytest.raises(SystemExit, match="--eviction-hard: unsupported eviction signal cpu"):
+    with pytest.raises(ValueError, match="--eviction-hard: unsupported eviction signal cpu"):
         parse("--eviction-hard", "cpu<1")
