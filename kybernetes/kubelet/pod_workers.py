@@ -319,6 +319,7 @@ class PodWorker:
         await self.w.load_host_dns()
         cfg = self.sandbox_config(attempt)
         # the pod cgroup with its pod-level limits exists before the runtime nests into it
+        await self.w.update_qos_cgroups()
         await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
                                 qos_cgroups.pod_resources(self.pod))
         sid = await self.w.cri.run_pod_sandbox(cfg)
@@ -619,6 +620,7 @@ class PodWorker:
                 log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
         if not keep_sandbox_record:
             await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid, self.pod).lstrip("/"))
+            await self.w.update_qos_cgroups(without=self.uid)
             await self.w.volumes.teardown(self.uid)
         else:
             await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
@@ -705,6 +707,13 @@ class PodWorkers:
         if w is not None:
             w.last_status = None
             w.wake.set()
+
+    async def update_qos_cgroups(self, without: str = "") -> None:
+        """Burstable's cpu shares follow the cpu requests of the Burstable pods here."""
+        milli = sum(qos_cgroups.pod_cpu_request_milli(w.pod) for uid, w in self.workers.items()
+                    if uid != without and not w.done and qos_cgroups.qos_class(w.pod) == qos_cgroups.BURSTABLE
+                    and (w.last_status or {}).get("phase") not in ("Succeeded", "Failed"))
+        await asyncio.to_thread(qos_cgroups.update_qos_cgroups, self.cgroup_root, milli)
 
     def evict(self, uid: str, message: str) -> bool:
         """Have the pod's worker evict it (see PodWorker.evicted); False when the pod has

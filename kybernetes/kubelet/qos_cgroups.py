@@ -121,7 +121,7 @@ def _v1_dir(root: Path, controller: str) -> Optional[Path]:
 
 def ensure_pod_cgroup(path: str, res: PodResources, root: Path = CGROUP_ROOT) -> None:
     """Create the pod's cgroup (in the cpu and memory hierarchies on v1; runc makes the rest) and write
-    its limits.  The QoS parents get created on the way; BestEffort's keeps 2 shares."""
+    its limits.  The QoS parents get created on the way (update_qos_cgroups sets them)."""
     rel = path.strip("/")
     if (root / "cgroup.controllers").exists():  # unified hierarchy
         d = root / rel
@@ -138,10 +138,34 @@ def ensure_pod_cgroup(path: str, res: PodResources, root: Path = CGROUP_ROOT) ->
         d = base / rel
         d.mkdir(parents=True, exist_ok=True)
         if ctl == "cpu":
-            if "/besteffort/" in f"/{rel}/":
-                _write(d.parent / "cpu.shares", str(MIN_SHARES))
             _write(d / "cpu.shares", str(res.cpu_shares))
             _write(d / "cpu.cfs_period_us", str(CPU_PERIOD))
             _write(d / "cpu.cfs_quota_us", str(res.cpu_quota if res.cpu_quota else -1))
         elif ctl == "memory" and res.memory_limit:
             _write(d / "memory.limit_in_bytes", str(res.memory_limit))
+
+
+def pod_cpu_request_milli(pod: Obj) -> int:
+    """The pod's cpu request in millicores (as pod_resources counts it)."""
+    req, _ = _effective(pod, "cpu", "requests")
+    return int(req * 1000)
+
+
+def update_qos_cgroups(root: str, burstable_milli: int, cgroot: Path = CGROUP_ROOT) -> None:
+    """The QoS class cgroups' cpu shares, as upstream's QoS container manager keeps them:
+    BestEffort the minimum, Burstable the sum of its pods' cpu requests."""
+    rel = root.strip("/")
+    shares = max(MIN_SHARES, min(MAX_SHARES, burstable_milli * 1024 // 1000))
+    if (cgroot / "cgroup.controllers").exists():
+        for name, sh in (("burstable", shares), ("besteffort", MIN_SHARES)):
+            d = cgroot / rel / name
+            d.mkdir(parents=True, exist_ok=True)
+            _write(d / "cpu.weight", str(1 + ((sh - 2) * 9999) // 262142))
+        return
+    base = _v1_dir(cgroot, "cpu")
+    if base is None:
+        return
+    for name, sh in (("burstable", shares), ("besteffort", MIN_SHARES)):
+        d = base / rel / name
+        d.mkdir(parents=True, exist_ok=True)
+        _write(d / "cpu.shares", str(sh))

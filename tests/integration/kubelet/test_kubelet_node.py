@@ -205,6 +205,8 @@ async def test_qos_cgroups(env, node):
     assert read(CG / "cpu" / bdir / "cpu.shares") == "102"
     assert read(CG / "cpu" / bdir / "cpu.cfs_quota_us") == "-1"
     assert read(CG / "memory" / bdir / "memory.limit_in_bytes") == str(48 << 20)
+    # the Burstable class's shares are its pods' cpu requests
+    assert read(CG / "cpu" / root / "burstable" / "cpu.shares") == "102"
     cb = container_id(b, "a")
     assert read(CG / "cpu" / bdir / cb / "cpu.shares") == "102"
     assert read(CG / "memory" / bdir / cb / "memory.limit_in_bytes") == str(48 << 20)
@@ -221,6 +223,7 @@ async def test_qos_cgroups(env, node):
         return not (CG / "cpu" / bdir).exists()
     await wait_for(gone, 30)
     assert not (CG / "memory" / bdir).exists()
+    assert read(CG / "cpu" / root / "burstable" / "cpu.shares") == "2"
 
 
 async def test_pod_to_pod(env, node):

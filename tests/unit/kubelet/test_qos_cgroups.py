@@ -46,7 +46,6 @@ def test_ensure_pod_cgroup_v1(tmp_path):
     for h in ("cpu", "memory", "pids"):
         (tmp_path / h).mkdir()
     q.ensure_pod_cgroup("/kp/besteffort/podu", q.PodResources(2), tmp_path)
-    assert (tmp_path / "cpu/kp/besteffort/cpu.shares").read_text() == "2"
     assert (tmp_path / "cpu/kp/besteffort/podu/cpu.shares").read_text() == "2"
     assert (tmp_path / "cpu/kp/besteffort/podu/cpu.cfs_quota_us").read_text() == "-1"
     assert not (tmp_path / "memory/kp/besteffort/podu/memory.limit_in_bytes").exists()
@@ -63,3 +62,13 @@ def test_ensure_pod_cgroup_v2(tmp_path):
     assert (tmp_path / "kp/podg/cpu.max").read_text() == "50000 100000"
     assert (tmp_path / "kp/podg/memory.max").read_text() == str(1 << 20)
     assert (tmp_path / "kp/podg/cpu.weight").read_text() == "39"
+
+
+def test_update_qos_cgroups_v1(tmp_path):
+    (tmp_path / "cpu").mkdir()
+    q.update_qos_cgroups("kp", 1500, tmp_path)
+    assert (tmp_path / "cpu/kp/burstable/cpu.shares").read_text() == "1536"
+    assert (tmp_path / "cpu/kp/besteffort/cpu.shares").read_text() == "2"
+    q.update_qos_cgroups("kp", 0, tmp_path)
+    assert (tmp_path / "cpu/kp/burstable/cpu.shares").read_text() == "2"
+    assert q.pod_cpu_request_milli(pod(ctr(req={"cpu": "250m"}), ctr(lim={"cpu": "1"}))) == 1250
