@@ -57,6 +57,13 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-minimum-gc-age", default="2m", help="minimum age of an unused image before it is collected")
     p.add_argument("--pod-manifest-path", default="", help="directory of static pod manifests (run without the API)")
     p.add_argument("--file-check-frequency", default="20s", help="how often the static pod directory is read")
+    from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD
+
+    p.add_argument("--eviction-hard", default=DEFAULT_EVICTION_HARD,
+                   help="hard eviction thresholds, signal<quantity or signal<percent, comma separated "
+                        "(empty: no eviction)")
+    p.add_argument("--eviction-pressure-transition-period", default="5m",
+                   help="how long a pressure condition stays after its threshold is no longer met")
 
 
 def kubelet_options(args: argparse.Namespace) -> dict:
@@ -68,6 +75,14 @@ def kubelet_options(args: argparse.Namespace) -> dict:
                            parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
     policy.validate()
     out: dict = {"image_gc_policy": policy}
+    from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD, parse_thresholds
+
+    try:
+        out["eviction_hard"] = parse_thresholds(getattr(args, "eviction_hard", DEFAULT_EVICTION_HARD))
+    except ValueError as e:
+        raise ValueError(f"--eviction-hard: {e}") from None
+    out["eviction_pressure_transition_period"] = parse_duration(
+        getattr(args, "eviction_pressure_transition_period", "5m"))
     if getattr(args, "pod_manifest_path", ""):
         out["static_pod_path"] = Path(args.pod_manifest_path)
         out["file_check_frequency"] = parse_duration(getattr(args, "file_check_frequency", "20s"))
@@ -150,6 +165,11 @@ async def _delete_link(name: str) -> None:
     await proc.wait()
 
 
+def _write_ca(path: Path, pem: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_bytes(pem)
+
+
 def _client(args: argparse.Namespace):
     from kybernetes.client import Client
 
@@ -167,20 +187,17 @@ def _client(args: argparse.Namespace):
     return Client(args.server, ctx, args.token)
 
 
-async def _serving_certificate(agent: NodeAgent, node_name: str, data_dir: Path) -> None:
-    """Ask for the kubelet's serving certificate in the background (nothing auto-approves
-    kubelet-serving requests, as upstream) and store it under DATA/agent/pki."""
-    from kybernetes.kubelet.certificate import request_serving_certificate
+def _serving_certificates(agent: NodeAgent, node_name: str, data_dir: Path):
+    """The manager of the kubelet's serving certificate (kubelet-serving CSRs; nothing
+    auto-approves them, as upstream), stored under DATA/agent/pki; each new one goes
+    straight into the kubelet's HTTPS server."""
+    from kybernetes.kubelet.certificate import ServingCertificateManager
     from kybernetes.kubelet.containerd import agent_dir
 
     ips = tuple(ip for ip in [getattr(agent.kubelet.node, "node_ip", None)] if ip)
-    try:
-        path = await request_serving_certificate(agent.client, node_name, agent_dir(data_dir) / "pki",
-                                                 dns=(node_name,), ips=ips)
-    except Exception as e:  # noqa: BLE001 - the node runs without it
-        log.warning("kubelet serving certificate not obtained: %s", e)
-        return
-    log.info("kubelet serving certificate stored at %s", path)
+    server = agent.kubelet.server
+    return ServingCertificateManager(agent.client, node_name, agent_dir(data_dir) / "pki", dns=(node_name,), ips=ips,
+                                     on_rotated=server.reload_certificate if server is not None else None)
 
 
 def _uses_tls_bootstrap(args: argparse.Namespace) -> bool:
@@ -275,6 +292,19 @@ def run(args: argparse.Namespace) -> int:
                                     certs.base.server, certs.base.ca_pem, certs.store.current_path)
         else:
             client = _client(args)
+        if args.rotate_server_certificates and not serving_tls:
+            # serve with the certificate the CSRs bring (no handshake succeeds before the
+            # first is approved); callers' client certificates are checked against the CA
+            from kybernetes.kubelet.containerd import agent_dir
+            from kybernetes.kubelet.server.app import csr_cert_source
+
+            pki_dir = agent_dir(data_dir) / "pki"
+            ca = Path(args.ca_file) if args.ca_file else None
+            if ca is None and certs is not None and certs.base.ca_pem:
+                ca = pki_dir / "ca.crt"
+                await asyncio.to_thread(_write_ca, ca, certs.base.ca_pem)
+            if ca is not None:
+                serving_tls = {"cert_source": csr_cert_source(pki_dir), "client_ca": ca}
         try:
             agent = await start_node_agent(client, node_name=args.node_name, data_dir=data_dir,
                                            runtime_endpoint=args.container_runtime_endpoint, node_ip=args.node_ip,
@@ -286,14 +316,14 @@ def run(args: argparse.Namespace) -> int:
         agent.certificates = certs
         serving = None
         if args.rotate_server_certificates:
-            serving = asyncio.ensure_future(_serving_certificate(agent, args.node_name, data_dir))
+            serving = _serving_certificates(agent, args.node_name, data_dir)
+            serving.start()
         print(f"kyb agent: node {args.node_name} joined", flush=True)
         try:
             await stop.wait()
         finally:
             if serving is not None:
-                serving.cancel()
-                await asyncio.gather(serving, return_exceptions=True)
+                await serving.stop()
             await agent.stop()
 
     asyncio.run(main())

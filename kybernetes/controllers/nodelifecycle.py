@@ -8,6 +8,8 @@ own clock, as upstream does.  With no heartbeat for `grace_period` (upstream
 every node condition goes Unknown ("Kubelet stopped posting node status.").  Taints
 follow the Ready condition: False -> node.kubernetes.io/not-ready, Unknown ->
 node.kubernetes.io/unreachable, each NoExecute and NoSchedule; Ready again removes them.
+MemoryPressure/DiskPressure/PIDPressure/NetworkUnavailable True add the matching
+node.kubernetes.io/... NoSchedule taint (TaintNodesByCondition), removed when they clear.
 Adding NoExecute taints is rate limited (upstream --node-eviction-rate, 0.1 nodes/s).
 Pods on a node that went Unknown get Ready=False.  No polling: each node is requeued
 for the moment its grace period runs out.
@@ -34,6 +36,12 @@ Obj = dict[str, Any]
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
+# NoSchedule taints that mirror node conditions (upstream doNoScheduleTaintingPass);
+# the not-ready/unreachable ones for Ready are handled with their NoExecute twins
+CONDITION_TAINTS = {("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+                    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+                    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",
+                    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable"}
 NODE_MONITOR_GRACE_PERIOD = 40.0
 NODE_STARTUP_GRACE_PERIOD = 60.0
 NODE_EVICTION_RATE = 0.1  # nodes tainted NoExecute per second
@@ -52,7 +60,8 @@ def _node_index(pod: Obj) -> list[str]:
 
 def desired_taints(node: Obj, now: Optional[str] = None) -> list[Obj]:
     """The node's taints with the not-ready/unreachable ones made to match its Ready
-    condition (other taints untouched; an existing taint keeps its timeAdded)."""
+    condition and the NoSchedule ones of CONDITION_TAINTS to match the pressure
+    conditions (other taints untouched; an existing taint keeps its timeAdded)."""
     cond = _ready(node)
     status = cond.get("status") if cond else "Unknown"
     want_key = {"False": NOT_READY, "Unknown": UNREACHABLE}.get(status or "Unknown")
@@ -65,6 +74,13 @@ def desired_taints(node: Obj, now: Optional[str] = None) -> list[Obj]:
                 if effect == "NoExecute":
                     t["timeAdded"] = now or now_rfc3339()
                 out.append(t)
+    conds = {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or []}
+    want_cond = {key for (ctype, status), key in CONDITION_TAINTS.items() if conds.get(ctype) == status}
+    out = [t for t in out if t.get("key") not in CONDITION_TAINTS.values() or t.get("effect") != "NoSchedule"
+           or t.get("key") in want_cond]
+    for (ctype, status), key in CONDITION_TAINTS.items():
+        if key in want_cond and not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in out):
+            out.append({"key": key, "effect": "NoSchedule"})
     return out
 
 

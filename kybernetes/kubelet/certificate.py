@@ -336,3 +336,63 @@ async def request_serving_certificate(client: Client, node_name: str, pki_dir: P
     store = CertificateStore(pki_dir, "kubelet-server")
     await asyncio.to_thread(store.save, Credentials(cert, _key_pem(key)))
     return store.current_path
+
+
+class ServingCertificateManager:
+    """The kubelet's serving certificate from kubelet-serving CSRs (`--rotate-server-certificates`):
+    requested when missing or expired, and again at the rotation deadline (70-84% of its
+    lifetime); `on_rotated` (e.g. the HTTPS server's reload) runs after each new one."""
+
+    def __init__(self, client: Client, node_name: str, pki_dir: Path, *, dns: tuple[str, ...],
+                 ips: tuple[str, ...], on_rotated: Optional[Callable[[], Any]] = None,
+                 retry: float = 30.0, timeout: float = 3600.0) -> None:
+        self.client, self.node_name, self.pki_dir = client, node_name, Path(pki_dir)
+        self.dns, self.ips = dns, ips
+        self.on_rotated = on_rotated
+        self.retry, self.timeout = retry, timeout
+        self.store = CertificateStore(pki_dir, "kubelet-server")
+        self.rotations = 0
+        self._task: Optional[asyncio.Task[None]] = None
+
+    def due(self, creds: Optional[Credentials], now: Optional[_dt.datetime] = None) -> Optional[float]:
+        """Seconds until the next request is due (0: now)."""
+        now = now or _now()
+        if creds is None or not creds.valid(now):
+            return 0.0
+        return max(0.0, (rotation_deadline(creds.cert) - now).total_seconds())
+
+    async def rotate(self) -> Path:
+        """Request a new serving certificate now, store it and tell `on_rotated`."""
+        path = await request_serving_certificate(self.client, self.node_name, self.pki_dir, dns=self.dns,
+                                                 ips=self.ips, timeout=self.timeout)
+        self.rotations += 1
+        log.info("node %s: serving certificate stored at %s", self.node_name, path)
+        if self.on_rotated is not None:
+            res = self.on_rotated()
+            if asyncio.iscoroutine(res):
+                await res
+        return path
+
+    async def _loop(self) -> None:
+        while True:
+            wait = self.due(await asyncio.to_thread(self.store.load))
+            if wait:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.rotate()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the server keeps its current certificate
+                log.warning("node %s: serving certificate not obtained: %s", self.node_name, e)
+                await asyncio.sleep(self.retry)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"serving cert {self.node_name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

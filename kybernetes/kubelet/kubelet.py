@@ -1,7 +1,7 @@
 """The kubelet: registers the node, heartbeats, watches the pods bound to it and runs them
 through the CRI with pod workers, noticing container exits through a relisting PLEG.
 Beside that: static pods from a manifest directory (mirror pods in the API), image
-garbage collection, and the stats provider behind /stats/summary and /metrics/resource
+garbage collection, node-pressure eviction (kubelet.eviction), and the stats provider behind /stats/summary and /metrics/resource
 (kybernetes.kubelet.stats.summary()/resource_metrics()).
 
     kl = Kubelet(client, runtime_endpoint, node_name="n1", data_dir=DIR)
@@ -12,6 +12,7 @@ garbage collection, and the stats provider behind /stats/summary and /metrics/re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Sequence
@@ -19,6 +20,9 @@ from typing import Awaitable, Callable, Optional, Sequence
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
 from kybernetes.kubelet.events import EventRecorder
+from kybernetes.kubelet.eviction import (DEFAULT_EVICTION_HARD, DEFAULT_MONITORING_PERIOD,
+                                         DEFAULT_PRESSURE_TRANSITION_PERIOD, EvictionManager, Threshold,
+                                         parse_thresholds)
 from kybernetes.kubelet.image_gc import ImageGCManager, ImageGCPolicy
 from kybernetes.kubelet.images_airgap import airgap_images
 from kybernetes.kubelet.images_pause import PAUSE_IMAGE
@@ -44,7 +48,10 @@ class Kubelet:
                  airgap_dir: Optional[Path] = None, sandbox_image: str = PAUSE_IMAGE,
                  static_pod_path: Optional[Path] = None, file_check_frequency: float = FILE_CHECK_FREQUENCY,
                  cert_source=None, client_ca: Optional[Path] = None, server_address: str = "0.0.0.0",
-                 server_port: int = 10250, runtime_netns: Optional[str] = None):
+                 server_port: int = 10250, runtime_netns: Optional[str] = None,
+                 eviction_hard: Optional[list[Threshold]] = None,
+                 eviction_pressure_transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
+                 eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
@@ -53,7 +60,9 @@ class Kubelet:
         `file_check_frequency` seconds), shown in the API as mirror pods.
         With `cert_source` (see kubelet.server.app) and `client_ca`, the kubelet also serves its
         HTTPS API (logs, exec, attach, port-forward) on `server_address:server_port`;
-        `runtime_netns` is the network namespace containerd's stream server listens in."""
+        `runtime_netns` is the network namespace containerd's stream server listens in.
+        `eviction_hard` are the hard eviction thresholds (upstream's defaults when None, none
+        when empty), checked every `eviction_monitoring_period` seconds."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -74,6 +83,13 @@ class Kubelet:
                                    log_root=pod_log_root or self.data_dir / "pods")
         self.image_gc = ImageGCManager(self.cri, policy=image_gc_policy, sandbox_image=sandbox_image,
                                        protected=(lambda: airgap_images(airgap_dir)) if airgap_dir else (lambda: ()))
+        self.eviction = EvictionManager(
+            self.stats.summary, parse_thresholds(DEFAULT_EVICTION_HARD) if eviction_hard is None else eviction_hard,
+            active_pods=self._active_pods, evict=self._evict, reclaim_disk=self._reclaim_disk,
+            on_pressure_change=self._pressure_changed, period=eviction_monitoring_period,
+            transition_period=eviction_pressure_transition_period)
+        self.node.pressure = lambda: self.eviction.pressure
+        self.workers.admit = self.eviction.admit
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
@@ -92,6 +108,35 @@ class Kubelet:
             self.server = KubeletServer(self, cert_source=cert_source, client_ca=client_ca, address=server_address,
                                         port=server_port, runtime_netns=runtime_netns)
         self.started = False
+
+    # ------------------------------------------------------------ eviction
+    def _active_pods(self) -> list[dict]:
+        """Pods the eviction manager may choose from: running here, not ending."""
+        out = []
+        for p in self.informer.list():
+            if is_mirror_pod(p) or p["metadata"].get("deletionTimestamp"):
+                continue
+            if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            out.append(p)
+        return out
+
+    async def _evict(self, pod: dict, message: str, annotations: dict) -> bool:
+        if not self.workers.evict(pod["metadata"]["uid"], message):
+            return False
+        if self.workers.events is not None:
+            self.workers.events.pod_event(pod, "Warning", "Evicted", message)
+        return True
+
+    async def _reclaim_disk(self) -> None:
+        try:
+            await self.image_gc.garbage_collect()
+        except Exception as e:  # noqa: BLE001 - not enough freed: pods go next
+            log.info("image garbage collection under disk pressure: %s", e)
+
+    def _pressure_changed(self) -> None:
+        # the node's conditions follow at once, not at the next status period
+        asyncio.ensure_future(self.node.update_status())
 
     def _on_pod(self, pod: dict) -> None:
         if is_mirror_pod(pod):  # the static pod runs from its manifest; its mirror is only looked after
@@ -123,6 +168,7 @@ class Kubelet:
             log.info("removed the volumes of %d pods that are gone", len(orphans))
         self.pleg.start()
         self.image_gc.start()
+        self.eviction.start()
         if self.static_pods is not None:
             self.static_pods.start()
         set_provider(self.stats)
@@ -137,6 +183,7 @@ class Kubelet:
         clear_provider(self.stats)
         if self.static_pods is not None:
             await self.static_pods.stop()
+        await self.eviction.stop()
         await self.image_gc.stop()
         await self.pleg.stop()
         await self.informer.stop()

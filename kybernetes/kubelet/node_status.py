@@ -11,7 +11,7 @@ import platform
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from kybernetes.client import AlreadyExists, Client, Conflict, NotFound
 from kybernetes.kubelet.pod_status import now
@@ -91,6 +91,7 @@ class NodeStatusManager:
         self._last_status: Optional[Obj] = None
         self._last_write = 0.0
         self._tasks: list[asyncio.Task] = []
+        self.pressure: Callable[[], set[str]] = set  # the eviction manager's conditions under pressure
 
     # ------------------------------------------------------------ status
     def capacity(self) -> dict[str, str]:
@@ -135,12 +136,19 @@ class NodeStatusManager:
                     "lastHeartbeatTime": ts, "lastTransitionTime": trans}
 
         uname = os.uname()
+        pressure = self.pressure()
+        mem = (cond("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+               if "MemoryPressure" in pressure else
+               cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"))
+        disk = (cond("DiskPressure", "True", "KubeletHasDiskPressure", "kubelet has disk pressure")
+                if "DiskPressure" in pressure else
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"))
         return {
             "capacity": self.capacity(),
             "allocatable": self.allocatable(),
             "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                mem,
+                disk,
                 cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 cond("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady", msg),
             ],

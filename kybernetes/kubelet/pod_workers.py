@@ -9,12 +9,12 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import pod_dns
+from kybernetes.kubelet import pod_dns, qos_cgroups
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -68,6 +68,8 @@ class PodWorker:
         self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
         self.initialized_sid = ""
         self.done = False
+        self.eviction: Optional[str] = None  # the message, once the eviction manager chose this pod
+        self.rejection: Optional[tuple[str, str]] = None  # (reason, message) when not admitted
 
     def update(self, pod: Obj) -> None:
         old, self.pod = self.pod, pod
@@ -125,12 +127,18 @@ class PodWorker:
         if phase in ("Succeeded", "Failed") and self.last_status is None:
             await self.kill(grace=0, keep_sandbox_record=True)
             return
-        sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
-        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
-        containers = await cri.list_containers(labels={L_UID: self.uid})
         terminal = (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
         if terminal:
             return
+        if self.rejection is not None:
+            await self.reject(*self.rejection)
+            return
+        if self.eviction is not None:
+            await self.evicted(self.eviction)
+            return
+        sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
+        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
+        containers = await cri.list_containers(labels={L_UID: self.uid})
         try:
             # every sync refreshes API data volumes, so configMap/secret updates propagate
             self.volumes = await self.w.volumes.setup(pod)
@@ -297,7 +305,7 @@ class PodWorker:
             dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
             linux=pb.LinuxPodSandboxConfig(
-                cgroup_parent=self.w.cgroup_parent(self.uid),
+                cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
                     namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
         )
@@ -310,6 +318,10 @@ class PodWorker:
     async def run_sandbox(self, attempt: int) -> tuple[str, "pb.PodSandboxConfig"]:
         await self.w.load_host_dns()
         cfg = self.sandbox_config(attempt)
+        # the pod cgroup with its pod-level limits exists before the runtime nests into it
+        await self.w.update_qos_cgroups()
+        await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
+                                qos_cgroups.pod_resources(self.pod))
         sid = await self.w.cri.run_pod_sandbox(cfg)
         if self.start_time is None:
             self.start_time = ps.now()
@@ -509,8 +521,33 @@ class PodWorker:
             out["lastState"] = {}
         return out
 
+    async def reject(self, reason: str, message: str) -> None:
+        """A pod the kubelet did not admit: Failed before anything ran (upstream rejectPod)."""
+        message = f"Pod was rejected: {message}"
+        status = {"phase": "Failed", "reason": reason, "message": message,
+                  "qosClass": (self.pod.get("status") or {}).get("qosClass") or qos_cgroups.qos_class(self.pod)}
+        meta = self.pod["metadata"]
+        try:
+            await self.w.pods.patch(meta["name"], {"status": status}, "merge", meta["namespace"], "status")
+        except NotFound:
+            return
+        self.last_status = status
+        self.event(WARNING, reason, message)
+
+    async def evicted(self, message: str) -> None:
+        """Hard eviction: kill everything at once (no grace period, as upstream for hard
+        thresholds) and report the pod Failed with reason Evicted."""
+        await self.kill(grace=0, keep_sandbox_record=True)
+        sandboxes = sorted(await self.w.cri.list_pod_sandbox(labels={L_UID: self.uid}), key=lambda s: s.created_at)
+        sid = sandboxes[-1].id if sandboxes else ""
+        containers = await self.w.cri.list_containers(labels={L_UID: self.uid})
+        pod_ip = (self.pod.get("status") or {}).get("podIP") or ""
+        init_done = not (self.pod["spec"].get("initContainers")) or self.initialized
+        await self.write_status(sid, pod_ip, self.latest(containers, sid), False, init_done, final=True,
+                                terminal=("Evicted", message))
+
     async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
-                           final: bool = False) -> None:
+                           final: bool = False, terminal: Optional[tuple[str, str]] = None) -> None:
         spec = self.pod["spec"]
         inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
         apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
@@ -519,7 +556,7 @@ class PodWorker:
         regular = [s for s, c in zip(inits, init_specs) if not is_sidecar(c)]
         for s in regular:
             s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
-        phase = ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
+        phase = "Failed" if terminal else ps.pod_phase(self.pod, regular, apps, init_failed=init_failed)
         status: Obj = {
             "phase": phase,
             "conditions": ps.pod_conditions(self.pod, phase, sandbox_ready=bool(sid), init_done=init_done,
@@ -528,10 +565,17 @@ class PodWorker:
             "podIP": pod_ip or None, "podIPs": [{"ip": pod_ip}] if pod_ip else None,
             "startTime": (self.pod.get("status") or {}).get("startTime") or self.start_time or ps.now(),
             "containerStatuses": apps,
-            "qosClass": (self.pod.get("status") or {}).get("qosClass") or _qos(self.pod),
+            "qosClass": (self.pod.get("status") or {}).get("qosClass") or qos_cgroups.qos_class(self.pod),
         }
         if inits:
             status["initContainerStatuses"] = inits
+        if terminal:
+            # the kubelet ended the pod: reason and message on the pod, and the
+            # DisruptionTarget condition upstream adds for a kubelet-initiated termination
+            status["reason"], status["message"] = terminal
+            status["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                         "reason": "TerminationByKubelet", "message": terminal[1],
+                                         "lastProbeTime": None, "lastTransitionTime": ps.now()})
         if status == self.last_status:
             return
         meta = self.pod["metadata"]
@@ -575,7 +619,8 @@ class PodWorker:
             except CRIError as e:
                 log.warning("removing sandbox %s of %s: %s", s.id[:12], self.name, e)
         if not keep_sandbox_record:
-            await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid).lstrip("/"))
+            await asyncio.to_thread(cleanup.remove_cgroup, self.w.cgroup_parent(self.uid, self.pod).lstrip("/"))
+            await self.w.update_qos_cgroups(without=self.uid)
             await self.w.volumes.teardown(self.uid)
         else:
             await self.w.volumes.unmount(self.uid)  # a terminated pod's volumes are released
@@ -591,17 +636,6 @@ def _status_only_change(old: Obj, new: Obj) -> bool:
         out["metadata"] = {k: v for k, v in (p.get("metadata") or {}).items() if k not in _VOLATILE_META}
         return out
     return strip(old) == strip(new)
-
-
-def _qos(pod: Obj) -> str:
-    cs = (pod.get("spec") or {}).get("containers") or []
-    reqs = [((c.get("resources") or {}).get("requests") or {}, (c.get("resources") or {}).get("limits") or {}) for c in cs]
-    if not any(r or lim for r, lim in reqs):
-        return "BestEffort"
-    if all(lim.get("cpu") and lim.get("memory") and r.get("cpu", lim["cpu"]) == lim["cpu"]
-           and r.get("memory", lim["memory"]) == lim["memory"] for r, lim in reqs):
-        return "Guaranteed"
-    return "Burstable"
 
 
 class PodWorkers:
@@ -625,6 +659,8 @@ class PodWorkers:
         self.host_dns = pod_dns.DNS()
         # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
+        # admission of pods this kubelet has not started yet: None to admit, or (reason, message)
+        self.admit: Optional[Callable[[Obj], Optional[tuple[str, str]]]] = None
 
     async def load_host_dns(self) -> None:
         """The node's resolver settings (for dnsPolicy Default and the host search list)."""
@@ -637,14 +673,19 @@ class PodWorkers:
         if self.resolv_conf:
             self.host_dns = pod_dns.parse_resolv_conf(await asyncio.to_thread(read))
 
-    def cgroup_parent(self, uid: str) -> str:
-        return f"/{self.cgroup_root}/pod{uid}"
+    def cgroup_parent(self, uid: str, pod: Obj) -> str:
+        """The pod's cgroup under the kubepods root, in its QoS class's branch."""
+        return qos_cgroups.pod_cgroup(self.cgroup_root, uid, qos_cgroups.qos_class(pod))
 
     def update(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         w = self.workers.get(uid)
         if w is None:
             w = self.workers[uid] = PodWorker(self, uid, pod)
+            st = pod.get("status") or {}
+            if self.admit is not None and not st.get("containerStatuses") and \
+                    st.get("phase", "Pending") == "Pending" and not pod["metadata"].get("deletionTimestamp"):
+                w.rejection = self.admit(pod)
             w.task = asyncio.ensure_future(w.run())
         else:
             w.update(pod)
@@ -666,6 +707,24 @@ class PodWorkers:
         if w is not None:
             w.last_status = None
             w.wake.set()
+
+    async def update_qos_cgroups(self, without: str = "") -> None:
+        """Burstable's cpu shares follow the cpu requests of the Burstable pods here."""
+        milli = sum(qos_cgroups.pod_cpu_request_milli(w.pod) for uid, w in self.workers.items()
+                    if uid != without and not w.done and qos_cgroups.qos_class(w.pod) == qos_cgroups.BURSTABLE
+                    and (w.last_status or {}).get("phase") not in ("Succeeded", "Failed"))
+        await asyncio.to_thread(qos_cgroups.update_qos_cgroups, self.cgroup_root, milli)
+
+    def evict(self, uid: str, message: str) -> bool:
+        """Have the pod's worker evict it (see PodWorker.evicted); False when the pod has
+        no running worker or is already ending."""
+        w = self.workers.get(uid)
+        if w is None or w.done or w.eviction is not None or \
+                (w.last_status or {}).get("phase") in ("Succeeded", "Failed"):
+            return False
+        w.eviction = message
+        w.wake.set()
+        return True
 
     def wake(self, uid: str) -> None:
         w = self.workers.get(uid)

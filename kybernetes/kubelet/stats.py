@@ -176,6 +176,20 @@ def build_summary(node: NodeSample, pods: list[PodSample]) -> Obj:
     return {"node": n, "pods": out_pods}
 
 
+def cpu_and_memory_only(summary: Obj) -> Obj:
+    """A summary cut down to node, pod and container CPU and memory (upstream's
+    `?only_cpu_and_memory=true`)."""
+    def keep(d: Obj, names: tuple[str, ...]) -> Obj:
+        return {k: v for k, v in d.items() if k in names}
+    node = keep(summary.get("node") or {}, ("nodeName", "startTime", "cpu", "memory", "systemContainers"))
+    pods = []
+    for p in summary.get("pods") or []:
+        q = keep(p, ("podRef", "startTime", "cpu", "memory"))
+        q["containers"] = [keep(c, ("name", "startTime", "cpu", "memory")) for c in p.get("containers") or []]
+        pods.append(q)
+    return {"node": node, "pods": pods}
+
+
 # ------------------------------------------------------------------ /metrics/resource
 
 

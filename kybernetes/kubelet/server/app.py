@@ -1,10 +1,13 @@
 """The kubelet's HTTPS API (port 10250 by default): /healthz, /pods, /containerLogs,
-/exec, /attach, /portForward.  Callers present a client certificate from the cluster CA
+/exec, /attach, /portForward, /stats/summary, /metrics/resource.  Callers present a client certificate from the cluster CA
 (or a bearer token, checked by TokenReview) and each request is authorized with a
 SubjectAccessReview, as upstream's webhook mode does.
 
 The serving certificate comes from a `CertSource` (a callable giving cert and key
-files), so a CSR-based serving cert can replace the CA-issued one without changes here.
+files): CA-issued, static files, or the newest certificate from a kubelet-serving CSR
+(`csr_cert_source`).  The server re-reads the source every `cert_check_interval` seconds
+(and on `reload_certificate()`) and new connections get a renewed certificate at once;
+without any certificate yet, handshakes fail until one arrives (as upstream).
 
     srv = KubeletServer(kubelet, cert_source=static_cert(crt, key), client_ca=ca_file, port=10250)
     await srv.start(); ...; await srv.stop()
@@ -12,6 +15,7 @@ files), so a CSR-based serving cert can replace the CA-issued one without change
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -22,6 +26,7 @@ from aiohttp import web
 
 from kybernetes.auth.tokens import bearer_token
 from kybernetes.cri import CRIError, pb
+from kybernetes.kubelet import stats
 from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
 from kybernetes.kubelet.prober.netns import sandbox_netns
 from kybernetes.kubelet.server import auth, logs, streams
@@ -57,6 +62,29 @@ def ca_issued_cert(ca_dir: Path, out_dir: Path, node_name: str, ips: Optional[li
     return source
 
 
+def csr_cert_source(pki_dir: Path, fallback: Optional[CertSource] = None) -> CertSource:
+    """The newest serving certificate from a CSR, `<pki_dir>/kubelet-server-current.pem`
+    (certificate and key in one file, see kubelet.certificate); `fallback` until there is
+    one, or FileNotFoundError."""
+    def source() -> tuple[Path, Path]:
+        cur = Path(pki_dir) / "kubelet-server-current.pem"
+        if cur.exists():
+            return cur, cur
+        if fallback is not None:
+            return fallback()
+        raise FileNotFoundError(f"no kubelet serving certificate yet ({cur})")
+    return source
+
+
+def _identity(cert: Path, key: Path) -> tuple:
+    """What changes when a certificate file is replaced (the symlink target, its mtime)."""
+    out = []
+    for p in (cert, key):
+        st = Path(p).stat()
+        out.append((str(Path(p).resolve()), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def _text(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text)
 
@@ -67,7 +95,7 @@ def _flag(q, name: str) -> bool:
 
 class KubeletServer:
     def __init__(self, kubelet, *, cert_source: CertSource, client_ca: Path, address: str = "0.0.0.0",
-                 port: int = DEFAULT_PORT, runtime_netns: Optional[str] = None):
+                 port: int = DEFAULT_PORT, runtime_netns: Optional[str] = None, cert_check_interval: float = 10.0):
         self.kl = kubelet
         self.cert_source, self.client_ca = cert_source, Path(client_ca)
         self.address, self.port = address, port
@@ -75,16 +103,50 @@ class KubeletServer:
         self.authn = auth.Authenticator(kubelet.client)
         self.authz = auth.Authorizer(kubelet.client, kubelet.node_name)
         self.runner: Optional[web.AppRunner] = None
+        self.cert_check_interval = cert_check_interval
+        self._ctx: Optional[ssl.SSLContext] = None
+        self._loaded: Optional[tuple] = None  # identity of the certificate files in use
+        self._watch: Optional[asyncio.Task] = None
 
     # ------------------------------------------------------------ life cycle
 
     def ssl_context(self) -> ssl.SSLContext:
-        cert, key = self.cert_source()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
         ctx.load_verify_locations(self.client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL
+        self._ctx = ctx
+        try:
+            self._load_certificate()
+        except FileNotFoundError as e:
+            log.warning("kubelet server starts without a serving certificate: %s", e)
         return ctx
+
+    def _load_certificate(self) -> bool:
+        """(Re)load the source's certificate into the live context if it changed; later
+        handshakes use it (the context is shared, connections made before keep theirs)."""
+        cert, key = self.cert_source()
+        ident = _identity(cert, key)
+        if ident == self._loaded or self._ctx is None:
+            return False
+        self._ctx.load_cert_chain(cert, key)
+        self._loaded = ident
+        return True
+
+    async def reload_certificate(self) -> bool:
+        """Pick up a new serving certificate now; True when it changed."""
+        try:
+            changed = await asyncio.to_thread(self._load_certificate)
+        except (OSError, ssl.SSLError) as e:  # a half-written or missing pair: keep the old one
+            log.warning("kubelet serving certificate not reloaded: %s", e)
+            return False
+        if changed:
+            log.info("kubelet server: serving certificate loaded")
+        return changed
+
+    async def _watch_certificate(self) -> None:
+        while True:
+            await asyncio.sleep(self.cert_check_interval)
+            await self.reload_certificate()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
@@ -97,6 +159,8 @@ class KubeletServer:
             r.add_route("*", "/%s/{ns}/{pod}/{uid}/{container}" % verb, self.remotecommand)
         r.add_route("*", "/portForward/{ns}/{pod}", self.portforward)
         r.add_route("*", "/portForward/{ns}/{pod}/{uid}", self.portforward)
+        r.add_get("/stats/summary", self.stats_summary)
+        r.add_get("/metrics/resource", self.metrics_resource)
         return app
 
     async def start(self) -> int:
@@ -107,10 +171,15 @@ class KubeletServer:
         site = web.TCPSite(self.runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
         await site.start()
         self.port = self.runner.addresses[0][1]
+        self._watch = asyncio.ensure_future(self._watch_certificate())
         log.info("kubelet server on %s:%d", self.address, self.port)
         return self.port
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -157,6 +226,22 @@ class KubeletServer:
     async def pods(self, request: web.Request) -> web.Response:
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.kl.informer.list()}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        """The Summary API (statsapi/v1alpha1); `only_cpu_and_memory=true` keeps just the
+        CPU and memory figures, as upstream's cheaper variant does."""
+        try:
+            body = await self.kl.stats.summary()
+        except Exception as e:  # noqa: BLE001 - upstream answers 500 with the error text
+            log.warning("stats summary: %s", e)
+            return _text(500, f"Internal Error: failed to get summary stats: {e}")
+        if _flag(request.query, "only_cpu_and_memory"):
+            body = stats.cpu_and_memory_only(body)
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        text = await self.kl.stats.resource_metrics()
+        return web.Response(body=text.encode(), headers={"Content-Type": stats.RESOURCE_METRICS_CONTENT_TYPE})
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]

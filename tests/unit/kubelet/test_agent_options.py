@@ -1,4 +1,4 @@
-"""Kubelet flags of `kyb agent`/`kyb server`: image GC policy and static pod directory."""
+"""Kubelet flags of `kyb agent`/`kyb server`: image GC policy, static pod directory, eviction."""
 
 from __future__ import annotations
 
@@ -34,3 +34,17 @@ def test_flags():
 def test_bad_thresholds():
     with pytest.raises(ValueError, match="LowThresholdPercent 95 can not be higher than HighThresholdPercent 85"):
         parse("--image-gc-low-threshold", "95")
+
+
+def test_eviction_flags():
+    opts = parse()
+    assert [str(t) for t in opts["eviction_hard"]] == ["memory.available<100Mi", "nodefs.available<10%",
+                                                       "nodefs.inodesFree<5%", "imagefs.available<15%",
+                                                       "imagefs.inodesFree<5%"]
+    assert opts["eviction_pressure_transition_period"] == 300.0
+    opts = parse("--eviction-hard", "memory.available<1Gi", "--eviction-pressure-transition-period", "30s")
+    assert [str(t) for t in opts["eviction_hard"]] == ["memory.available<1Gi"]
+    assert opts["eviction_pressure_transition_period"] == 30.0
+    assert parse("--eviction-hard", "")["eviction_hard"] == []
+    with pytest.raises(ValueError, match="--eviction-hard: unsupported eviction signal cpu"):
+        parse("--eviction-hard", "cpu<1")

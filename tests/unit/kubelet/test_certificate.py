@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -76,3 +77,27 @@ def test_outcome():
                      "status": {"conditions": [{"type": "Denied", "reason": "R", "message": "M"}]}})
     with pytest.raises(kc.BootstrapError, match="failed"):
         kc._outcome({"metadata": {"name": "c"}, "status": {"conditions": [{"type": "Failed"}]}})
+
+
+def test_serving_manager_due():
+    m = kc.ServingCertificateManager(None, "n1", "/nonexistent", dns=("n1",), ips=())
+    assert m.due(None) == 0.0
+    creds = _issue(1000)
+    cert = creds.cert
+    start, life = cert.not_valid_before_utc, cert.not_valid_after_utc - cert.not_valid_before_utc
+    # before 70% of the lifetime: wait; past 84%: due now; expired: due now
+    assert m.due(creds, start + life * 0.1) >= (life * 0.6).total_seconds()
+    assert m.due(creds, start + life * 0.85) == 0.0
+    assert m.due(creds, start + life * 1.5) == 0.0
+
+
+def test_csr_cert_source(tmp_path):
+    from kybernetes.kubelet.server.app import csr_cert_source
+
+    with pytest.raises(FileNotFoundError):
+        csr_cert_source(tmp_path)()
+    fb = (tmp_path / "a.crt", tmp_path / "a.key")
+    assert csr_cert_source(tmp_path, fallback=lambda: fb)() == fb
+    kc.CertificateStore(tmp_path, "kubelet-server").save(_issue(1000))
+    cur = tmp_path / "kubelet-server-current.pem"
+    assert csr_cert_source(tmp_path, fallback=lambda: fb)() == (cur, cur)
