@@ -30,20 +30,8 @@ import re
 from typing import Any, Iterable, Optional
 
 from kybernetes.api.goformat import go_quote
-from kybernetes.api.names import (  # also re-exported: callers import them from here
-    regex_error,
-    max_len_error,
-    max_bytes_error,
-    is_dns1123_label,
-    is_dns1123_subdomain,
-    is_dns1035_label,
-    is_qualified_name,
-    is_valid_label_value,
-    is_path_segment_name,
-    is_path_segment_prefix,
-    name_errors,
-    _blen,
-)
+from kybernetes.api import names as _names
+from kybernetes.api.names import _blen, is_dns1123_label, is_qualified_name, is_valid_label_value, name_errors
 from kybernetes.api import schema as _schema
 from kybernetes.registry.base import Cause
 
@@ -59,20 +47,12 @@ TOO_LONG = "FieldValueTooLong"
 # not 422 Invalid). validate_schema uses FieldValueInvalid only for these.
 DECODE_ERROR_REASON = INVALID
 
-# Names kept importable from this module for existing callers.
-_REEXPORTED = (
-    regex_error,
-    max_len_error,
-    max_bytes_error,
-    is_dns1123_label,
-    is_dns1123_subdomain,
-    is_dns1035_label,
-    is_qualified_name,
-    is_valid_label_value,
-    is_path_segment_name,
-    is_path_segment_prefix,
-    name_errors,
-)
+
+def __getattr__(name: str) -> Any:
+    # The name and label syntax checks moved to api/names.py; callers may still import them from here.
+    if not name.startswith("_") and callable(getattr(_names, name, None)):
+        return getattr(_names, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ================================================================ field errors
