@@ -11,8 +11,13 @@ from kybernetes.api import validation as v
 from kybernetes.api.goformat import go_quote
 from kybernetes.registry._workloads import validate_label_selector
 from kybernetes.registry.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
     Cause,
+    Column,
     Obj,
+    Strategy,
+    age_of,
     duplicate,
     invalid,
     not_supported,
@@ -307,3 +312,35 @@ def validate_configuration(obj: Obj, *, mutating: bool, old: Optional[Obj] = Non
                 causes.append(duplicate(f"{path}.name", name))
             seen.add(name)
     return causes
+
+
+class WebhookConfigurationStrategy(Strategy):
+    """What Mutating- and ValidatingWebhookConfigurations share (cluster-scoped, a list of
+    webhooks, no spec); subclasses name the kind and set `mutating`."""
+
+    group = "admissionregistration.k8s.io"
+    version = "v1"
+    namespaced = False
+    categories = ("api-extensions",)
+    mutating = False
+    columns = (
+        NAME_COLUMN,
+        Column("Webhooks", "integer", "", "Webhooks indicates the number of webhooks included in this configuration"),
+        AGE_COLUMN,
+    )
+
+    def default(self, obj: Obj) -> None:
+        default_configuration(obj, mutating=self.mutating)
+
+    def generation_changes(self, new: Obj, old: Obj) -> bool:
+        # no spec: upstream moves generation when the webhooks change
+        return new.get("webhooks") != old.get("webhooks")
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validate_configuration(obj, mutating=self.mutating)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validate_configuration(new, mutating=self.mutating, old=old)
+
+    def row(self, obj: Obj) -> list[Any]:
+        return [obj["metadata"]["name"], len(obj.get("webhooks") or []), age_of(obj)]

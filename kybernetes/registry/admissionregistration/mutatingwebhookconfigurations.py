@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kybernetes.registry.admissionregistration import _webhooks
-from kybernetes.registry.base import AGE_COLUMN, NAME_COLUMN, Cause, Column, Obj, Strategy, age_of
+from kybernetes.registry.admissionregistration._webhooks import WebhookConfigurationStrategy
 
 
-class MutatingWebhookConfigurationStrategy(Strategy):
+class MutatingWebhookConfigurationStrategy(WebhookConfigurationStrategy):
     """admissionregistration.k8s.io/v1 MutatingWebhookConfiguration (cluster-scoped)."""
 
-    group = "admissionregistration.k8s.io"
-    version = "v1"
     kind = "MutatingWebhookConfiguration"
     resource = "mutatingwebhookconfigurations"
     singular = "mutatingwebhookconfiguration"
-    namespaced = False
-    categories = ("api-extensions",)
-    columns = (
-        NAME_COLUMN,
-        Column("Webhooks", "integer", "", "Webhooks indicates the number of webhooks included in this configuration"),
-        AGE_COLUMN,
-    )
-
-    def default(self, obj: Obj) -> None:
-        _webhooks.default_configuration(obj, mutating=True)
-
-    def generation_changes(self, new: Obj, old: Obj) -> bool:
-        # no spec: upstream moves generation when the webhooks change
-        return new.get("webhooks") != old.get("webhooks")
-
-    def validate(self, obj: Obj) -> list[Cause]:
-        return _webhooks.validate_configuration(obj, mutating=True)
-
-    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return _webhooks.validate_configuration(new, mutating=True, old=old)
-
-    def row(self, obj: Obj) -> list[Any]:
-        return [obj["metadata"]["name"], len(obj.get("webhooks") or []), age_of(obj)]
+    mutating = True
