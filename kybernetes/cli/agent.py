@@ -101,6 +101,9 @@ class NodeAgent:
         self.certificates = certificates
 
     async def stop(self, *, remove_pods: bool = True) -> None:
+        workers = getattr(self.kubelet, "workers", None)
+        # the pod cgroups, while the kubelet still knows its pods (stopping forgets them)
+        cgroups = [workers.cgroup_parent(uid, w.pod) for uid, w in workers.workers.items()] if workers else []
         try:
             if self.certificates is not None:
                 await self.certificates.stop()
@@ -108,6 +111,13 @@ class NodeAgent:
         finally:
             try:
                 await self.runtime.stop(remove_pods=remove_pods)
+                if remove_pods and getattr(self.runtime, "owned", False):
+                    # the pods are gone with the containerd we ran: release their volume
+                    # tmpfs mounts too (a restart's orphan cleanup removes the directories)
+                    from kybernetes.kubelet import runtime_cleanup
+                    await asyncio.to_thread(runtime_cleanup.unmount_under, self.kubelet.volumes.root)
+                    for cg in cgroups:
+                        await asyncio.to_thread(runtime_cleanup.remove_cgroup, cg.lstrip("/"))
             finally:
                 try:
                     if self.bridge and remove_pods:

@@ -190,7 +190,11 @@ class NodeStatusManager:
         status = await self.build_status(cur.get("status"))
         loop = asyncio.get_running_loop()
         comparable = _strip_times(status)
-        if not force and comparable == self._last_status and loop.time() - self._last_write < 60:
+        # compare with the node as the API has it too, not only with our last write: the
+        # node lifecycle controller sets Ready=Unknown when heartbeats stop (upstream's
+        # kubelet likewise rebuilds and posts from the current node)
+        drifted = _condition_states(status, cur.get("status") or {}) != _condition_states(status, status)
+        if not force and not drifted and comparable == self._last_status and loop.time() - self._last_write < 60:
             return
         await self.nodes.patch(self.node_name, {"status": status}, "merge", subresource="status")
         self._last_status = comparable
@@ -232,6 +236,16 @@ class NodeStatusManager:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+
+def _condition_states(ours: Obj, status: Obj) -> dict[str, tuple]:
+    """(status, reason, message) of each condition type the kubelet posts (`ours`), in `status`."""
+    have = {c.get("type"): c for c in status.get("conditions") or []}
+    out = {}
+    for c in ours.get("conditions") or []:
+        h = have.get(c["type"]) or {}
+        out[c["type"]] = (h.get("status"), h.get("reason"), h.get("message"))
+    return out
 
 
 def _strip_times(status: Obj) -> Obj:

@@ -181,6 +181,24 @@ def pod_phase(pod: Obj, init_statuses: list[Obj], statuses: list[Obj], *, init_f
     return "Pending"
 
 
+def status_drifted(ours: Obj, stored: Obj, current: Obj) -> bool:
+    """Whether the API's pod status `current` no longer shows the kubelet's last write:
+    `ours` is the status the kubelet sent, `stored` the same as the API answered it (so the
+    server's defaulting and dropped nulls count as no change).  Only the fields and the
+    condition types the kubelet wrote are compared; e.g. the node lifecycle controller's
+    Ready=False (NodeNotReady) after a missed heartbeat is drift, a readiness gate or a
+    DisruptionTarget condition set by someone else is not."""
+    for k, v in ours.items():
+        if k == "conditions":
+            was = {c.get("type"): c for c in stored.get("conditions") or []}
+            now_ = {c.get("type"): c for c in current.get("conditions") or []}
+            if any(was.get(c.get("type")) != now_.get(c.get("type")) for c in v or []):
+                return True
+        elif stored.get(k) != current.get(k):
+            return True
+    return False
+
+
 def _cond(ctype: str, ok: bool, reason: str = "", old: Optional[list[Obj]] = None) -> Obj:
     status = "True" if ok else "False"
     prev = next((c for c in old or [] if c.get("type") == ctype), None)

@@ -58,6 +58,8 @@ class PodWorker:
         self.wake.set()
         self.task: Optional[asyncio.Task] = None
         self.last_status: Optional[Obj] = None
+        self.written_over_rv: Optional[str] = None  # resourceVersion of self.pod when last_status was written
+        self.stored_status: Optional[Obj] = None    # last_status as the API stored it (the patch's answer)
         self.backoff: dict[str, tuple[float, float]] = {}  # container -> (delay, not_before)
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
@@ -74,12 +76,21 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         old, self.pod = self.pod, pod
         if self.last_status is not None and _status_only_change(old, pod) and \
-                (pod.get("status") or {}).get("phase") == self.last_status.get("phase"):
+                not self.status_drifted(pod):
             # our own status write coming back through the watch: nothing to drive (as
             # upstream, where status updates never reach the pod workers); with many pods
-            # starting at once a full resync per echo crowds the CRI
+            # starting at once a full resync per echo crowds the CRI.  A status someone
+            # else changed (the node lifecycle controller's Ready=False) does wake the
+            # worker, which writes the kubelet's view back.
             return
         self.wake.set()
+
+    def status_drifted(self, pod: Obj) -> bool:
+        """Whether `pod` (as the informer has it) no longer shows the status the kubelet
+        last wrote, in the fields and conditions the kubelet owns."""
+        if self.last_status is None:
+            return False
+        return ps.status_drifted(self.last_status, self.stored_status or self.last_status, pod.get("status") or {})
 
     def event(self, etype: str, reason: str, message: str, container: Optional[str] = None) -> None:
         if self.w.events is not None:
@@ -576,14 +587,20 @@ class PodWorker:
             status["conditions"].append({"type": "DisruptionTarget", "status": "True",
                                          "reason": "TerminationByKubelet", "message": terminal[1],
                                          "lastProbeTime": None, "lastTransitionTime": ps.now()})
-        if status == self.last_status:
-            return
         meta = self.pod["metadata"]
+        if status == self.last_status and (meta.get("resourceVersion") == self.written_over_rv or
+                                           not self.status_drifted(self.pod)):
+            # unchanged, and the API still shows it (as upstream, compare with the API's
+            # status, not only our last write); before our write's echo arrives the
+            # informer's pod is older than the write and proves nothing
+            return
         try:
-            await self.w.pods.patch(meta["name"], {"status": status}, "merge", meta["namespace"], "status")
+            resp = await self.w.pods.patch(meta["name"], {"status": status}, "merge", meta["namespace"], "status")
         except NotFound:
             return
         self.last_status = status
+        self.stored_status = (resp.get("status") if isinstance(resp, dict) else None) or status
+        self.written_over_rv = meta.get("resourceVersion")
         if phase in ("Succeeded", "Failed") and not final:
             await self.kill(grace=self.grace_period(), keep_sandbox_record=True)  # sidecars still run
             # the final status shows the sidecars stopped too
