@@ -41,13 +41,18 @@ def _node_conditions(now: str) -> list[Obj]:
     return conds
 
 
+def pod_cidr_for(index: int) -> ipaddress.IPv4Network:
+    """The simulated node's pod CIDR: one /24 per node out of 10.128.0.0/9, distinct for up
+    to 32,768 nodes (outside the cluster CIDR 10.42.0.0/16 and the service CIDR)."""
+    return ipaddress.ip_network((int(ipaddress.ip_address("10.128.0.0")) + (index % 32768) * 256, 24))
+
+
 def node_object(name: str, index: int, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
                 extended: Optional[Mapping[str, str]] = None, labels: Optional[Mapping[str, str]] = None,
                 taints: Sequence[Obj] = (), zones: int = 0) -> Obj:
     cap = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "100Gi", **(extended or {})}
     now = _now()
-    cidr = ipaddress.ip_network("10.244.0.0/16").subnets(new_prefix=24)
-    pod_cidr = str(next(c for i, c in enumerate(cidr) if i == index % 256))
+    pod_cidr = str(pod_cidr_for(index))
     conds = _node_conditions(now)
     return {
         "apiVersion": "v1", "kind": "Node",
@@ -276,7 +281,7 @@ class SimNodes:
         meta = pod["metadata"]
         now = _now()
         idx = self._index[pod["spec"]["nodeName"]]
-        ip = f"10.244.{idx % 256}.{(zlib.crc32(key.encode()) % 250) + 2}"
+        ip = str(pod_cidr_for(idx).network_address + (zlib.crc32(key.encode()) % 250) + 2)
         statuses = [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0,
                      "started": True, "containerID": f"sim://{meta.get('uid', '')}-{c['name']}",
                      "state": {"running": {"startedAt": now}}} for c in pod["spec"].get("containers") or []]
