@@ -18,6 +18,7 @@ from kybernetes.admission.defaulttolerationseconds import DefaultTolerationSecon
 from kybernetes.admission.limitranger import LimitRanger
 from kybernetes.admission.policy import ValidatingAdmissionPolicy
 from kybernetes.admission.priority import Priority, bootstrap_system_classes
+from kybernetes.admission.resourcequota import ResourceQuota
 from kybernetes.admission.serviceaccount import ServiceAccount
 from kybernetes.admission.webhooks import WebhookAdmission
 from kybernetes.apiserver.objects import ObjectStore
@@ -36,7 +37,7 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, podse
         DefaultStorageClass(objects),
         ValidatingAdmissionPolicy(objects),  # validates before the validating webhooks, as upstream
         WebhookAdmission(objects),  # MutatingAdmissionWebhook (admit), ValidatingAdmissionWebhook (validate)
-        __import__("kybernetes.admission.resourcequota", fromlist=["ResourceQuota"]).ResourceQuota(objects),
+        ResourceQuota(objects),
     ]
 
 
