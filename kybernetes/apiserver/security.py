@@ -7,7 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from kybernetes.apiserver.objects import ObjectStore, object_key
 from kybernetes.auth import bootstrap_policy
@@ -71,11 +71,12 @@ class Security:
         return await self.chain.authorize(attributes_from_dict(user, attrs))
 
 
-async def build(objects: ObjectStore, *, sa_key: Path, sa_pub: Path, authorization_mode: str,
+async def build(objects: ObjectStore, *, sa_key: Path, sa_pub: Union[Path, Sequence[Path]], authorization_mode: str,
                 token_auth_file: str = "", issuer: str = "", anonymous: bool = True) -> Security:
     """Authenticators and the authorizer chain; call after the system namespaces exist."""
     token_issuer = await asyncio.to_thread(TokenIssuer.from_file, sa_key, issuer or DEFAULT_ISSUER)
-    public_keys = await asyncio.to_thread(load_public_keys, sa_pub)
+    pub_files = [sa_pub] if isinstance(sa_pub, (str, Path)) else list(sa_pub)
+    public_keys = [k for f in pub_files for k in await asyncio.to_thread(load_public_keys, f)]
     lookup = CacheLookup(objects)
     authenticators: list[Any] = []
     if token_auth_file:

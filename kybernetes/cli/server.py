@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
                    help="serve unauthenticated requests as system:anonymous (default true)")
     p.add_argument("--service-account-issuer", default="")
+    p.add_argument("--service-account-signing-key-file", default="",
+                   help="private key that signs service-account tokens (default: DATA/tls/sa.key, generated)")
+    p.add_argument("--service-account-key-file", action="append", default=[],
+                   help="PEM file of public keys (or certificates, private keys) that verify service-account "
+                        "tokens; repeatable (default: the signing key's public half)")
     p.add_argument("--cluster-signing-duration", default="8760h",
                    help="validity of certificates the built-in CSR signers issue (Go duration, default 8760h)")
     p.add_argument("--log-level", default=os.environ.get("KYB_LOG_LEVEL", "INFO"))
@@ -243,7 +248,9 @@ class Server:
             import functools
 
             from kybernetes.client.leaderelection import parse_duration
+            from kybernetes.auth.serviceaccount_tokens import LEGACY_ISSUER, TokenIssuer
             from kybernetes.controllers.csrsigning import CSRSigningController
+            from kybernetes.controllers.sa_tokens import TokensController
             from kybernetes.controllers.manager import default_controllers, start_controller_manager
 
             ca = await asyncio.to_thread(pki.load_ca, self.data_dir)
@@ -254,7 +261,10 @@ class Server:
             controllers = default_controllers(root_ca=paths.ca_cert.read_bytes(), node_monitor_grace_period=grace,
                                               cluster_cidr=args.cluster_cidr,
                                               node_cidr_mask_size=args.node_cidr_mask_size or None) + [
-                functools.partial(CSRSigningController, ca=ca, duration=self._signing_duration())]
+                functools.partial(CSRSigningController, ca=ca, duration=self._signing_duration()),
+                functools.partial(TokensController, issuer=await asyncio.to_thread(
+                    TokenIssuer.from_file, self._service_account_keys(paths)[0], LEGACY_ISSUER),
+                                  root_ca=paths.ca_cert.read_bytes())]
             if args.leader_elect:
                 self.controller_manager = await self._elected_controller_manager(cm_kc, controllers)
             else:
@@ -379,6 +389,16 @@ class Server:
         except ValueError as e:
             raise SystemExit(f"kyb server: {e}") from None
 
+    def _service_account_keys(self, paths) -> tuple[Path, list[Path]]:
+        """The service-account signing key and the files of verifying keys: the flags when
+        given (upstream --service-account-signing-key-file / --service-account-key-file),
+        else the generated pair under DATA/tls."""
+        key = Path(self.args.service_account_signing_key_file) if self.args.service_account_signing_key_file \
+            else paths.sa_key
+        pubs = [Path(f) for f in self.args.service_account_key_file] or \
+            ([key] if self.args.service_account_signing_key_file else [paths.sa_pub])
+        return key, pubs
+
     async def _elected_controller_manager(self, kc_path: Path, controllers):
         """The controller manager under the `kube-controller-manager` Lease; waits for the
         first round of the election (so a sole server's controllers run before it reports
@@ -427,7 +447,8 @@ class Server:
         args = self.args
         await security.reconcile_bootstrap_policy(self.objects)
         await security.ensure_kubelet_bootstrap_bindings(self.objects)
-        sec = await security.build(self.objects, sa_key=paths.sa_key, sa_pub=paths.sa_pub,
+        sa_key, sa_pubs = self._service_account_keys(paths)
+        sec = await security.build(self.objects, sa_key=sa_key, sa_pub=sa_pubs,
                                    authorization_mode=args.authorization_mode,
                                    token_auth_file=args.token_auth_file, issuer=args.service_account_issuer,
                                    anonymous=args.anonymous_auth)

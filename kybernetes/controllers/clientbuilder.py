@@ -57,6 +57,10 @@ CONTROLLER_SERVICE_ACCOUNTS = {
     "csrcleaner": "certificate-controller",
 }
 
+# Controllers upstream runs with the controller manager's own credentials (the root client
+# builder), not a service account of their own.
+RUNS_AS_MANAGER = {"tokens-controller"}
+
 
 def service_account_for(spec: Any) -> Optional[str]:
     """The service account a controller factory (class, partial or instance) runs as."""

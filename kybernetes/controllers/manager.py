@@ -149,8 +149,10 @@ class ControllerManager:
     async def _client_for(self, spec: Any) -> Client:
         if self.client_builder is None:
             return self.client
-        from kybernetes.controllers.clientbuilder import service_account_for
+        from kybernetes.controllers.clientbuilder import RUNS_AS_MANAGER, service_account_for
 
+        if (getattr(spec, "name", None) or getattr(getattr(spec, "func", None), "name", None)) in RUNS_AS_MANAGER:
+            return self.client
         sa = service_account_for(spec)
         if sa is None:
             log.warning("controller manager: no service account known for %r; it runs as the manager", spec)
