@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 
@@ -24,3 +25,41 @@ async def pod_events(client, name, namespace="default"):
     return [(e["type"], e["reason"], e["message"], e["involvedObject"].get("fieldPath", ""), e.get("count"))
             for e in evs["items"] if e["involvedObject"].get("name") == name
             and e["involvedObject"].get("kind") == "Pod"]
+
+
+@contextlib.asynccontextmanager
+async def serving_kubelet(env, tmp_path, node_name):
+    """A kubelet for `node_name` with its HTTPS server on a free loopback port (serving cert
+    from the cluster CA), on the suite's containerd; yields (client, kubelet, pods handle,
+    names). Pods whose names the test appends to `names` are deleted afterwards, and the
+    kubelet stops only once their sandboxes are gone."""
+    from kybernetes.client import Client
+    from kybernetes.kubelet.kubelet import Kubelet
+    from kybernetes.kubelet.server.app import ca_issued_cert
+
+    srv, rt = env["srv"], env["rt"]
+    tls = srv.data_dir / "tls"
+    async with Client.from_kubeconfig(srv.kubeconfig) as cl:
+        kl = Kubelet(cl, rt.endpoint, node_name=node_name, data_dir=env["data_dir"], node_ip="127.0.0.1",
+                     pod_log_root=rt.pod_log_root, cgroup_root=env["name"],
+                     cert_source=ca_issued_cert(tls, tmp_path / "kl-tls", node_name, ["127.0.0.1"]),
+                     client_ca=tls / "ca.crt", server_address="127.0.0.1", server_port=0,
+                     runtime_netns=rt.netns)
+        await kl.start()
+        pods = cl.resource("", "v1", "pods", namespaced=True)
+        names: list[str] = []
+        try:
+            yield cl, kl, pods, names
+        finally:
+            for n in names:
+                try:
+                    await pods.delete(n, "default", grace_period_seconds=0)
+                except Exception:
+                    pass
+
+            async def none_left():
+                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
+            try:
+                await wait_for(none_left, 60)
+            finally:
+                await kl.stop()

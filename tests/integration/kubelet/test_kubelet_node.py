@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import serving_kubelet, wait_for
 from kybernetes.auth import pki
 from kybernetes.client import Client
 from kybernetes.kubelet.kubelet import Kubelet
-from kybernetes.kubelet.server.app import ca_issued_cert
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containerd, runc, network namespaces)")]
@@ -53,32 +52,8 @@ async def kubectl(srv, *args, **kw):
 
 @pytest.fixture
 async def node(env, tmp_path):
-    srv, rt = env["srv"], env["rt"]
-    tls = srv.data_dir / "tls"
-    async with Client.from_kubeconfig(srv.kubeconfig) as cl:
-        kl = Kubelet(cl, rt.endpoint, node_name=NODE, data_dir=env["data_dir"], node_ip="127.0.0.1",
-                     pod_log_root=rt.pod_log_root, cgroup_root=env["name"],
-                     cert_source=ca_issued_cert(tls, tmp_path / "kl-tls", NODE, ["127.0.0.1"]),
-                     client_ca=tls / "ca.crt", server_address="127.0.0.1", server_port=0,
-                     runtime_netns=rt.netns)
-        await kl.start()
-        pods = cl.resource("", "v1", "pods", namespaced=True)
-        names: list[str] = []
-        try:
-            yield cl, kl, pods, names
-        finally:
-            for n in names:
-                try:
-                    await pods.delete(n, "default", grace_period_seconds=0)
-                except Exception:
-                    pass
-
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+    async with serving_kubelet(env, tmp_path, NODE) as n:
+        yield n
 
 
 async def running(pods, name):
