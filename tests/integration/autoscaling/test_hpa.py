@@ -102,7 +102,11 @@ async def test_clamped_into_min_max_without_metrics(kyb, client, namespace):
     h = await wait_until(client, [(HPA, namespace)], recorded, what="SucceededRescale")
     assert cond(h, "AbleToScale")["message"] == "the HPA controller was able to update the target scale to 3"
     assert h["status"]["desiredReplicas"] == 3 and h["status"]["lastScaleTime"]
-    [ev] = await events_with(client, namespace, {"SuccessfulRescale"})
+    # the recorder writes events in the background: wait for it like any other watcher
+    async def rescale_event():
+        return await events_with(client, namespace, {"SuccessfulRescale"}) or None
+
+    [ev] = await wait_until(client, [(EVENTS, namespace)], rescale_event, what="SuccessfulRescale event")
     assert ev["message"] == "New size: 3; reason: Current number of replicas below Spec.MinReplicas"
 
 
