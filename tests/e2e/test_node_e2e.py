@@ -125,6 +125,10 @@ def test_whole_node(tmp_path):
     node = Node(netns, data_dir)
     containerd_pid = None
     cgroups: list[str] = []
+    # the QoS class cgroups the kubelet creates (children first); removed afterwards if this
+    # test brought them into being and they are empty
+    qos_classes = ("kubepods/besteffort", "kubepods/burstable", "kubepods")
+    existed = {c: bool(cleanup.cgroup_dirs(c)) for c in qos_classes}
     _run("ip", "netns", "add", netns)
     try:
         _run("ip", "-n", netns, "link", "set", "lo", "up")
@@ -216,4 +220,8 @@ def test_whole_node(tmp_path):
         cleanup.unmount_under(data_dir)
         for cg in cgroups:
             cleanup.remove_cgroup(cg.lstrip("/"))
+        for c in qos_classes:
+            dirs = cleanup.cgroup_dirs(c)
+            if not existed[c] and not any(p.is_dir() for d in dirs for p in d.iterdir()):
+                cleanup.remove_cgroup(c, kill=False)
         _run("ip", "netns", "del", netns, check=False)
