@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import pod_dns, qos_cgroups
+from kybernetes.kubelet import pod_dns, qos_cgroups, security_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -318,7 +318,8 @@ class PodWorker:
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
+                    namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD),
+                    **security_context.sandbox_identity(self.pod))),
         )
 
     def dns_config(self) -> "pb.DNSConfig":
@@ -395,7 +396,8 @@ class PodWorker:
             labels={L_UID: self.uid, L_CONTAINER: c["name"], L_KIND: kind,
                     L_NAME: self.pod["metadata"]["name"], L_NS: self.pod["metadata"]["namespace"]},
             stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), tty=bool(c.get("tty")),
-            linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(**res)),
+            linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(**res),
+                                          security_context=security_context.container_security_context(self.pod, c)),
         )
         try:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)

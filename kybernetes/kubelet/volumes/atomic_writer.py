@@ -12,13 +12,16 @@ writes a fresh timestamped directory, then renames a new `..data_tmp` symlink ov
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Optional
+
+from kybernetes.kubelet.volumes.ownership import RO_MASK, set_volume_ownership
 
 DATA_DIR = "..data"
 DATA_TMP = "..data_tmp"
@@ -60,6 +63,13 @@ def _read_current(ts_dir: Path) -> dict[str, FileProjection]:
     return out
 
 
+def _same(current: Mapping[str, FileProjection], payload: Mapping[str, FileProjection], mask: int) -> bool:
+    if current.keys() != payload.keys():
+        return False
+    return all(c.data == payload[k].data and (c.mode | mask) == (payload[k].mode | mask)
+               for k, c in current.items())
+
+
 def _visible_roots(payload: Mapping[str, object]) -> set[str]:
     return {p.split("/", 1)[0] for p in payload}
 
@@ -77,14 +87,19 @@ class AtomicWriter:
             return {}
         return _read_current(self.target / os.readlink(link))
 
-    def write(self, payload: Mapping[str, FileProjection]) -> bool:
-        """Project `payload` (relative path -> file); True if anything changed on disk."""
+    def write(self, payload: Mapping[str, FileProjection], *, set_perms: Optional[Callable[[], None]] = None,
+              mode_mask: int = 0) -> bool:
+        """Project `payload` (relative path -> file); True if anything changed on disk.
+
+        `set_perms` runs once the new files are written and before `..data` switches to
+        them (fsGroup ownership, so no reader sees files without it); `mode_mask` holds the
+        mode bits it adds, which do not count as a change of the payload."""
         for p in payload:
             validate_path(p)
         clean = {os.path.normpath(p): f for p, f in payload.items()}
         link = self.target / DATA_DIR
         old_ts = os.readlink(link) if link.is_symlink() else None
-        if old_ts is not None and _read_current(self.target / old_ts) == clean:
+        if old_ts is not None and _same(_read_current(self.target / old_ts), clean, mode_mask):
             self._link_visible(clean)  # repair user-visible links someone removed
             return False
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("..%Y_%m_%d_%H_%M_%S.")
@@ -96,6 +111,8 @@ class AtomicWriter:
                 dest.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
                 dest.write_bytes(f.data)
                 dest.chmod(f.mode)
+            if set_perms is not None:
+                set_perms()
             tmp = self.target / DATA_TMP
             if tmp.is_symlink() or tmp.exists():
                 tmp.unlink()
@@ -125,3 +142,16 @@ class AtomicWriter:
                 entry.unlink()
             elif entry.name == old_ts:
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+async def write_volume(target: os.PathLike | str, payload: Mapping[str, FileProjection],
+                       fs_group: Optional[int] = None) -> bool:
+    """Write an API data volume (configMap, secret, downwardAPI, projected) in a thread.
+    With a pod fsGroup the whole volume gets it (group read: these volumes are read-only)
+    before `..data` switches, on every update, as upstream's setPerms hook."""
+    set_perms = None
+    if fs_group is not None:
+        def set_perms() -> None:
+            set_volume_ownership(target, fs_group, read_only=True)
+    return await asyncio.to_thread(AtomicWriter(target).write, payload, set_perms=set_perms,
+                                   mode_mask=RO_MASK if fs_group is not None else 0)

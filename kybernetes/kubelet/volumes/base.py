@@ -8,11 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from kybernetes.kubelet.volumes.ownership import pod_fs_group
+
 Obj = dict[str, Any]
 
 
 class VolumeError(Exception):
     """A volume could not be set up; the message is upstream's MountVolume.SetUp wording."""
+
+
+class MountError(VolumeError):
+    """A failure already worded in full as upstream's operation executor does it
+    (`MountVolume.NewMounter initialization failed for volume "pv-1" : ...`), for volumes
+    whose upstream name is not the pod's volume name (a PersistentVolume's)."""
+
+    def __init__(self, operation: str, volume: str, why: str):
+        super().__init__(f'{operation} failed for volume "{volume}" : {why}')
 
 
 @dataclass
@@ -29,6 +40,15 @@ class VolumeContext:
     @property
     def namespace(self) -> str:
         return self.pod["metadata"]["namespace"]
+
+    @property
+    def fs_group(self) -> Optional[int]:
+        """The pod's securityContext.fsGroup (None when unset)."""
+        return pod_fs_group(self.pod)[0]
+
+    @property
+    def fs_group_policy(self) -> str:
+        return pod_fs_group(self.pod)[1]
 
     def volume_dir(self, plugin: str, name: str) -> Path:
         """Upstream's layout: pods/<uid>/volumes/kubernetes.io~<plugin>/<name>."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter
+from kybernetes.kubelet.volumes.atomic_writer import write_volume
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, configmap_data, key_payload
 
@@ -30,5 +30,5 @@ async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
     files = await payload(ctx, src, DEFAULT_MODE if mode is None else int(mode))
     d: Path = ctx.volume_dir(PLUGIN, vol["name"])
     d.mkdir(parents=True, exist_ok=True)
-    AtomicWriter(d).write(files)
+    await write_volume(d, files, ctx.fs_group)
     return MountedVolume(d, read_only=True)

@@ -3,7 +3,7 @@ as files, refreshed so label and annotation changes show up."""
 
 from __future__ import annotations
 
-from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter
+from kybernetes.kubelet.volumes.atomic_writer import write_volume
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, downward_payload
 
@@ -17,5 +17,5 @@ async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
                              ctx.node_allocatable())
     d = ctx.volume_dir(PLUGIN, vol["name"])
     d.mkdir(parents=True, exist_ok=True)
-    AtomicWriter(d).write(files)
+    await write_volume(d, files, ctx.fs_group)
     return MountedVolume(d, read_only=True)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Optional
 
+from kybernetes.kubelet.volumes import ownership
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
 from kybernetes.scheduler.resources import parse_quantity
 
@@ -26,18 +27,19 @@ def is_mountpoint(path: Path) -> bool:
     return False
 
 
-def _mount_tmpfs(path: Path, size: Optional[int]) -> None:
+def _mount_tmpfs(path: Path, size: Optional[int]) -> bool:
     if is_mountpoint(path):
-        return
+        return False
     opts = "mode=0777" + (f",size={size}" if size else "")
     if _libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", 0, opts.encode()) != 0:
         err = ctypes.get_errno()
         raise VolumeError(f"mount tmpfs on {path}: {os.strerror(err)}")
+    return True
 
 
-async def mount_tmpfs(path: Path, size: Optional[int]) -> None:
-    """Mount a tmpfs at `path` unless one is already there."""
-    await asyncio.to_thread(_mount_tmpfs, path, size)
+async def mount_tmpfs(path: Path, size: Optional[int]) -> bool:
+    """Mount a tmpfs at `path` unless one is already there; True if this call mounted it."""
+    return await asyncio.to_thread(_mount_tmpfs, path, size)
 
 
 def memory_size(pod: Obj, size_limit: Optional[str], allocatable: Optional[str] = None) -> Optional[int]:
@@ -55,12 +57,18 @@ def memory_size(pod: Obj, size_limit: Optional[str], allocatable: Optional[str] 
 async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
     src = vol.get("emptyDir") or {}
     d = ctx.volume_dir(PLUGIN, vol["name"])
-    if not d.exists():
+    fresh = not d.exists()
+    if fresh:
         d.mkdir(parents=True)
         d.chmod(0o777)
     medium = src.get("medium") or ""
     if medium == "Memory":
-        await mount_tmpfs(d, memory_size(ctx.pod, src.get("sizeLimit"), ctx.node_allocatable().get("memory")))
+        fresh |= await mount_tmpfs(d, memory_size(ctx.pod, src.get("sizeLimit"),
+                                                  ctx.node_allocatable().get("memory")))
     elif medium not in ("",):
         raise VolumeError(f"unsupported emptyDir medium {medium!r}")
+    if fresh:
+        # once, when the volume comes to be (upstream: before it is marked ready); the
+        # policy is not consulted for emptyDir
+        await ownership.apply(d, ctx.fs_group)
     return MountedVolume(d)

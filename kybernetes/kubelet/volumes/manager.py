@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 from kybernetes.cri import pb
 from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import runtime_cleanup as cleanup
-from kybernetes.kubelet.volumes import configmap, downwardapi, emptydir, hostpath, projected, secret
-from kybernetes.kubelet.volumes.base import MountedVolume, Obj, ObjectCache, VolumeContext, VolumeError
+from kybernetes.kubelet.volumes import configmap, downwardapi, emptydir, hostpath, projected, pvc, secret
+from kybernetes.kubelet.volumes.base import MountedVolume, MountError, Obj, ObjectCache, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.tokens import TokenManager
 
 _UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -27,6 +27,18 @@ PLUGINS = {
     "downwardAPI": downwardapi,
     "projected": projected,
 }
+
+
+def _unmount_and_remove(d: Path) -> None:
+    if not d.exists():
+        return
+    for mp in reversed(cleanup.mounts_under(d)):
+        cleanup.unmount(mp)
+    left = cleanup.mounts_under(d)
+    if left:
+        # never delete through a mount: a local PV's bind mount holds the user's data
+        raise OSError(f"still mounted under {d}: {', '.join(left)}")
+    shutil.rmtree(d, ignore_errors=True)
 
 
 class ContainerConfigError(Exception):
@@ -48,6 +60,10 @@ class VolumeManager:
         self.tokens = TokenManager(client)
         self.objects = ObjectCache(client)
         self.node_allocatable = node_allocatable
+        # pod uid -> volume name -> its resolved claim; a claim is resolved once per pod,
+        # as upstream's populator adds it to the desired state once (a claim deleted
+        # later does not break the running pod)
+        self.claims: dict[str, dict[str, pvc.Claim]] = {}
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -58,46 +74,59 @@ class VolumeManager:
         uid = pod["metadata"]["uid"]
         ctx = VolumeContext(self.client, pod, self.pod_dir(uid), tokens=self.tokens,
                             node_allocatable=self.node_allocatable, objects=self.objects)
+        volumes = (pod.get("spec") or {}).get("volumes") or []
+        claims = await self._resolve_claims(ctx, volumes)
         out: dict[str, MountedVolume] = {}
-        for vol in (pod.get("spec") or {}).get("volumes") or []:
-            mod = plugin_for(vol)
+        for vol in volumes:
             name = vol.get("name", "")
+            if name in claims:
+                try:
+                    out[name] = await pvc.setup(ctx, claims[name])  # MountError names the PV
+                except OSError as e:
+                    raise MountError("MountVolume.SetUp", pvc.pv_name(claims[name]), str(e)) from None
+                continue
+            mod = plugin_for(vol)
             try:
                 if mod is None:
                     raise VolumeError("unsupported volume type")
                 out[name] = await mod.setup(ctx, vol)
+            except MountError:
+                raise
             except VolumeError as e:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from None
             except OSError as e:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from None
         return out
 
-    async def unmount(self, uid: str) -> None:
-        """Release a terminated pod's volumes (its tmpfs memory) but keep the pod directory
-        (termination messages live there) until the pod is deleted."""
-        self.tokens.forget_pod(uid)
-        d = self.pod_dir(uid) / "volumes"
+    async def _resolve_claims(self, ctx: VolumeContext, volumes: list[Obj]) -> dict[str, pvc.Claim]:
+        """Every claim-backed volume of the pod resolved to its bound PV, or one VolumeError
+        worded as upstream's "Unable to attach or mount volumes" for those that are not."""
+        known = self.claims.setdefault(ctx.pod["metadata"]["uid"], {})
+        failed: dict[str, str] = {}
+        for vol in volumes:
+            name = vol.get("name", "")
+            if not pvc.is_claim(vol) or name in known:
+                continue
+            try:
+                known[name] = await pvc.resolve(ctx, vol)
+            except pvc.ProcessError as e:
+                failed[name] = str(e)
+        if failed:
+            raise VolumeError(pvc.unable_to_mount(failed))
+        return known
 
-        def work() -> None:
-            if not d.exists():
-                return
-            for mp in reversed(cleanup.mounts_under(d)):
-                cleanup.unmount(mp)
-            shutil.rmtree(d, ignore_errors=True)
-        await asyncio.to_thread(work)
+    async def unmount(self, uid: str) -> None:
+        """Release a terminated pod's volumes (its tmpfs memory, local bind mounts) but keep
+        the pod directory (termination messages live there) until the pod is deleted."""
+        self.tokens.forget_pod(uid)
+        self.claims.pop(uid, None)
+        await asyncio.to_thread(_unmount_and_remove, self.pod_dir(uid) / "volumes")
 
     async def teardown(self, uid: str) -> None:
-        """Unmount every tmpfs of the pod and remove its directory."""
+        """Unmount every mount of the pod and remove its directory."""
         self.tokens.forget_pod(uid)
-        d = self.pod_dir(uid)
-
-        def work() -> None:
-            if not d.exists():
-                return
-            for mp in reversed(cleanup.mounts_under(d)):
-                cleanup.unmount(mp)
-            shutil.rmtree(d, ignore_errors=True)
-        await asyncio.to_thread(work)
+        self.claims.pop(uid, None)
+        await asyncio.to_thread(_unmount_and_remove, self.pod_dir(uid))
 
     async def cleanup_orphans(self, known_uids: set[str]) -> list[str]:
         """Tear down pod directories of pods this kubelet no longer has (after a restart,

@@ -4,7 +4,7 @@ merged into one directory (the kube-api-access-* volume of every pod is one)."""
 from __future__ import annotations
 
 from kybernetes.kubelet.volumes import configmap, secret
-from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter, FileProjection
+from kybernetes.kubelet.volumes.atomic_writer import FileProjection, write_volume
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, downward_payload
@@ -43,5 +43,5 @@ async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
     d = ctx.volume_dir(PLUGIN, vol["name"])
     d.mkdir(parents=True, exist_ok=True)
     await mount_tmpfs(d, None)  # tokens and secrets stay in memory, as upstream
-    AtomicWriter(d).write(files)
+    await write_volume(d, files, ctx.fs_group)
     return MountedVolume(d, read_only=True)

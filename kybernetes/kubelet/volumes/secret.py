@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kybernetes.kubelet.volumes.atomic_writer import AtomicWriter
+from kybernetes.kubelet.volumes.atomic_writer import write_volume
 from kybernetes.kubelet.volumes.base import MountedVolume, Obj, VolumeContext, VolumeError
 from kybernetes.kubelet.volumes.emptydir import mount_tmpfs
 from kybernetes.kubelet.volumes.projection import DEFAULT_MODE, key_payload, secret_data
@@ -29,5 +29,5 @@ async def setup(ctx: VolumeContext, vol: Obj) -> MountedVolume:
     d.mkdir(parents=True, exist_ok=True)
     # secrets stay off disk: a tmpfs per volume, as upstream
     await mount_tmpfs(d, None)
-    AtomicWriter(d).write(files)
+    await write_volume(d, files, ctx.fs_group)
     return MountedVolume(d, read_only=True)

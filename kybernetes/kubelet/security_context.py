@@ -1,0 +1,70 @@
+"""The pod's and containers' securityContext as CRI Linux security contexts, as upstream's
+determineEffectiveSecurityContext: container fields override the pod's; the supplemental
+groups are the pod's plus its fsGroup, so the process can use fsGroup-owned volumes."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from kybernetes.cri import pb
+
+Obj = dict[str, Any]
+
+
+def _pod_sc(pod: Obj) -> Obj:
+    return ((pod.get("spec") or {}).get("securityContext")) or {}
+
+
+def _effective(pod: Obj, container: Obj, key: str) -> Any:
+    c = (container.get("securityContext") or {}).get(key)
+    return c if c is not None else _pod_sc(pod).get(key)
+
+
+def supplemental_groups(pod: Obj) -> list[int]:
+    """The pod's supplementalGroups, then its fsGroup (upstream's order)."""
+    sc = _pod_sc(pod)
+    groups = [int(g) for g in sc.get("supplementalGroups") or []]
+    if sc.get("fsGroup") is not None:
+        groups.append(int(sc["fsGroup"]))
+    return groups
+
+
+def _groups_policy(pod: Obj) -> int:
+    return pb.Strict if _pod_sc(pod).get("supplementalGroupsPolicy") == "Strict" else pb.Merge
+
+
+def _int64(v: Optional[Any]) -> Optional["pb.Int64Value"]:
+    return None if v is None else pb.Int64Value(value=int(v))
+
+
+def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSecurityContext":
+    """The CRI security context of one container: user, group, supplemental groups,
+    capabilities, read-only root filesystem and no_new_privs."""
+    csc = container.get("securityContext") or {}
+    caps = csc.get("capabilities") or {}
+    out = pb.LinuxContainerSecurityContext(
+        run_as_user=_int64(_effective(pod, container, "runAsUser")),
+        run_as_group=_int64(_effective(pod, container, "runAsGroup")),
+        supplemental_groups=supplemental_groups(pod),
+        supplemental_groups_policy=_groups_policy(pod),
+        readonly_rootfs=bool(csc.get("readOnlyRootFilesystem")),
+        # allowPrivilegeEscalation false sets no_new_privs (true or unset leave it off)
+        no_new_privs=csc.get("allowPrivilegeEscalation") is False,
+    )
+    if caps.get("add") or caps.get("drop"):
+        out.capabilities.CopyFrom(pb.Capability(add_capabilities=list(caps.get("add") or []),
+                                                drop_capabilities=list(caps.get("drop") or [])))
+    return out
+
+
+def sandbox_identity(pod: Obj) -> dict[str, Any]:
+    """The pod-level fields of LinuxSandboxSecurityContext (the pause container's user and
+    groups), as keyword arguments."""
+    sc = _pod_sc(pod)
+    out: dict[str, Any] = {"supplemental_groups": supplemental_groups(pod),
+                           "supplemental_groups_policy": _groups_policy(pod)}
+    if sc.get("runAsUser") is not None:
+        out["run_as_user"] = pb.Int64Value(value=int(sc["runAsUser"]))
+    if sc.get("runAsGroup") is not None:
+        out["run_as_group"] = pb.Int64Value(value=int(sc["runAsGroup"]))
+    return out
