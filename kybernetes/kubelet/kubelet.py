@@ -73,7 +73,8 @@ class Kubelet:
         self.node = NodeStatusManager(client, node_name, cri=self.cri, data_dir=self.data_dir, node_ip=node_ip,
                                       status_interval=status_interval, lease_interval=lease_interval)
         # pod directories as upstream's /var/lib/kubelet/pods/<uid>/volumes/...
-        self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable)
+        self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable,
+                                     node_name=node_name)
         self.workers = PodWorkers(client, self.cri, node_name=node_name, host_ip=self.node.node_ip,
                                   log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
                                   resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import os
 import shutil
 import tempfile
@@ -149,9 +150,8 @@ async def write_volume(target: os.PathLike | str, payload: Mapping[str, FileProj
     """Write an API data volume (configMap, secret, downwardAPI, projected) in a thread.
     With a pod fsGroup the whole volume gets it (group read: these volumes are read-only)
     before `..data` switches, on every update, as upstream's setPerms hook."""
-    set_perms = None
+    set_perms: Optional[Callable[[], None]] = None
     if fs_group is not None:
-        def set_perms() -> None:
-            set_volume_ownership(target, fs_group, read_only=True)
+        set_perms = functools.partial(set_volume_ownership, target, fs_group, read_only=True)
     return await asyncio.to_thread(AtomicWriter(target).write, payload, set_perms=set_perms,
                                    mode_mask=RO_MASK if fs_group is not None else 0)

@@ -54,12 +54,13 @@ def plugin_for(vol: Obj) -> Optional[Any]:
 
 class VolumeManager:
     def __init__(self, client: Any, root: Path, *,
-                 node_allocatable: Callable[[], dict[str, str]] = lambda: {}):
+                 node_allocatable: Callable[[], dict[str, str]] = lambda: {}, node_name: str = ""):
         self.client = client
         self.root = Path(root)  # <data>/pods
         self.tokens = TokenManager(client)
         self.objects = ObjectCache(client)
         self.node_allocatable = node_allocatable
+        self.node_name = node_name  # for PersistentVolume node affinity (empty: not checked)
         # pod uid -> volume name -> its resolved claim; a claim is resolved once per pod,
         # as upstream's populator adds it to the desired state once (a claim deleted
         # later does not break the running pod)
@@ -108,9 +109,14 @@ class VolumeManager:
             if not pvc.is_claim(vol) or name in known:
                 continue
             try:
-                known[name] = await pvc.resolve(ctx, vol)
+                claim = await pvc.resolve(ctx, vol)
             except pvc.ProcessError as e:
                 failed[name] = str(e)
+                continue
+            if self.node_name:
+                # a PV pinned to other nodes is never mounted here, whatever the scheduler did
+                await pvc.check_node_affinity(ctx, claim, self.node_name)
+            known[name] = claim
         if failed:
             raise VolumeError(pvc.unable_to_mount(failed))
         return known

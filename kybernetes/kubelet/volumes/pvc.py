@@ -120,6 +120,20 @@ async def resolve(ctx: VolumeContext, vol: Obj) -> Claim:
     return Claim(pvc, pv, read_only)
 
 
+async def check_node_affinity(ctx: VolumeContext, claim: Claim, node_name: str) -> None:
+    """MountError unless the PV's required node affinity matches this node's labels."""
+    from kybernetes.scheduler.plugins.helpers import match_node_selector_terms
+    required = (((claim.pv.get("spec") or {}).get("nodeAffinity") or {}).get("required")) or None
+    if required is None:
+        return
+    try:
+        node = await ctx.client.resource("", "v1", "nodes", namespaced=False).get(node_name)
+    except Exception as e:
+        raise MountError("MountVolume.NodeAffinity check", pv_name(claim), _err_text(e)) from None
+    if not match_node_selector_terms(required.get("nodeSelectorTerms") or [], node):
+        raise MountError("MountVolume.NodeAffinity check", pv_name(claim), "no matching NodeSelectorTerms")
+
+
 def pv_name(claim: Claim) -> str:
     return (claim.pv.get("metadata") or {}).get("name", "")
 

@@ -192,3 +192,18 @@ def test_local_path_must_exist(tmp_path):
         asyncio.run(vm.setup(pod([PVC_VOL])))
     assert str(e.value) == (f'MountVolume.NewMounter initialization failed for volume "pv-1" : '
                             f'path "{tmp_path / "gone"}" does not exist')
+
+
+def test_node_affinity_of_the_volume_is_checked(tmp_path):
+    c = FakeClient()
+    c.store[("persistentvolumeclaims", "default", "data-claim")] = claim()
+    pv = volume(local={"path": str(tmp_path)})
+    pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-a"]}]}]}}
+    c.store[("persistentvolumes", None, "pv-1")] = pv
+    c.store[("nodes", None, "node-b")] = {"metadata": {"name": "node-b", "labels": {"kubernetes.io/hostname": "node-b"}}}
+    vm = VolumeManager(c, tmp_path / "pods", node_name="node-b")
+    with pytest.raises(VolumeError) as e:
+        asyncio.run(vm.setup(pod([PVC_VOL])))
+    assert str(e.value) == 'MountVolume.NodeAffinity check failed for volume "pv-1" : no matching NodeSelectorTerms'
+    assert vm.claims[POD_UID] == {}  # checked again on the next sync
