@@ -64,6 +64,9 @@ async def setup(ctx: VolumeContext, pv: Obj, read_only: bool) -> MountedVolume:
     path = (spec.get("local") or {}).get("path") or ""
     if not path:
         raise MountError(NEW_MOUNTER, name, "local volume source is nil or local path is not set")
+    d = ctx.volume_dir(PLUGIN, name)
+    if await asyncio.to_thread(is_mountpoint, d):
+        return MountedVolume(d, read_only=read_only)  # mounted on an earlier sync: left as it is
     try:
         kind = await asyncio.to_thread(source_kind, path)
     except ValueError as e:
@@ -74,7 +77,6 @@ async def setup(ctx: VolumeContext, pv: Obj, read_only: bool) -> MountedVolume:
     if any(seg == ".." for seg in path.split("/")):
         raise MountError(SET_UP, name, f"invalid path: {path} must not contain '..'")
     bind_ro = read_only or "ro" in (spec.get("mountOptions") or [])
-    d = ctx.volume_dir(PLUGIN, name)
     try:
         fresh = await asyncio.to_thread(_bind, path, d, bind_ro)
     except OSError as e:

@@ -15,7 +15,9 @@ import pytest_asyncio
 
 from fixtures.images import BUSYBOX_REF
 from kl_helpers import pod_events, wait_for
+from kybernetes.auth import pki
 from kybernetes.client import Client
+from kybernetes.client.kubeconfig import KubeConfig, ssl_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.kubelet import Kubelet
 
@@ -129,8 +131,13 @@ class Cluster:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster(env):
     srv, rt = env["srv"], env["rt"]
-    async with Client.from_kubeconfig(srv.kubeconfig) as c:
-        kl = Kubelet(c, rt.endpoint, node_name=NODE, data_dir=env["data_dir"], node_ip="10.88.78.1",
+    # the kubelet runs as system:node:node-pvc: the Node authorizer must let it read the
+    # claims of its pods, their volumes and its own Node; the test itself acts as admin
+    ca = pki.load_ca(srv.data_dir)
+    cert_pem, key_pem = pki.issue_client_cert(ca, pki.node_user(NODE), [pki.NODES_GROUP], 1)
+    node_cfg = KubeConfig(server=srv.url, ca_pem=ca.cert_pem, cert_pem=cert_pem, key_pem=key_pem)
+    async with Client.from_kubeconfig(srv.kubeconfig) as c, Client(srv.url, ssl_context(node_cfg)) as node_client:
+        kl = Kubelet(node_client, rt.endpoint, node_name=NODE, data_dir=env["data_dir"], node_ip="10.88.78.1",
                      pod_log_root=rt.pod_log_root, cgroup_root=env["name"], sync_frequency=2.0)
         await kl.start()
         cl = Cluster(c, kl, env["data_dir"])
