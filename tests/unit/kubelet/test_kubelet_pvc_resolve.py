@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 
 import pytest
 
@@ -207,3 +208,33 @@ def test_node_affinity_of_the_volume_is_checked(tmp_path):
         asyncio.run(vm.setup(pod([PVC_VOL])))
     assert str(e.value) == 'MountVolume.NodeAffinity check failed for volume "pv-1" : no matching NodeSelectorTerms'
     assert vm.claims[POD_UID] == {}  # checked again on the next sync
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_local_bind_mount_read_only_by_mount_option_and_teardown(tmp_path):
+    from kybernetes.kubelet import runtime_cleanup as cleanup
+    host = tmp_path / "disk"
+    host.mkdir()
+    (host / "keep").write_text("k")
+    c = FakeClient()
+    c.store[("persistentvolumeclaims", "default", "data-claim")] = claim()
+    pv = volume(local={"path": str(host)})
+    pv["spec"]["mountOptions"] = ["ro"]
+    c.store[("persistentvolumes", None, "pv-1")] = pv
+    vm = VolumeManager(c, tmp_path / "pods")
+    p = pod([PVC_VOL])
+    p["spec"]["securityContext"] = {"fsGroup": 2000}
+    try:
+        [m] = asyncio.run(vm.setup(p)).values()
+        assert m.path == tmp_path / "pods" / POD_UID / "volumes" / "kubernetes.io~local-volume" / "pv-1"
+        assert str(m.path) in cleanup.mounts_under(m.path) and not m.read_only
+        assert (m.path / "keep").read_text() == "k"
+        with pytest.raises(OSError):
+            (m.path / "new").write_text("x")
+        assert os.stat(host).st_gid != 2000  # a read-only volume is not re-owned
+        asyncio.run(vm.setup(p))  # a second sync leaves the mount alone
+        assert cleanup.mounts_under(m.path) == [str(m.path)]
+    finally:
+        asyncio.run(vm.teardown(POD_UID))
+    assert not cleanup.mounts_under(tmp_path) and not (tmp_path / "pods" / POD_UID).exists()
+    assert (host / "keep").read_text() == "k"
