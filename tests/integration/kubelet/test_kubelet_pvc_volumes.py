@@ -216,9 +216,13 @@ async def test_unbound_claim_waits_then_starts(cluster, tmp_path):
     assert ev[:3] == ("Warning", "FailedMount",
                       "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], "
                       "failed to process volumes=[data]: error processing PVC default/late: PVC is not bound")
-    p = await cluster.pods.get("waiter", "default")
+    # the status is written after the event: wait for it
+    async def creating():
+        p = await cluster.pods.get("waiter", "default")
+        cs = (p.get("status") or {}).get("containerStatuses") or []
+        return p if cs and cs[0]["state"].get("waiting", {}).get("reason") == "ContainerCreating" else None
+    p = await wait_for(creating, 30)
     assert p["status"]["phase"] == "Pending"
-    assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
     assert await cluster.kl.cri.list_containers(labels={"io.kubernetes.pod.uid": p["metadata"]["uid"]}) == []
 
     # bound to a PV over a missing local path: the mount itself fails
