@@ -95,6 +95,7 @@ class NodeStatusManager:
         self.pressure: Callable[[], set[str]] = set  # the eviction manager's conditions under pressure
         self.events = None  # the kubelet's EventRecorder: node condition and reboot events
         self._status_lock = asyncio.Lock()
+        self.report_period = STATUS_REPORT_PERIOD
 
     # ------------------------------------------------------------ status
     def capacity(self) -> dict[str, str]:
@@ -207,7 +208,7 @@ class NodeStatusManager:
         # compared with the node as the API has it, not only with our last write: the node
         # lifecycle controller sets Ready=Unknown when heartbeats stop
         unchanged = _strip_times(new) == _strip_times(old)
-        if not force and unchanged and loop.time() - self._last_write < STATUS_REPORT_PERIOD:
+        if not force and unchanged and loop.time() - self._last_write < self.report_period:
             return
         patch = status_patch(old, new)
         if patch:
