@@ -9,6 +9,7 @@ import asyncio
 import struct
 from typing import Optional
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.kubelet.prober.netns import connect
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -83,17 +84,66 @@ def parse_status(data: bytes) -> Optional[int]:
     return 0
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as Go's time.Duration prints it (1s, 1.5s, 2m0s, 1h0m0s)."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:  # the probe timeouts are whole seconds; this covers the rest roughly
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    h, rem = divmod(ns, 3_600_000_000_000)
+    m, rem = divmod(rem, 60_000_000_000)
+    sec = f"{rem / 1e9:.9f}".rstrip("0").rstrip(".") + "s"
+    if h:
+        return f"{h}h{m}m{sec}"
+    if m:
+        return f"{m}m{sec}"
+    return sec
+
+
+def join_host_port(host: str, port: int) -> str:
+    """host:port, with an IPv6 host in brackets (Go's net.JoinHostPort)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _dial(host: str, port: int, netns: Optional[str], deadline: float):
+    """Connect before `deadline` (loop time), trying again after a refusal as a blocking gRPC
+    dial does; None when the deadline passes first."""
+    loop = asyncio.get_running_loop()
+    backoff = 0.05
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            return None
+        try:
+            return await connect(host, port, netns, left)
+        except (OSError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
+        backoff = min(backoff * 2, 1.0)
+
+
 async def check(host: str, port: int, service: str, netns: Optional[str], timeout: float):
+    """One grpc.health.v1 Check within `timeout` seconds (the dial included, as upstream's
+    single context); (ProbeResult, message) with upstream's messages."""
     from kybernetes.kubelet.prober.probes import ProbeResult
-    target = f"{host}:{port}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    target = join_host_port(host, port)
+    sock = await _dial(host, port, netns, deadline)
+    if sock is None:
+        return (ProbeResult.FAILURE, f"timeout: failed to connect service {go_quote(target)} within "
+                                     f"{go_duration(timeout)}: context deadline exceeded")
     try:
-        sock = await connect(host, port, netns, timeout)
         reader, writer = await asyncio.open_connection(sock=sock)
-    except (OSError, asyncio.TimeoutError) as e:
-        return ProbeResult.FAILURE, f"timeout: failed to connect service {target!r} within {timeout}s: {e}"
+    except OSError as e:
+        sock.close()
+        return ProbeResult.FAILURE, f"error: failed to connect service at {go_quote(target)}: {e}"
     data = b""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             writer.write(request_bytes(target, service))
             await writer.drain()
             while True:
@@ -112,9 +162,9 @@ async def check(host: str, port: int, service: str, netns: Optional[str], timeou
                     data += payload
                 if stream == 1 and ftype in (DATA, HEADERS) and flags & END_STREAM:
                     break
-    except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
-        if isinstance(e, TimeoutError):
-            return ProbeResult.FAILURE, f"timeout: health rpc did not complete within {timeout}s"
+    except TimeoutError:
+        return ProbeResult.FAILURE, f"timeout: health rpc did not complete within {go_duration(timeout)}"
+    except (OSError, asyncio.IncompleteReadError) as e:
         return ProbeResult.FAILURE, f"error: health rpc probe failed: {e}"
     finally:
         writer.close()
@@ -122,5 +172,5 @@ async def check(host: str, port: int, service: str, netns: Optional[str], timeou
     if status is None:
         return ProbeResult.FAILURE, "error: health rpc probe failed: no response message"
     if status == 1:
-        return ProbeResult.SUCCESS, ""
+        return ProbeResult.SUCCESS, "service healthy"
     return ProbeResult.FAILURE, f'service unhealthy (responded with "{STATUS_NAMES.get(status, status)}")'
