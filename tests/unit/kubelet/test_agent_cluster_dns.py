@@ -66,6 +66,7 @@ async def test_agent_kubelet_gets_them(monkeypatch, tmp_path, argv):
                                         runtime_endpoint=Runtime.endpoint, **agent.kubelet_options(args))
     try:
         (kl,) = started
+        assert node.kubelet is kl
         want = (["10.0.0.53"], "corp.lan") if argv else (["10.43.0.10"], "cluster.local")
         # the pod workers write each sandbox's resolv.conf from these
         assert (kl.workers.cluster_dns, kl.workers.cluster_domain) == want
