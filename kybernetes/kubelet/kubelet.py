@@ -17,9 +17,10 @@ import logging
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Sequence
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
-from kybernetes.kubelet.events import NORMAL, EventRecorder
+from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
 from kybernetes.kubelet.eviction import (DEFAULT_EVICTION_HARD, DEFAULT_MONITORING_PERIOD,
                                          DEFAULT_PRESSURE_TRANSITION_PERIOD, EvictionManager, Threshold,
                                          parse_thresholds)
@@ -147,6 +148,8 @@ class Kubelet:
             await self.workers.update_qos_cgroups()
         except OSError as e:  # not root, or no writable cgroup hierarchy
             log.warning("QoS cgroups not set up: %s", e)
+            self.events.node_event(WARNING, "FailedNodeAllocatableEnforcement",
+                                   f"Failed to update Node Allocatable Limits {go_quote(self.workers.cgroup_root)}: {e}")
             return
         self.events.node_event(NORMAL, "NodeAllocatableEnforced", "Updated Node Allocatable limit across pods")
 

@@ -198,3 +198,23 @@ async def test_changed_addresses_replace_the_list(tmp_path):
     assert body["status"]["addresses"][-1] == {"$patch": "replace"}
     assert nodes.node["status"]["addresses"] == [{"type": "InternalIP", "address": "10.0.0.5"},
                                                  {"type": "Hostname", "address": NODE}]
+
+
+async def test_qos_cgroup_setup_is_announced():
+    from kybernetes.kubelet.kubelet import Kubelet
+
+    class Workers:
+        cgroup_root = "kubepods"
+        error = None
+
+        async def update_qos_cgroups(self):
+            if self.error:
+                raise self.error
+    kl = Kubelet.__new__(Kubelet)  # only the parts _setup_qos_cgroups uses
+    kl.workers, kl.events = Workers(), Recorder()
+    await kl._setup_qos_cgroups()
+    assert kl.events.take() == [("Normal", "NodeAllocatableEnforced", "Updated Node Allocatable limit across pods")]
+    kl.workers.error = PermissionError(13, "Permission denied")
+    await kl._setup_qos_cgroups()
+    assert kl.events.take() == [("Warning", "FailedNodeAllocatableEnforcement",
+                                 'Failed to update Node Allocatable Limits "kubepods": [Errno 13] Permission denied')]
