@@ -1,6 +1,6 @@
-"""gRPC probe failures read as upstream's (pkg/probe/grpc): a non-SERVING answer, a port
-nobody listens on (the dial retries until the probe's deadline), and the Unhealthy event
-text the pod worker builds from them."""
+"""gRPC probe failures read as upstream's (pkg/probe/grpc): a non-SERVING answer, an RPC
+error status in the trailers, a port nobody listens on (the dial retries until the probe's
+deadline), and the Unhealthy event text the pod worker builds from them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import socket
 from types import SimpleNamespace
 
 import grpc
+import pytest
 
 from kybernetes.kubelet.pod_workers import PodWorker
-from kybernetes.kubelet.prober.grpc_health import go_duration, join_host_port
+from kybernetes.kubelet.prober import hpack
+from kybernetes.kubelet.prober.grpc_health import go_duration, join_host_port, rpc_error
 from kybernetes.kubelet.prober.manager import PodProbes, Running
 
 
@@ -39,8 +41,9 @@ async def probe_failures(spec: dict) -> list[tuple[str, str, str]]:
     failures: list[tuple[str, str, str]] = []
     p = PodProbes(None, lambda: None, on_failure=lambda *a: failures.append(a))
     p.update([spec], {"c": Running("id1", 0.0, spec)}, "127.0.0.1", None)
-    for w in p.workers.values():
+    for w in p.workers.values():  # step by hand: no worker loop runs on its own
         w.task.cancel()
+    for w in p.workers.values():
         await p._step(w)
     await p.stop()
     return failures
@@ -83,3 +86,39 @@ def test_go_formats():
     assert [go_duration(s) for s in (1, 10, 1.5, 60, 75, 3600)] == ["1s", "10s", "1.5s", "1m0s", "1m15s", "1h0m0s"]
     assert join_host_port("fd00::5", 9000) == "[fd00::5]:9000"
     assert join_host_port("10.1.2.3", 9000) == "10.1.2.3:9000"
+
+
+async def test_rpc_error_status():
+    server, port = await health_server({"": 1})
+
+    async def unimplemented(req, ctx):
+        await ctx.abort(grpc.StatusCode.UNIMPLEMENTED, "unknown service grpc.health.v1.Health")
+    other = grpc.aio.server()
+    other.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(unimplemented)}),))
+    other_port = other.add_insecure_port("127.0.0.1:0")
+    await other.start()
+    try:
+        spec = {"name": "c", "readinessProbe": {"grpc": {"port": port, "service": "no such"}}}
+        assert await probe_failures(spec) == [
+            ("readiness", "c", "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service")]
+        spec = {"name": "c", "readinessProbe": {"grpc": {"port": other_port}}}
+        assert await probe_failures(spec) == [
+            ("readiness", "c", "error: this server does not implement the grpc health protocol "
+                               "(grpc.health.v1.Health): unknown service grpc.health.v1.Health")]
+    finally:
+        await server.stop(None)
+        await other.stop(None)
+
+
+def test_hpack_fields():
+    d = hpack.Decoder()
+    # indexed :status 200, a literal added to the table, a literal never indexed, then the
+    # added one by its dynamic index (62) in the next block; a Huffman-coded value is None
+    first = bytes([0x88, 0x40, 11]) + b"grpc-status" + bytes([1]) + b"5" + bytes([0x10, 12]) + b"grpc-message" + \
+        bytes([4]) + b"a%20"
+    assert d.decode(first) == [(":status", "200"), ("grpc-status", "5"), ("grpc-message", "a%20")]
+    assert d.decode(bytes([0xBE, 0x0F, 0x10, 0x81, 0xFF])) == [("grpc-status", "5"), ("content-type", None)]
+    assert rpc_error(d.decode(first)) == (5, "a ")
+    with pytest.raises(hpack.HPACKError):
+        d.decode(bytes([0xFF, 0x7F]))  # an index far past both tables
