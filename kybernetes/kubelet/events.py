@@ -1,6 +1,6 @@
-"""The kubelet's event recorder: core/v1 Events about pods and their containers
-(source kubelet/<node>), with repeats folded into one Event whose count grows, like
-client-go's correlator.  Recording never blocks or fails the caller."""
+"""The kubelet's event recorder: core/v1 Events about pods and their containers, and about
+the node itself (source kubelet/<node>), with repeats folded into one Event whose count
+grows, like client-go's correlator.  Recording never blocks or fails the caller."""
 
 from __future__ import annotations
 
@@ -37,18 +37,28 @@ class EventRecorder:
 
     def pod_event(self, pod: Obj, etype: str, reason: str, message: str, container: Optional[str] = None) -> None:
         """Record an event about the pod (or one of its containers) in the background."""
-        t = asyncio.ensure_future(self._record(pod, etype, reason, message, container))
+        meta = pod["metadata"]
+        involved: Obj = {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+                         "uid": meta.get("uid", ""), "apiVersion": "v1",
+                         "resourceVersion": meta.get("resourceVersion", "")}
+        if container:
+            involved["fieldPath"] = container_field_path(pod, container)
+        self._spawn(meta["namespace"], involved, etype, reason, message)
+
+    def node_event(self, etype: str, reason: str, message: str) -> None:
+        """Record an event about this node in the background.  As upstream's kubelet, the
+        reference carries the node's name as its uid too and no namespace, so the Event
+        lives in `default`."""
+        involved: Obj = {"kind": "Node", "name": self.node_name, "uid": self.node_name}
+        self._spawn("default", involved, etype, reason, message)
+
+    def _spawn(self, ns: str, involved: Obj, etype: str, reason: str, message: str) -> None:
+        t = asyncio.ensure_future(self._record(ns, involved, etype, reason, message))
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
 
-    async def _record(self, pod: Obj, etype: str, reason: str, message: str, container: Optional[str]) -> None:
-        meta = pod["metadata"]
-        ns = meta["namespace"]
-        involved: Obj = {"kind": "Pod", "namespace": ns, "name": meta["name"], "uid": meta.get("uid", ""),
-                         "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion", "")}
-        if container:
-            involved["fieldPath"] = container_field_path(pod, container)
-        key = (involved["uid"], involved.get("fieldPath", ""), etype, reason, message)
+    async def _record(self, ns: str, involved: Obj, etype: str, reason: str, message: str) -> None:
+        key = (involved["kind"], involved["uid"], involved.get("fieldPath", ""), etype, reason, message)
         stamp = _now()
         try:
             prev = self.seen.get(key)
@@ -57,7 +67,7 @@ class EventRecorder:
                 await self.events.patch(name, {"count": count + 1, "lastTimestamp": stamp}, "merge", ns)
                 self.seen[key] = (name, count + 1)
                 return
-            name = f"{meta['name']}.{time.time_ns():x}"
+            name = f"{involved['name']}.{time.time_ns():x}"
             await self.events.create({
                 "apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": ns},
@@ -70,7 +80,7 @@ class EventRecorder:
                 self.seen.clear()
             self.seen[key] = (name, 1)
         except Exception as e:  # an event is best effort, as upstream
-            log.debug("event %s for %s/%s not recorded: %s", reason, ns, meta["name"], e)
+            log.debug("event %s for %s %s not recorded: %s", reason, involved["kind"], involved["name"], e)
 
     async def flush(self) -> None:
         """Wait for events still being written (tests, shutdown)."""

@@ -17,9 +17,10 @@ import logging
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Sequence
 
+from kybernetes.api.goformat import go_quote
 from kybernetes.client import Client, Informer
 from kybernetes.cri import CRIClient
-from kybernetes.kubelet.events import EventRecorder
+from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
 from kybernetes.kubelet.eviction import (DEFAULT_EVICTION_HARD, DEFAULT_MONITORING_PERIOD,
                                          DEFAULT_PRESSURE_TRANSITION_PERIOD, EvictionManager, Threshold,
                                          parse_thresholds)
@@ -70,8 +71,10 @@ class Kubelet:
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.cri = CRIClient(runtime_endpoint)
+        self.events = EventRecorder(client, node_name)
         self.node = NodeStatusManager(client, node_name, cri=self.cri, data_dir=self.data_dir, node_ip=node_ip,
                                       status_interval=status_interval, lease_interval=lease_interval)
+        self.node.events = self.events
         # pod directories as upstream's /var/lib/kubelet/pods/<uid>/volumes/...
         self.volumes = VolumeManager(client, self.data_dir / "pods", node_allocatable=self.node.allocatable,
                                      node_name=node_name)
@@ -79,7 +82,7 @@ class Kubelet:
                                   log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
                                   resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
                                   cluster_domain=cluster_domain, resolv_conf=resolv_conf,
-                                  events=EventRecorder(client, node_name))
+                                  events=self.events)
         self.stats = StatsProvider(self.cri, node_name=node_name, data_dir=self.data_dir,
                                    log_root=pod_log_root or self.data_dir / "pods")
         self.image_gc = ImageGCManager(self.cri, policy=image_gc_policy, sandbox_image=sandbox_image,
@@ -139,6 +142,18 @@ class Kubelet:
         # the node's conditions follow at once, not at the next status period
         asyncio.ensure_future(self.node.update_status())
 
+    async def _setup_qos_cgroups(self) -> None:
+        """The QoS class cgroups under the pods' cgroup root, set up before pods start (as
+        upstream's container manager does at start), announced on the node."""
+        try:
+            await self.workers.update_qos_cgroups()
+        except OSError as e:  # not root, or no writable cgroup hierarchy
+            log.warning("QoS cgroups not set up: %s", e)
+            self.events.node_event(WARNING, "FailedNodeAllocatableEnforcement",
+                                   f"Failed to update Node Allocatable Limits {go_quote(self.workers.cgroup_root)}: {e}")
+            return
+        self.events.node_event(NORMAL, "NodeAllocatableEnforced", "Updated Node Allocatable limit across pods")
+
     def _on_pod(self, pod: dict) -> None:
         if is_mirror_pod(pod):  # the static pod runs from its manifest; its mirror is only looked after
             if self.static_pods is not None:
@@ -154,6 +169,7 @@ class Kubelet:
         self.workers.removed(pod)
 
     async def start(self) -> "Kubelet":
+        self.events.node_event(NORMAL, "Starting", "Starting kubelet.")
         await self.cri.wait_ready(60)
         if self.server is not None:
             self.node.kubelet_port = await self.server.start()
@@ -164,6 +180,7 @@ class Kubelet:
             await self.on_pod_cidr(self.pod_cidrs)
         self.informer.start()
         await self.informer.wait_synced(60)
+        await self._setup_qos_cgroups()
         orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
         if orphans:
             log.info("removed the volumes of %d pods that are gone", len(orphans))
@@ -190,5 +207,9 @@ class Kubelet:
         await self.informer.stop()
         await self.workers.stop()
         await self.node.stop()
+        try:  # the events still being written (the client closes after this)
+            await asyncio.wait_for(self.events.flush(), 5)
+        except asyncio.TimeoutError:
+            pass
         await self.cri.close()
         self.started = False

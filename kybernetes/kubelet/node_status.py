@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 import json
 import logging
@@ -22,6 +23,7 @@ KUBELET_VERSION = "v1.37.1-kyb"
 MAX_PODS = 110
 EVICTION_MEMORY_KI = 100 * 1024  # upstream default memory.available<100Mi
 LEASE_DURATION = 40
+STATUS_REPORT_PERIOD = 60.0  # a status write at least this often even when nothing changed
 Obj = dict[str, Any]
 
 
@@ -88,10 +90,12 @@ class NodeStatusManager:
         self.runtime_version = ""
         self.node_uid = ""
         self.kubelet_port = 10250  # the kubelet server's port once it listens
-        self._last_status: Optional[Obj] = None
         self._last_write = 0.0
         self._tasks: list[asyncio.Task] = []
         self.pressure: Callable[[], set[str]] = set  # the eviction manager's conditions under pressure
+        self.events = None  # the kubelet's EventRecorder: node condition and reboot events
+        self._status_lock = asyncio.Lock()
+        self.report_period = STATUS_REPORT_PERIOD
 
     # ------------------------------------------------------------ status
     def capacity(self) -> dict[str, str]:
@@ -181,24 +185,46 @@ class NodeStatusManager:
         return obj
 
     async def update_status(self, force: bool = False) -> None:
-        try:
-            cur = await self.nodes.get(self.node_name)
-        except NotFound:
-            await self.register()
-            return
+        """Post the node's status as a strategic merge patch against the node as the API has
+        it, as upstream's kubelet does: the conditions merge by type, so ones another
+        component wrote (NetworkUnavailable, a custom one) stay.  Skipped when nothing but
+        heartbeats would change and the last write is recent."""
+        async with self._status_lock:  # the periodic sync and a pressure change may overlap
+            try:
+                cur = await self.nodes.get(self.node_name)
+            except NotFound:
+                cur = None
+            if cur is not None:
+                await self._update_status(cur, force)
+                return
+        await self.register()
+
+    async def _update_status(self, cur: Obj, force: bool) -> None:
         self.node_uid = cur["metadata"]["uid"]
-        status = await self.build_status(cur.get("status"))
+        old = cur.get("status") or {}
+        status = await self.build_status(old)
+        new, transitions = merge_status(old, status)
         loop = asyncio.get_running_loop()
-        comparable = _strip_times(status)
-        # compare with the node as the API has it too, not only with our last write: the
-        # node lifecycle controller sets Ready=Unknown when heartbeats stop (upstream's
-        # kubelet likewise rebuilds and posts from the current node)
-        drifted = _condition_states(status, cur.get("status") or {}) != _condition_states(status, status)
-        if not force and not drifted and comparable == self._last_status and loop.time() - self._last_write < 60:
+        # compared with the node as the API has it, not only with our last write: the node
+        # lifecycle controller sets Ready=Unknown when heartbeats stop
+        unchanged = _strip_times(new) == _strip_times(old)
+        if not force and unchanged and loop.time() - self._last_write < self.report_period:
             return
-        await self.nodes.patch(self.node_name, {"status": status}, "merge", subresource="status")
-        self._last_status = comparable
+        patch = status_patch(old, new)
+        if patch:
+            await self.nodes.patch(self.node_name, {"status": patch}, "strategic", subresource="status")
         self._last_write = loop.time()
+        self._record_events(old, status, transitions)
+
+    def _record_events(self, old: Obj, status: Obj, transitions: list[tuple[str, str]]) -> None:
+        if self.events is None:
+            return
+        for etype, reason in transitions:
+            self.events.node_event(etype, reason, f"Node {self.node_name} status is now: {reason}")
+        was = (old.get("nodeInfo") or {}).get("bootID") or ""
+        boot = (status.get("nodeInfo") or {}).get("bootID") or ""
+        if was and boot and was != boot:
+            self.events.node_event("Warning", "Rebooted", f"Node {self.node_name} has been rebooted, boot id: {boot}")
 
     # ------------------------------------------------------------ lease
     async def renew_lease(self) -> None:
@@ -238,19 +264,74 @@ class NodeStatusManager:
         self._tasks = []
 
 
-def _condition_states(ours: Obj, status: Obj) -> dict[str, tuple]:
-    """(status, reason, message) of each condition type the kubelet posts (`ours`), in `status`."""
-    have = {c.get("type"): c for c in status.get("conditions") or []}
-    out = {}
+# the event each kubelet-owned condition's new status is announced with (upstream's setters)
+TRANSITION_EVENTS: dict[tuple[str, str], str] = {
+    ("MemoryPressure", "True"): "NodeHasInsufficientMemory", ("MemoryPressure", "False"): "NodeHasSufficientMemory",
+    ("DiskPressure", "True"): "NodeHasDiskPressure", ("DiskPressure", "False"): "NodeHasNoDiskPressure",
+    ("PIDPressure", "True"): "NodeHasInsufficientPID", ("PIDPressure", "False"): "NodeHasSufficientPID",
+    ("Ready", "True"): "NodeReady", ("Ready", "False"): "NodeNotReady", ("Ready", "Unknown"): "NodeNotReady",
+}
+
+
+def merge_status(old: Obj, ours: Obj) -> tuple[Obj, list[tuple[str, str]]]:
+    """The node status after the kubelet's fields (`ours`) land on `old`: its conditions
+    replace those of the same type in place (new types are appended), conditions of other
+    types are left alone.  Also the (event type, reason) of each condition that flipped."""
+    new = copy.deepcopy(old)
+    for k, v in ours.items():
+        if k not in ("conditions", "capacity", "allocatable"):
+            new[k] = copy.deepcopy(v)
+    # resources others advertise (extended resources patched into capacity) stay, with
+    # allocatable following capacity for them as upstream's machine-info setter keeps it
+    cap = {**(old.get("capacity") or {}), **(ours.get("capacity") or {})}
+    alloc = ours.get("allocatable") or {}
+    if "capacity" in ours:
+        new["capacity"] = cap
+    if "allocatable" in ours:
+        new["allocatable"] = {k: alloc.get(k, v) for k, v in cap.items()}
+    conds = new.setdefault("conditions", [])
+    index = {c.get("type"): i for i, c in enumerate(conds)}
+    transitions: list[tuple[str, str]] = []
     for c in ours.get("conditions") or []:
-        h = have.get(c["type"]) or {}
-        out[c["type"]] = (h.get("status"), h.get("reason"), h.get("message"))
-    return out
+        i = index.get(c["type"])
+        prev = conds[i] if i is not None else None
+        c = dict(c)
+        if prev is not None and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
+            c["lastTransitionTime"] = prev["lastTransitionTime"]
+        reason = TRANSITION_EVENTS.get((c["type"], c["status"]))
+        if prev is None:
+            # a pressure condition starts out Unknown, so its first status is a change; Ready
+            # is announced when it first appears True (upstream's node usually registers
+            # NotReady and flips, which is what a user sees there)
+            if reason and (c["type"] != "Ready" or c["status"] == "True"):
+                transitions.append(("Normal", reason))
+            conds.append(c)
+            index[c["type"]] = len(conds) - 1
+        else:
+            if prev.get("status") != c["status"] and reason:
+                transitions.append(("Normal", reason))
+            conds[i] = c
+    return new, transitions
+
+
+def status_patch(old: Obj, new: Obj) -> Obj:
+    """The strategic merge patch of the status from `old` to `new`, as upstream's kubelet
+    sends it: conditions by type with `$setElementOrder/conditions`; addresses, whose
+    merge-by-type schema is wrong for a list that may hold two of a type, replaced whole."""
+    from kybernetes.api.patch import create_two_way_merge_patch
+    from kybernetes.api.patch.patchmeta import patch_schema_for_definition
+
+    schema = patch_schema_for_definition("io.k8s.api.core.v1.NodeStatus")
+    patch = create_two_way_merge_patch(old, new, schema)
+    if old.get("addresses") and old.get("addresses") != new.get("addresses"):
+        patch.pop("$setElementOrder/addresses", None)
+        patch["addresses"] = copy.deepcopy(new.get("addresses") or []) + [{"$patch": "replace"}]
+    return patch
 
 
 def _strip_times(status: Obj) -> Obj:
     s = dict(status)
-    s["conditions"] = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status["conditions"]]
+    s["conditions"] = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status.get("conditions") or []]
     return s
 
 
