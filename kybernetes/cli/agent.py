@@ -21,17 +21,7 @@ log = logging.getLogger("kybernetes.agent")
 # the host and no default route in the pod: pods reach each other, nothing leaves the host.
 DEFAULT_POD_SUBNET = "10.42.0.0/24"
 POD_BRIDGE = "kyb0"
-# the server's Service range (as apiserver.service_alloc) and, as k3s, cluster DNS at its 10th address
-DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
-
-
-def default_cluster_dns(service_cidr: str = DEFAULT_SERVICE_CIDR) -> str:
-    """The cluster DNS Service's address: the 10th of the (first) Service range."""
-    import ipaddress
-
-    net = ipaddress.ip_network(service_cidr.split(",")[0].strip(), strict=False)
-    return str(net.network_address + 10)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,9 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
     """Kubelet options shared by `kyb agent` and `kyb server` (its in-process node)."""
+    # No default: nothing serves cluster DNS yet, and without one upstream's kubelet gives
+    # ClusterFirst pods the node's resolv.conf instead.
     p.add_argument("--cluster-dns", default="",
-                   help="comma-separated DNS server addresses pods get in resolv.conf (default: the 10th address "
-                        f"of the Service range, {default_cluster_dns()})")
+                   help="comma-separated DNS server addresses pods with dnsPolicy ClusterFirst get in resolv.conf "
+                        "(default: none, such pods use the node's resolv.conf)")
     p.add_argument("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN,
                    help="the cluster's DNS domain; pods search <ns>.svc.DOMAIN, svc.DOMAIN, DOMAIN")
     p.add_argument("--image-gc-high-threshold", type=int, default=85,
@@ -91,8 +83,7 @@ def kubelet_options(args: argparse.Namespace) -> dict:
                            parse_duration(getattr(args, "image_minimum_gc_age", "2m")))
     policy.validate()
     out: dict = {"image_gc_policy": policy}
-    dns = getattr(args, "cluster_dns", "") or default_cluster_dns(getattr(args, "service_cidr", "") or
-                                                                  DEFAULT_SERVICE_CIDR)
+    dns = getattr(args, "cluster_dns", "") or ""
     out["cluster_dns"] = [a.strip() for a in dns.split(",") if a.strip()]
     out["cluster_domain"] = getattr(args, "cluster_domain", "") or DEFAULT_CLUSTER_DOMAIN
     from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD, parse_thresholds

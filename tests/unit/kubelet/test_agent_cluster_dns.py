@@ -1,6 +1,6 @@
 """`kyb agent` and `kyb server`'s built-in node hand the kubelet the cluster DNS address and
-domain (k3s's defaults: the 10th address of the Service range, cluster.local), so pods with
-dnsPolicy ClusterFirst on any node get the cluster's resolv.conf."""
+domain, so pods with dnsPolicy ClusterFirst on any node get the cluster's resolv.conf; without
+--cluster-dns there is none (such pods fall back to the node's resolv.conf, as upstream)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,9 @@ def server_args(*argv):
 def test_defaults_and_flags():
     for args in (agent_args(), server_args()):
         opts = agent.kubelet_options(args)
-        assert (opts["cluster_dns"], opts["cluster_domain"]) == (["10.43.0.10"], "cluster.local")
+        assert (opts["cluster_dns"], opts["cluster_domain"]) == ([], "cluster.local")
     opts = agent.kubelet_options(agent_args("--cluster-dns", "10.0.0.53, 10.0.0.54", "--cluster-domain", "corp.lan"))
     assert (opts["cluster_dns"], opts["cluster_domain"]) == (["10.0.0.53", "10.0.0.54"], "corp.lan")
-    # a server with another Service range puts DNS at that range's 10th address
-    args = server_args()
-    args.service_cidr = "10.96.0.0/12"
-    assert agent.kubelet_options(args)["cluster_dns"] == ["10.96.0.10"]
-    assert agent.default_cluster_dns("fd00:43::/112,10.43.0.0/16") == "fd00:43::a"
 
 
 class Runtime:
@@ -67,7 +62,7 @@ async def test_agent_kubelet_gets_them(monkeypatch, tmp_path, argv):
     try:
         (kl,) = started
         assert node.kubelet is kl
-        want = (["10.0.0.53"], "corp.lan") if argv else (["10.43.0.10"], "cluster.local")
+        want = (["10.0.0.53"], "corp.lan") if argv else ([], "cluster.local")
         # the pod workers write each sandbox's resolv.conf from these
         assert (kl.workers.cluster_dns, kl.workers.cluster_domain) == want
     finally:
