@@ -245,7 +245,8 @@ class EvictionManager:
         self._first_met = {t: self._first_met.get(t, now) for t in met}
         for t in met:
             self._last_met[_CONDITION[t.signal]] = now
-        pressure = {c for c, at in self._last_met.items() if now - at < self.transition_period}
+        # a condition met in this pass shows even with a zero transition period
+        pressure = {c for c, at in self._last_met.items() if now - at < self.transition_period or at == now}
         if pressure != self.pressure:
             log.info("node pressure now %s", sorted(pressure) or "none")
             self.pressure = pressure
