@@ -220,7 +220,8 @@ def test_local_storage_violations():
         'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
     # the sizeLimit as upstream prints the quantity
     p2 = pod("b", volumes=[empty_dir("s", "2048Ki")])
-    assert ls.local_storage_violation(p2, None, {"s": 3 * MI}) == 'Usage of EmptyDir volume "s" exceeds the limit "2Mi". '
+    assert ls.local_storage_violation(p2, None, {"s": 3 * MI}) == \
+        'Usage of EmptyDir volume "s" exceeds the limit "2Mi". '
     # a container over its limit (writable layer + logs)
     p3 = pod("c", limits={"ephemeral-storage": "3Mi"})
     p3["spec"]["containers"].append({"name": "d", "resources": {"limits": {"ephemeral-storage": "5Mi"}}})
