@@ -312,7 +312,8 @@ class EvictionManager:
         met = thresholds_met(self.thresholds, obs)
         if self.thresholds_met:
             # thresholds that drove evictions stay until their minimum reclaim is met
-            met += [t for t in thresholds_met(self.thresholds_met, obs, True) if t not in met]
+            # (of those still configured: `thresholds` may be replaced at run time)
+            met += [t for t in thresholds_met(self.thresholds_met, obs, True) if t not in met and t in self.thresholds]
         met = self._update_state(met)
         stats = {p["podRef"]["uid"]: p for p in summary.get("pods") or []}
         volumes = await self._volumes(pods)
