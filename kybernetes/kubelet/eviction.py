@@ -48,6 +48,7 @@ DEFAULT_PRESSURE_TRANSITION_PERIOD = 300.0
 # upstream's immediateEvictionGracePeriodSeconds: hard thresholds and local storage limits
 IMMEDIATE_GRACE_SECONDS = 1
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
+POD_CLEANUP_TIMEOUT, POD_CLEANUP_POLL = 30.0, 1.0
 
 MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
 _CONDITION = SIGNAL_CONDITION
@@ -212,13 +213,15 @@ def soft_grace(pod: Obj, max_pod_grace_period: int) -> int:
 
 class EvictionManager:
     """Watches the signals, keeps the node's pressure conditions and evicts pods.
-    `volume_usage(pod)` (bytes per disk-backed emptyDir) turns on local storage isolation."""
+    `volume_usage(pod)` (bytes per disk-backed emptyDir) turns on local storage isolation;
+    `pod_cleaned_up(pod)` says when an evicted pod's containers are gone."""
 
     def __init__(self, summary: Callable[[], Awaitable[Obj]], thresholds: list[Threshold], *,
                  active_pods: Callable[[], list[Obj]], evict: EvictFn,
                  reclaim_disk: Optional[Callable[[], Awaitable[Any]]] = None,
                  on_pressure_change: Optional[Callable[[], Any]] = None,
                  volume_usage: Optional[VolumeUsageFn] = None,
+                 pod_cleaned_up: Optional[Callable[[Obj], bool]] = None,
                  max_pod_grace_period: int = 0,
                  period: float = DEFAULT_MONITORING_PERIOD,
                  transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
@@ -227,6 +230,7 @@ class EvictionManager:
         self.active_pods, self.evict = active_pods, evict
         self.reclaim_disk, self.on_pressure_change = reclaim_disk, on_pressure_change
         self.volume_usage, self.max_pod_grace_period = volume_usage, max_pod_grace_period
+        self.pod_cleaned_up = pod_cleaned_up
         self.period, self.transition_period, self.clock = period, transition_period, clock
         self._first_met: dict[Threshold, float] = {}   # threshold -> when it was first seen met
         self._last_met: dict[str, float] = {}          # condition -> when a threshold of it was last met
@@ -355,15 +359,29 @@ class EvictionManager:
         log.info("unable to evict any pods from the node")
         return None
 
+    async def wait_for_cleanup(self, pod: Obj) -> None:
+        """After an eviction, as upstream: look again only once the pod's containers are
+        gone (polled every second, at most POD_CLEANUP_TIMEOUT), so that a pod still
+        shutting down in its grace period is not followed by another needlessly."""
+        if self.pod_cleaned_up is None:
+            return
+        deadline = time.monotonic() + POD_CLEANUP_TIMEOUT
+        while not self.pod_cleaned_up(pod) and time.monotonic() < deadline:
+            await asyncio.sleep(POD_CLEANUP_POLL)
+
     async def _loop(self) -> None:
         while True:
+            evicted = None
             try:
-                await self.synchronize()
+                evicted = await self.synchronize()
+                if evicted is not None:
+                    await self.wait_for_cleanup(evicted)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - a failed pass is retried next period
                 log.warning("eviction manager: %s", e)
-            await asyncio.sleep(self.period)
+            if evicted is None:
+                await asyncio.sleep(self.period)
 
     def start(self) -> None:
         if self._task is None and (self.thresholds or self.local_storage_isolation):

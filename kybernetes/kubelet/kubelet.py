@@ -93,7 +93,7 @@ class Kubelet:
             on_pressure_change=self._pressure_changed, period=eviction_monitoring_period,
             transition_period=eviction_pressure_transition_period, max_pod_grace_period=eviction_max_pod_grace_period,
             volume_usage=(lambda pod: volume_usage(self.volumes.root, pod))
-            if local_storage_capacity_isolation else None)
+            if local_storage_capacity_isolation else None, pod_cleaned_up=self._pod_cleaned_up)
         self.node.pressure = lambda: self.eviction.pressure
         self.workers.admit = self.eviction.admit
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
@@ -134,6 +134,11 @@ class Kubelet:
         if self.workers.events is not None:
             self.workers.events.pod_event(pod, "Warning", "Evicted", message)
         return True
+
+    def _pod_cleaned_up(self, pod: dict) -> bool:
+        """An evicted pod is done once its worker wrote the final status (containers killed)."""
+        w = self.workers.workers.get(pod["metadata"]["uid"])
+        return w is None or w.done or (w.last_status or {}).get("phase") in ("Succeeded", "Failed")
 
     async def _reclaim_disk(self) -> None:
         try:

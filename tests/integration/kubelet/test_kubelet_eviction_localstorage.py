@@ -112,3 +112,39 @@ async def test_container_over_ephemeral_storage_limit_is_evicted(node):
     p = await phase(pods, "total", "Failed")
     assert (p["status"]["reason"], p["status"]["message"]) == \
         ("Evicted", "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. ")
+
+
+async def test_pid_pressure_condition(node):
+    """A soft pid.available threshold above what is free: PIDPressure (and the node
+    lifecycle controller's pid-pressure taint) at once, no eviction before its grace
+    period; gone again once the threshold is lifted and the transition period passed."""
+    from kybernetes.kubelet.eviction_thresholds import parse_threshold_config
+
+    cl, kl, pods, names = node
+    maxpid = int(open("/proc/sys/kernel/pid_max").read())
+    await kl.eviction.stop()
+    kl.eviction.thresholds = parse_threshold_config("", f"pid.available<{maxpid}", "pid.available=1h")
+    kl.eviction.transition_period = 0.0
+    kl.eviction.start()
+    nodes = cl.resource("", "v1", "nodes")
+
+    def pid_condition(n):
+        return next(c for c in n["status"]["conditions"] if c["type"] == "PIDPressure")
+
+    async def pressured():
+        n = await nodes.get(NODE)
+        taints = (n.get("spec") or {}).get("taints") or []
+        return n if pid_condition(n)["status"] == "True" and \
+            {"key": "node.kubernetes.io/pid-pressure", "effect": "NoSchedule"} in taints else None
+    n = await wait_for(pressured, 30)
+    c = pid_condition(n)
+    assert (c["reason"], c["message"]) == ("KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+    assert kl.eviction.pressure == {"PIDPressure"} and kl.eviction.thresholds_met == []
+
+    kl.eviction.thresholds = []
+
+    async def relieved():
+        n = await nodes.get(NODE)
+        return n if pid_condition(n)["status"] == "False" else None
+    n = await wait_for(relieved, 30)
+    assert pid_condition(n)["reason"] == "KubeletHasSufficientPID"

@@ -267,3 +267,18 @@ async def test_manager_local_storage_eviction():
     # isolation off: nothing to do
     f2 = Fake(f.s)
     assert await manager(f2, [hog], []).synchronize() is None and f2.evicted == []
+
+
+async def test_wait_for_cleanup_after_eviction(monkeypatch):
+    monkeypatch.setattr(ev, "POD_CLEANUP_POLL", 0)
+    answers = [False, False, True]
+    seen = []
+
+    def cleaned(p):
+        seen.append(p["metadata"]["uid"])
+        return answers.pop(0)
+    f = Fake(summary())
+    m = manager(f, [], [], pod_cleaned_up=cleaned)
+    await m.wait_for_cleanup(pod("a"))
+    assert seen == ["a", "a", "a"] and answers == []
+    await manager(f, [], []).wait_for_cleanup(pod("a"))  # nothing to ask: returns at once
