@@ -169,16 +169,23 @@ def is_critical(pod: Obj) -> bool:
 
 
 def eviction_message(pod: Obj, pod_stats: Optional[Obj], threshold: Threshold, obs: Observation) -> tuple[str, Obj]:
-    """Upstream's eviction message and the annotations of its Evicted event."""
+    """Upstream's eviction message and the annotations of its Evicted event: the starved
+    resource, the threshold and what was left, then each container (in the Summary's
+    order, init containers included) using more than it requested."""
+    from kybernetes.kubelet.eviction_localstorage import quantity_string
+
     resource = _RESOURCE[threshold.signal]
     fmt = binary_si if resource not in ("inodes", "pids") else str
     msg = NODE_LOW_MESSAGE.format(resource)
     msg += THRESHOLD_MET_MESSAGE.format(fmt(threshold.value(obs.capacity)), fmt(obs.available))
+    if pod_stats is None:
+        return msg, {}
+    spec = pod.get("spec") or {}
+    by_name = {c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
     offending, usages = [], []
-    by_name = {c.get("name"): c for c in (pod_stats or {}).get("containers") or []}
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        cs = by_name.get(c["name"])
-        if cs is None:
+    for cs in pod_stats.get("containers") or []:
+        c = by_name.get(cs.get("name"))
+        if c is None:
             continue
         usage = None
         if resource == "memory":
@@ -189,7 +196,8 @@ def eviction_message(pod: Obj, pod_stats: Optional[Obj], threshold: Threshold, o
         raw = ((c.get("resources") or {}).get("requests") or {}).get(resource)
         req = int(parse_quantity(raw)) if raw is not None else 0
         if usage is not None and usage > req:
-            msg += CONTAINER_MESSAGE.format(c["name"], binary_si(usage), raw if raw is not None else "0", resource)
+            msg += CONTAINER_MESSAGE.format(c["name"], binary_si(usage), quantity_string(raw) if raw else "0",
+                                            resource)
             offending.append(c["name"])
             usages.append(binary_si(usage))
     annotations = {"offending_containers": ",".join(offending), "offending_containers_usage": ",".join(usages),

@@ -282,3 +282,18 @@ async def test_wait_for_cleanup_after_eviction(monkeypatch):
     await m.wait_for_cleanup(pod("a"))
     assert seen == ["a", "a", "a"] and answers == []
     await manager(f, [], []).wait_for_cleanup(pod("a"))  # nothing to ask: returns at once
+
+
+def test_eviction_message_lists_init_containers_and_canonical_requests():
+    t = et.parse_thresholds("memory.available<100Mi")[0]
+    p = pod("a", resources={"requests": {"memory": "1024Ki"}})
+    p["spec"]["initContainers"] = [{"name": "side", "restartPolicy": "Always"}]
+    st = pstats("a", mem=3, containers=("c", "side"))
+    msg, ann = ev.eviction_message(p, st, t, ev.Observation(60 * MI, 1 << 30))
+    assert msg == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. "
+                   "Container c was using 3Mi, request is 1Mi, has larger consumption of memory. "
+                   "Container side was using 3Mi, request is 0, has larger consumption of memory. ")
+    assert ann["offending_containers"] == "c,side"
+    # no stats for the pod: the node part only, no annotations
+    assert ev.eviction_message(p, None, t, ev.Observation(60 * MI, 1 << 30)) == \
+        ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. ", {})
