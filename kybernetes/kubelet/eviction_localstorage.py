@@ -30,14 +30,33 @@ POD_MESSAGE = "Pod ephemeral local storage usage exceeds the total limit of cont
 EPHEMERAL_STORAGE = "ephemeral-storage"
 
 
-def quantity_string(value: Any) -> str:
-    """A quantity as upstream's Quantity.String() prints it (canonical form)."""
-    from kybernetes.admission.lookup import quantity_string as canonical
+_BINARY = (("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10))
+_DECIMAL = (("E", 18), ("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3), ("u", -6),
+            ("n", -9))
 
+
+def quantity_string(value: Any) -> str:
+    """A quantity as upstream's Quantity.String() prints it: the canonical form, binary
+    suffixes kept for binary input ("2048Ki" -> "2Mi", "1000" -> "1k")."""
+    text = str(value).strip()
     try:
-        return canonical(value)
+        q = parse_quantity(text)
     except ValueError:
-        return str(value)
+        return text
+    sign, q = ("-" if q < 0 else ""), abs(q)
+    if q == 0:
+        return "0"
+    if any(text.endswith(suffix) for suffix, _ in _BINARY) and q == q.to_integral_value():
+        n = int(q)
+        for suffix, exp in _BINARY:
+            if n % (1 << exp) == 0:
+                return f"{sign}{n >> exp}{suffix}"
+        return f"{sign}{n}"
+    for suffix, exp in _DECIMAL:
+        scaled = q.scaleb(-exp)
+        if scaled == scaled.to_integral_value():
+            return f"{sign}{int(scaled)}{suffix}"
+    return f"{sign}{int(q.scaleb(9).to_integral_value(rounding='ROUND_CEILING'))}n"
 
 
 def _disk_usage(path: Path) -> int:

@@ -297,3 +297,8 @@ def test_eviction_message_lists_init_containers_and_canonical_requests():
     # no stats for the pod: the node part only, no annotations
     assert ev.eviction_message(p, None, t, ev.Observation(60 * MI, 1 << 30)) == \
         ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. ", {})
+
+
+def test_quantity_string_is_canonical():
+    assert [ls.quantity_string(v) for v in ("1Mi", "2048Ki", "1000", "1536", "100M", "1.5Gi", "500m", "0")] == \
+        ["1Mi", "2Mi", "1k", "1536", "100M", "1536Mi", "500m", "0"]
