@@ -148,3 +148,34 @@ async def test_pid_pressure_condition(node):
         return n if pid_condition(n)["status"] == "False" else None
     n = await wait_for(relieved, 30)
     assert pid_condition(n)["reason"] == "KubeletHasSufficientPID"
+
+
+async def test_soft_threshold_evicts_gracefully(node):
+    """A soft memory threshold (above all the memory there is) met for its grace period
+    evicts with the pod's grace period capped by --eviction-max-pod-grace-period: the
+    container's TERM handler, which needs 3 s, finishes (a hard threshold's 1 s would
+    have killed it)."""
+    from kybernetes.kubelet.eviction_thresholds import parse_threshold_config
+
+    cl, kl, pods, names = node
+    names.append("gentle")
+    spec = pod("gentle", "trap 'sleep 3; exit 0' TERM; while :; do sleep 1; done")
+    spec["spec"]["terminationGracePeriodSeconds"] = 60
+    await pods.create(spec)
+    await phase(pods, "gentle", "Running")
+    total = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]) * 1024
+    await kl.eviction.stop()
+    kl.eviction.thresholds = parse_threshold_config("", f"memory.available<{total}", "memory.available=1s")
+    kl.eviction.max_pod_grace_period = 10
+    kl.eviction.start()
+    try:
+        p = await phase(pods, "gentle", "Failed")
+    finally:
+        await kl.eviction.stop()
+        kl.eviction.thresholds = []
+        kl.eviction.start()
+    st = p["status"]
+    assert st["reason"] == "Evicted"
+    assert st["message"].startswith("The node was low on resource: memory. Threshold quantity: ")
+    term = st["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0, term
