@@ -222,7 +222,8 @@ def soft_grace(pod: Obj, max_pod_grace_period: int) -> int:
 class EvictionManager:
     """Watches the signals, keeps the node's pressure conditions and evicts pods.
     `volume_usage(pod)` (bytes per disk-backed emptyDir) turns on local storage isolation;
-    `pod_cleaned_up(pod)` says when an evicted pod's containers are gone."""
+    `pod_cleaned_up(pod)` says when an evicted pod's containers are gone;
+    `node_event(type, reason, message)` records an event about the node."""
 
     def __init__(self, summary: Callable[[], Awaitable[Obj]], thresholds: list[Threshold], *,
                  active_pods: Callable[[], list[Obj]], evict: EvictFn,
@@ -230,6 +231,7 @@ class EvictionManager:
                  on_pressure_change: Optional[Callable[[], Any]] = None,
                  volume_usage: Optional[VolumeUsageFn] = None,
                  pod_cleaned_up: Optional[Callable[[Obj], bool]] = None,
+                 node_event: Optional[Callable[[str, str, str], Any]] = None,
                  max_pod_grace_period: int = 0,
                  period: float = DEFAULT_MONITORING_PERIOD,
                  transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
@@ -238,7 +240,7 @@ class EvictionManager:
         self.active_pods, self.evict = active_pods, evict
         self.reclaim_disk, self.on_pressure_change = reclaim_disk, on_pressure_change
         self.volume_usage, self.max_pod_grace_period = volume_usage, max_pod_grace_period
-        self.pod_cleaned_up = pod_cleaned_up
+        self.pod_cleaned_up, self.node_event = pod_cleaned_up, node_event
         self.period, self.transition_period, self.clock = period, transition_period, clock
         self._first_met: dict[Threshold, float] = {}   # threshold -> when it was first seen met
         self._last_met: dict[str, float] = {}          # condition -> when a threshold of it was last met
@@ -340,6 +342,8 @@ class EvictionManager:
         threshold = met[0]
         if threshold.signal not in obs:
             return None
+        if self.node_event is not None:
+            self.node_event("Warning", "EvictionThresholdMet", f"Attempting to reclaim {_RESOURCE[threshold.signal]}")
         if threshold.signal in (NODEFS_AVAILABLE, NODEFS_INODES_FREE, IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE) \
                 and self.reclaim_disk is not None:
             # node-level reclaim (unused images) before any pod goes: enough when every

@@ -181,10 +181,12 @@ async def test_pid_pressure():
     pods = [pod("lots"), pod("few"), pod("vip", priority=1000), pod("low", priority=-1)]
     stats = [pstats("lots", procs=500), pstats("few", procs=3), pstats("vip", procs=900), pstats("low", procs=1)]
     f = Fake(summary(pids=(4096, 4050), pods=stats))
-    m = manager(f, pods, ts)
+    node_events = []
+    m = manager(f, pods, ts, node_event=lambda *e: node_events.append(e))
     assert ev.observe(f.s)["pid.available"] == ev.Observation(46, 4096)
     got = await m.synchronize()
     assert got["metadata"]["uid"] == "low" and m.pressure == {"PIDPressure"}
+    assert node_events == [("Warning", "EvictionThresholdMet", "Attempting to reclaim pids")]
     assert f.evicted[0][1] == "The node was low on resource: pids. Threshold quantity: 100, available: 46. "
     # upstream's PID ranking: priority, then the most processes
     assert [p["metadata"]["uid"] for p in ev.rank(pods, {s["podRef"]["uid"]: s for s in stats}, "pid.available")] \
