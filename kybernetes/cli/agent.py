@@ -61,7 +61,7 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--eviction-hard", default=DEFAULT_EVICTION_HARD,
                    help="hard eviction thresholds, signal<quantity or signal<percent, comma separated "
-                        "(empty: no eviction)")
+                        "(empty: none; local storage limits still apply)")
     p.add_argument("--eviction-pressure-transition-period", default="5m",
                    help="how long a pressure condition stays after its threshold is no longer met")
     p.add_argument("--eviction-soft", default="",
