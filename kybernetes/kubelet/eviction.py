@@ -245,6 +245,7 @@ class EvictionManager:
         self._first_met: dict[Threshold, float] = {}   # threshold -> when it was first seen met
         self._last_met: dict[str, float] = {}          # condition -> when a threshold of it was last met
         self.thresholds_met: list[Threshold] = []      # met past their grace period, not yet reclaimed
+        self.last_evicted: list[Obj] = []              # the pods the last pass evicted
         self.pressure: set[str] = set()
         self._task: Optional[asyncio.Task] = None
 
@@ -318,6 +319,7 @@ class EvictionManager:
     async def synchronize(self) -> Optional[Obj]:
         """One pass: observe, update the conditions, evict pods over local storage limits
         or else at most one pod for a met threshold (the first evicted pod is returned)."""
+        self.last_evicted = []
         if not self.thresholds and not self.local_storage_isolation:
             return None
         pods = self.active_pods()
@@ -334,6 +336,7 @@ class EvictionManager:
         if self.local_storage_isolation:
             evicted = await self._local_storage_eviction(pods, stats, volumes)
             if evicted:
+                self.last_evicted = evicted
                 return evicted[0]
         if not met:
             return None
@@ -367,18 +370,19 @@ class EvictionManager:
             log.info("evicting pod %s/%s (grace %ss): %s", pod["metadata"].get("namespace"), pod["metadata"]["name"],
                      grace, msg)
             if await self.evict(pod, msg, annotations, grace=grace, disruption_condition=True):
+                self.last_evicted = [pod]
                 return pod
         log.info("unable to evict any pods from the node")
         return None
 
-    async def wait_for_cleanup(self, pod: Obj) -> None:
-        """After an eviction, as upstream: look again only once the pod's containers are
+    async def wait_for_cleanup(self, pods: list[Obj]) -> None:
+        """After an eviction, as upstream: look again only once the pods' containers are
         gone (polled every second, at most POD_CLEANUP_TIMEOUT), so that a pod still
         shutting down in its grace period is not followed by another needlessly."""
         if self.pod_cleaned_up is None:
             return
         deadline = time.monotonic() + POD_CLEANUP_TIMEOUT
-        while not self.pod_cleaned_up(pod) and time.monotonic() < deadline:
+        while not all(self.pod_cleaned_up(p) for p in pods) and time.monotonic() < deadline:
             await asyncio.sleep(POD_CLEANUP_POLL)
 
     async def _loop(self) -> None:
@@ -387,7 +391,7 @@ class EvictionManager:
             try:
                 evicted = await self.synchronize()
                 if evicted is not None:
-                    await self.wait_for_cleanup(evicted)
+                    await self.wait_for_cleanup(self.last_evicted)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - a failed pass is retried next period

@@ -255,16 +255,19 @@ async def test_manager_local_storage_eviction():
     hog = pod("hog", volumes=[empty_dir("scratch", "1Mi")])
     calm = pod("calm", volumes=[empty_dir("scratch", "1Mi")])
     crit = pod("crit", volumes=[empty_dir("scratch", "1Mi")], priority=2_000_000_000)
-    usage = {"hog": {"scratch": 4 * MI}, "calm": {"scratch": 4096}, "crit": {"scratch": 8 * MI}}
+    hog2 = pod("hog2", limits={"ephemeral-storage": "1Mi"})
+    usage = {"hog": {"scratch": 4 * MI}, "calm": {"scratch": 4096}, "crit": {"scratch": 8 * MI}, "hog2": {}}
 
     async def volume_usage(p):
         return usage[p["metadata"]["uid"]]
-    f = Fake(summary(pods=[pstats("hog"), pstats("calm"), pstats("crit")]))
-    # no thresholds at all: local storage limits are still enforced
-    m = manager(f, [hog, calm, crit], [], volume_usage=volume_usage)
+    f = Fake(summary(pods=[pstats("hog"), pstats("calm"), pstats("crit"), pstats("hog2", rootfs=2 * MI)]))
+    # no thresholds at all: local storage limits are still enforced, every offender in one pass
+    m = manager(f, [hog, calm, crit, hog2], [], volume_usage=volume_usage)
     got = await m.synchronize()
-    assert got["metadata"]["uid"] == "hog"
-    assert f.evicted == [("hog", 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ', 1, False)]
+    assert got["metadata"]["uid"] == "hog" and [p["metadata"]["uid"] for p in m.last_evicted] == ["hog", "hog2"]
+    assert f.evicted == [("hog", 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ', 1, False),
+                         ("hog2", "Pod ephemeral local storage usage exceeds the total limit of containers 1Mi. ",
+                          1, False)]
     assert m.pressure == set()
     # isolation off: nothing to do
     f2 = Fake(f.s)
@@ -273,17 +276,18 @@ async def test_manager_local_storage_eviction():
 
 async def test_wait_for_cleanup_after_eviction(monkeypatch):
     monkeypatch.setattr(ev, "POD_CLEANUP_POLL", 0)
-    answers = [False, False, True]
+    answers = {"a": [False, True, True], "b": [False, True]}
     seen = []
 
     def cleaned(p):
         seen.append(p["metadata"]["uid"])
-        return answers.pop(0)
+        return answers[p["metadata"]["uid"]].pop(0)
     f = Fake(summary())
     m = manager(f, [], [], pod_cleaned_up=cleaned)
-    await m.wait_for_cleanup(pod("a"))
-    assert seen == ["a", "a", "a"] and answers == []
-    await manager(f, [], []).wait_for_cleanup(pod("a"))  # nothing to ask: returns at once
+    await m.wait_for_cleanup([pod("a"), pod("b")])
+    # every evicted pod must be gone
+    assert seen == ["a", "a", "b", "a", "b"] and answers == {"a": [], "b": []}
+    await manager(f, [], []).wait_for_cleanup([pod("a")])  # nothing to ask: returns at once
 
 
 def test_eviction_message_lists_init_containers_and_canonical_requests():
