@@ -69,9 +69,21 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--eviction-hard", default=DEFAULT_EVICTION_HARD,
                    help="hard eviction thresholds, signal<quantity or signal<percent, comma separated "
-                        "(empty: no eviction)")
+                        "(empty: none; local storage limits still apply)")
     p.add_argument("--eviction-pressure-transition-period", default="5m",
                    help="how long a pressure condition stays after its threshold is no longer met")
+    p.add_argument("--eviction-soft", default="",
+                   help="soft eviction thresholds (e.g. memory.available<1.5Gi), met for their grace period to evict")
+    p.add_argument("--eviction-soft-grace-period", default="",
+                   help="grace periods of the soft thresholds (e.g. memory.available=1m30s)")
+    p.add_argument("--eviction-max-pod-grace-period", type=int, default=0,
+                   help="largest grace period (seconds) given to pods evicted for a soft threshold")
+    p.add_argument("--eviction-minimum-reclaim", default="",
+                   help="how far past its threshold a signal must recover after an eviction (e.g. "
+                        "imagefs.available=2Gi)")
+    p.add_argument("--local-storage-capacity-isolation", type=lambda v: v.lower() in ("1", "true", "yes"),
+                   default=True, help="evict pods over their emptyDir sizeLimit or ephemeral-storage limits "
+                                      "(upstream's localStorageCapacityIsolation; default true)")
 
 
 def kubelet_options(args: argparse.Namespace) -> dict:
@@ -86,12 +98,25 @@ def kubelet_options(args: argparse.Namespace) -> dict:
     dns = getattr(args, "cluster_dns", "") or ""
     out["cluster_dns"] = [a.strip() for a in dns.split(",") if a.strip()]
     out["cluster_domain"] = getattr(args, "cluster_domain", "") or DEFAULT_CLUSTER_DOMAIN
-    from kybernetes.kubelet.eviction import DEFAULT_EVICTION_HARD, parse_thresholds
+    from kybernetes.kubelet import eviction_thresholds as et
 
+    hard = getattr(args, "eviction_hard", et.DEFAULT_EVICTION_HARD)
+    soft, periods, reclaims = (getattr(args, f, "") for f in
+                               ("eviction_soft", "eviction_soft_grace_period", "eviction_minimum_reclaim"))
+    for flag, value, parse in (("--eviction-hard", hard, et.parse_thresholds),
+                               ("--eviction-soft", soft, et.parse_thresholds),
+                               ("--eviction-soft-grace-period", periods, et.parse_grace_periods),
+                               ("--eviction-minimum-reclaim", reclaims, et.parse_minimum_reclaims)):
+        try:
+            parse(value)
+        except ValueError as e:
+            raise ValueError(f"{flag}: {e}") from None
     try:
-        out["eviction_hard"] = parse_thresholds(getattr(args, "eviction_hard", DEFAULT_EVICTION_HARD))
-    except ValueError as e:
-        raise ValueError(f"--eviction-hard: {e}") from None
+        out["eviction_hard"] = et.parse_threshold_config(hard, soft, periods, reclaims)
+    except ValueError as e:  # a soft threshold without its grace period
+        raise ValueError(f"--eviction-soft-grace-period: {e}") from None
+    out["eviction_max_pod_grace_period"] = getattr(args, "eviction_max_pod_grace_period", 0)
+    out["local_storage_capacity_isolation"] = getattr(args, "local_storage_capacity_isolation", True)
     out["eviction_pressure_transition_period"] = parse_duration(
         getattr(args, "eviction_pressure_transition_period", "5m"))
     if getattr(args, "pod_manifest_path", ""):

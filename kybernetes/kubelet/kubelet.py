@@ -24,6 +24,7 @@ from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
 from kybernetes.kubelet.eviction import (DEFAULT_EVICTION_HARD, DEFAULT_MONITORING_PERIOD,
                                          DEFAULT_PRESSURE_TRANSITION_PERIOD, EvictionManager, Threshold,
                                          parse_thresholds)
+from kybernetes.kubelet.eviction_localstorage import volume_usage
 from kybernetes.kubelet.image_gc import ImageGCManager, ImageGCPolicy
 from kybernetes.kubelet.images_airgap import airgap_images
 from kybernetes.kubelet.images_pause import PAUSE_IMAGE
@@ -52,7 +53,8 @@ class Kubelet:
                  server_port: int = 10250, runtime_netns: Optional[str] = None,
                  eviction_hard: Optional[list[Threshold]] = None,
                  eviction_pressure_transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
-                 eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD):
+                 eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD,
+                 eviction_max_pod_grace_period: int = 0, local_storage_capacity_isolation: bool = True):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
@@ -62,8 +64,10 @@ class Kubelet:
         With `cert_source` (see kubelet.server.app) and `client_ca`, the kubelet also serves its
         HTTPS API (logs, exec, attach, port-forward) on `server_address:server_port`;
         `runtime_netns` is the network namespace containerd's stream server listens in.
-        `eviction_hard` are the hard eviction thresholds (upstream's defaults when None, none
-        when empty), checked every `eviction_monitoring_period` seconds."""
+        `eviction_hard` are the eviction thresholds, hard and soft (eviction_thresholds.
+        parse_threshold_config; upstream's hard defaults when None, none when empty), checked
+        every `eviction_monitoring_period` seconds, with local storage limits enforced unless
+        `local_storage_capacity_isolation` is False."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -91,7 +95,10 @@ class Kubelet:
             self.stats.summary, parse_thresholds(DEFAULT_EVICTION_HARD) if eviction_hard is None else eviction_hard,
             active_pods=self._active_pods, evict=self._evict, reclaim_disk=self._reclaim_disk,
             on_pressure_change=self._pressure_changed, period=eviction_monitoring_period,
-            transition_period=eviction_pressure_transition_period)
+            transition_period=eviction_pressure_transition_period, max_pod_grace_period=eviction_max_pod_grace_period,
+            volume_usage=(lambda pod: volume_usage(self.volumes.root, pod))
+            if local_storage_capacity_isolation else None, pod_cleaned_up=self._pod_cleaned_up,
+            node_event=lambda etype, reason, message: self.events.node_event(etype, reason, message))
         self.node.pressure = lambda: self.eviction.pressure
         self.workers.admit = self.eviction.admit
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
@@ -125,12 +132,18 @@ class Kubelet:
             out.append(p)
         return out
 
-    async def _evict(self, pod: dict, message: str, annotations: dict) -> bool:
-        if not self.workers.evict(pod["metadata"]["uid"], message):
+    async def _evict(self, pod: dict, message: str, annotations: dict, grace: int = 0,
+                     disruption_condition: bool = True) -> bool:
+        if not self.workers.evict(pod["metadata"]["uid"], message, grace, disruption_condition):
             return False
         if self.workers.events is not None:
             self.workers.events.pod_event(pod, "Warning", "Evicted", message)
         return True
+
+    def _pod_cleaned_up(self, pod: dict) -> bool:
+        """An evicted pod is done once its worker wrote the final status (containers killed)."""
+        w = self.workers.workers.get(pod["metadata"]["uid"])
+        return w is None or w.done or (w.last_status or {}).get("phase") in ("Succeeded", "Failed")
 
     async def _reclaim_disk(self) -> None:
         try:

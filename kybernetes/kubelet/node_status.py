@@ -153,7 +153,9 @@ class NodeStatusManager:
             "conditions": [
                 mem,
                 disk,
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                (cond("PIDPressure", "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+                 if "PIDPressure" in pressure else
+                 cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available")),
                 cond("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady", msg),
             ],
             "addresses": [{"type": "InternalIP", "address": self.node_ip},

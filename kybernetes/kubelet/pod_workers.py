@@ -71,6 +71,7 @@ class PodWorker:
         self.initialized_sid = ""
         self.done = False
         self.eviction: Optional[str] = None  # the message, once the eviction manager chose this pod
+        self.eviction_grace, self.eviction_condition = 0, True  # its grace period, DisruptionTarget or not
         self.rejection: Optional[tuple[str, str]] = None  # (reason, message) when not admitted
 
     def update(self, pod: Obj) -> None:
@@ -548,19 +549,20 @@ class PodWorker:
         self.event(WARNING, reason, message)
 
     async def evicted(self, message: str) -> None:
-        """Hard eviction: kill everything at once (no grace period, as upstream for hard
-        thresholds) and report the pod Failed with reason Evicted."""
-        await self.kill(grace=0, keep_sandbox_record=True)
+        """Eviction: kill everything with the eviction manager's grace period and report
+        the pod Failed with reason Evicted."""
+        await self.kill(grace=self.eviction_grace, keep_sandbox_record=True)
         sandboxes = sorted(await self.w.cri.list_pod_sandbox(labels={L_UID: self.uid}), key=lambda s: s.created_at)
         sid = sandboxes[-1].id if sandboxes else ""
         containers = await self.w.cri.list_containers(labels={L_UID: self.uid})
         pod_ip = (self.pod.get("status") or {}).get("podIP") or ""
         init_done = not (self.pod["spec"].get("initContainers")) or self.initialized
         await self.write_status(sid, pod_ip, self.latest(containers, sid), False, init_done, final=True,
-                                terminal=("Evicted", message))
+                                terminal=("Evicted", message), disruption_condition=self.eviction_condition)
 
     async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
-                           final: bool = False, terminal: Optional[tuple[str, str]] = None) -> None:
+                           final: bool = False, terminal: Optional[tuple[str, str]] = None,
+                           disruption_condition: bool = True) -> None:
         spec = self.pod["spec"]
         inits = [await self.container_status(c, latest.get(c["name"]), "init") for c in spec.get("initContainers") or []]
         apps = [await self.container_status(c, latest.get(c["name"]), "app") for c in spec.get("containers") or []]
@@ -586,9 +588,10 @@ class PodWorker:
             # the kubelet ended the pod: reason and message on the pod, and the
             # DisruptionTarget condition upstream adds for a kubelet-initiated termination
             status["reason"], status["message"] = terminal
-            status["conditions"].append({"type": "DisruptionTarget", "status": "True",
-                                         "reason": "TerminationByKubelet", "message": terminal[1],
-                                         "lastProbeTime": None, "lastTransitionTime": ps.now()})
+            if disruption_condition:
+                status["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                             "reason": "TerminationByKubelet", "message": terminal[1],
+                                             "lastProbeTime": None, "lastTransitionTime": ps.now()})
         meta = self.pod["metadata"]
         if status == self.last_status and (meta.get("resourceVersion") == self.written_over_rv or
                                            not self.status_drifted(self.pod)):
@@ -734,14 +737,15 @@ class PodWorkers:
                     and (w.last_status or {}).get("phase") not in ("Succeeded", "Failed"))
         await asyncio.to_thread(qos_cgroups.update_qos_cgroups, self.cgroup_root, milli)
 
-    def evict(self, uid: str, message: str) -> bool:
-        """Have the pod's worker evict it (see PodWorker.evicted); False when the pod has
-        no running worker or is already ending."""
+    def evict(self, uid: str, message: str, grace: int = 0, disruption_condition: bool = True) -> bool:
+        """Have the pod's worker evict it with `grace` seconds (see PodWorker.evicted),
+        adding the DisruptionTarget condition if asked; False when the pod has no running
+        worker or is already ending."""
         w = self.workers.get(uid)
         if w is None or w.done or w.eviction is not None or \
                 (w.last_status or {}).get("phase") in ("Succeeded", "Failed"):
             return False
-        w.eviction = message
+        w.eviction, w.eviction_grace, w.eviction_condition = message, grace, disruption_condition
         w.wake.set()
         return True
 

@@ -3,6 +3,8 @@ conditions with the transition period, ranking and upstream's eviction message."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kybernetes.kubelet import eviction as ev
@@ -39,13 +41,19 @@ def test_parse_thresholds():
     assert [str(t) for t in ts] == ["memory.available<100Mi", "nodefs.available<10%", "nodefs.inodesFree<5%",
                                     "imagefs.available<15%", "imagefs.inodesFree<5%"]
     assert ts[0].value(10**12) == 100 * MI and ts[1].value(1000) == 100
-    for bad, msg in [("memory.available>1Gi", "invalid eviction threshold syntax"),
+    for bad, msg in [("memory.available>1Gi", "malformed pair, expect string<string"),
                      ("cpu.available<1", "unsupported eviction signal cpu.available"),
-                     ("nodefs.available<150%", "must be >= 0% and <= 100%"),
-                     ("memory.available<lots", "invalid quantity"),
-                     ("memory.available<1Gi,memory.available<2Gi", "duplicate")]:
-        with pytest.raises(ValueError, match=msg):
+                     ("nodefs.available<150%", "eviction percentage threshold nodefs.available must be <= 100%: 150%"),
+                     ("nodefs.available<-5%", "eviction percentage threshold nodefs.available must be >= 0%: -5%"),
+                     ("nodefs.available<x%", 'parsing "x": invalid syntax'),
+                     ("memory.available<0", "eviction threshold memory.available must be positive: 0"),
+                     ("memory.available<lots", "quantities must match the regular expression")]:
+        with pytest.raises(ValueError, match=re.escape(msg)):
             ev.parse_thresholds(bad)
+    # as upstream's map flag: a later statement for a signal wins; 0% and 100% are ignored
+    assert [str(t) for t in ev.parse_thresholds("memory.available<1Gi, memory.available < 2Gi")] == \
+        ["memory.available<2Gi"]
+    assert ev.parse_thresholds("nodefs.available<0%,imagefs.available<100%") == []
     assert ev.parse_thresholds("") == []
 
 
@@ -89,12 +97,14 @@ def test_eviction_message():
 class Fake:
     def __init__(self, s):
         self.s, self.evicted, self.changes, self.reclaims, self.now = s, [], 0, 0, 1000.0
+        self.graces = []
 
     async def summary(self):
         return self.s
 
-    async def evict(self, p, msg, ann):
+    async def evict(self, p, msg, ann, grace=None, disruption_condition=True):
         self.evicted.append((p["metadata"]["uid"], msg))
+        self.graces.append((grace, disruption_condition))
         return True
 
     async def reclaim(self):
