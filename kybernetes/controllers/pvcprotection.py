@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from kybernetes.client.errors import NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import persistentvolume_match as m
 from kybernetes.controllers.base import Controller
@@ -120,6 +121,9 @@ class PVCProtectionController(Controller):
         if present:
             fins.append(PVC_PROTECTION_FINALIZER)
         clone["metadata"]["finalizers"] = fins
-        await self.pvc_api.update(clone)
+        try:
+            await self.pvc_api.update(clone)
+        except NotFound:
+            return  # deleted meanwhile: nothing left to protect
         self.log.info("%s protection finalizer %s claim %s", "added" if present else "removed",
                       "to" if present else "from", object_key(pvc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from kybernetes.client.errors import NotFound
 from kybernetes.controllers import persistentvolume_match as m
 from kybernetes.controllers.base import Controller
 from kybernetes.controllers.pvcprotection import is_deletion_candidate, needs_finalizer
@@ -55,6 +56,9 @@ class PVProtectionController(Controller):
         if present:
             fins.append(PV_PROTECTION_FINALIZER)
         clone["metadata"]["finalizers"] = fins
-        await self.pv_api.update(clone)
+        try:
+            await self.pv_api.update(clone)
+        except NotFound:
+            return  # deleted meanwhile: nothing left to protect
         self.log.info("%s protection finalizer %s volume %s", "added" if present else "removed",
-                      "to" if present else "from", key)
+                      "to" if present else "from", m.meta(pv).get("name"))
