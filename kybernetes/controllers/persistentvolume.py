@@ -31,7 +31,7 @@ from typing import Any, Optional
 from kybernetes.client.errors import NotFound
 from kybernetes.client.informer import Informer, object_key
 from kybernetes.controllers import persistentvolume_match as m
-from kybernetes.controllers.base import Controller
+from kybernetes.controllers.base import Controller, ReconcileError
 
 Obj = dict[str, Any]
 
@@ -180,7 +180,7 @@ class PersistentVolumeController(Controller):
             return False
         mode = sc.get("volumeBindingMode")
         if mode is None:
-            raise ValueError(f'VolumeBindingMode not set for StorageClass "{name}"')
+            raise ReconcileError(f'VolumeBindingMode not set for StorageClass "{name}"')
         return mode == "WaitForFirstConsumer"
 
     async def _sync_unbound_claim(self, claim: Obj) -> None:
@@ -190,7 +190,7 @@ class PersistentVolumeController(Controller):
             try:
                 volume = m.find_best_match_for_claim(claim, self.volumes.list(), delay_binding=delay)
             except m.MatchError as e:
-                raise ValueError(f'error finding PV for claim "{m.claim_key(claim)}": {e}') from None
+                raise ReconcileError(f'error finding PV for claim "{m.claim_key(claim)}": {e}') from None
             if volume is not None:
                 await self._bind(volume, claim)
                 return
@@ -228,7 +228,7 @@ class PersistentVolumeController(Controller):
         if not m.has_annotation(claim, m.ANN_BOUND_BY_CONTROLLER):
             await self._update_claim_status(claim, "Pending", None)
             return
-        raise ValueError(f'invalid binding of claim "{m.claim_key(claim)}" to volume "{volume_name}": volume '
+        raise ReconcileError(f'invalid binding of claim "{m.claim_key(claim)}" to volume "{volume_name}": volume '
                          f'already claimed by "{m.claim_ref_key(m.spec(volume)["claimRef"])}"')
 
     async def _sync_bound_claim(self, claim: Obj) -> None:
@@ -499,7 +499,8 @@ class PersistentVolumeController(Controller):
                 # a bound claim keeps its capacity: it may be a resized filesystem's
                 cap = m.spec(volume).get("capacity") or {}
                 if "storage" not in cap:
-                    raise ValueError(f'PersistentVolume "{m.meta(volume).get("name", "")}" is without a storage capacity')
+                    name = m.meta(volume).get("name", "")
+                    raise ReconcileError(f'PersistentVolume "{name}" is without a storage capacity')
                 have = (status.get("capacity") or {}).get("storage")
                 if have is None or m.storage_quantity({"storage": have}) != m.storage_quantity(cap):
                     status["capacity"] = cap
