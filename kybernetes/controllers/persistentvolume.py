@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import re
+import shutil
 from typing import Any, Optional
 
 from kybernetes.client.errors import NotFound
@@ -49,6 +52,31 @@ EXTERNAL_PROVISIONING = "ExternalProvisioning"
 VOLUME_FAILED_DELETE = "VolumeFailedDelete"
 VOLUME_FAILED_RECYCLE = "VolumeFailedRecycle"
 VOLUME_UNKNOWN_RECLAIM_POLICY = "VolumeUnknownReclaimPolicy"
+
+
+HOST_PATH_PLUGIN = "kubernetes.io/host-path"
+_HOST_PATH_DELETABLE = re.compile("/tmp/.+")
+
+
+def delete_host_path(volume_name: str, source: Optional[Obj]) -> Optional[str]:
+    """upstream's hostPath deleter (blocking: run it in a thread): removes the directory
+    when its path matches /tmp/.+; answers why not otherwise (None when done)."""
+    if source is None:
+        return (f'failed to create deleter for volume "{volume_name}": '
+                "spec.PersistentVolumeSource.HostPath is nil")
+    path = source.get("path") or ""
+    if not _HOST_PATH_DELETABLE.search(path):
+        return f"host_path deleter only supports /tmp/.+ but received provided {path}"
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except FileNotFoundError:
+        pass  # already gone, as os.RemoveAll allows
+    except OSError as e:
+        return str(e)
+    return None
 
 
 def _rv(obj: Optional[Obj]) -> int:
@@ -417,20 +445,33 @@ class PersistentVolumeController(Controller):
                                        "No recycler plugin found for the volume!")
 
     async def _delete(self, volume: Obj) -> None:
+        """deleteVolumeOperation: the deleter plugin removes the storage, then the PV object
+        goes.  Of the in-tree deleters only hostPath's exists here (it removes directories
+        matching /tmp/.+, as upstream's, which is meant for single-node test clusters)."""
         fresh = await self._fresh_released(volume)
         if fresh is None:
             return
+        name = m.meta(fresh).get("name", "")
         provisioned_by = m.annotations(fresh).get(m.ANN_DYNAMICALLY_PROVISIONED) or ""
         if provisioned_by and not provisioned_by.startswith("kubernetes.io/"):
             return  # an external provisioner deletes it
         if not provisioned_by and m.spec(fresh).get("csi") is not None:
             return  # a CSI volume: its external provisioner deletes it
-        name = m.meta(fresh).get("name", "")
-        if provisioned_by:
-            why = f"no volume plugin matched name: {provisioned_by}"
+        if provisioned_by and provisioned_by != HOST_PATH_PLUGIN:
+            why: Optional[str] = f"no volume plugin matched name: {provisioned_by}"
+        elif provisioned_by or m.spec(fresh).get("hostPath") is not None:
+            why = await asyncio.to_thread(delete_host_path, name, m.spec(fresh).get("hostPath"))
         else:
             why = f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
-        await self._volume_phase_event(fresh, "Failed", "Warning", VOLUME_FAILED_DELETE, why)
+        if why is not None:
+            # Failed, and retried at every sync (the event only once)
+            await self._volume_phase_event(fresh, "Failed", "Warning", VOLUME_FAILED_DELETE, why)
+            return
+        self.log.info("volume %s deleted", name)
+        try:
+            await self.pv_api.delete(name)
+        except NotFound:
+            pass
 
     async def _unbind_volume(self, volume: Obj) -> None:
         """unbindVolume: roll back a binding the controller made; of a user's pre-binding

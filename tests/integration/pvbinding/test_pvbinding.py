@@ -243,16 +243,23 @@ async def test_wait_for_first_consumer_binds_what_the_scheduler_chose(api, clien
         await sc.delete(cls)
 
 
-async def test_released_volumes_follow_their_reclaim_policy(api, namespace):
+async def test_released_volumes_follow_their_reclaim_policy(api, namespace, tmp_path):
     ns = namespace
     cls = f"r-{ns}"
-    for name, size, policy in (("keep", "1Gi", "Retain"), ("drop", "2Gi", "Delete"), ("scrub", "3Gi", "Recycle")):
-        await api.create_pv(pv(f"{ns}-{name}", size, cls=cls, policy=policy))
+    vol_dir = tmp_path / "vol"
+    (vol_dir / "sub").mkdir(parents=True)
+    (vol_dir / "sub" / "data").write_text("x")
+    for name, size, policy in (("keep", "1Gi", "Retain"), ("drop", "2Gi", "Delete"), ("scrub", "3Gi", "Recycle"),
+                               ("host", "4Gi", "Delete"), ("tmp", "5Gi", "Delete")):
+        vol = pv(f"{ns}-{name}", size, cls=cls, policy=policy, local=name == "drop")
+        if name == "tmp":
+            vol["spec"]["hostPath"]["path"] = str(vol_dir)
+        await api.create_pv(vol)
         await api.pvcs.create(pvc(name, size, cls=cls), ns)
         await api.pvc_phase(name, "Bound")
     before = (await api.pvs.get(f"{ns}-keep"))["status"]["lastPhaseTransitionTime"]
 
-    for name in ("keep", "drop", "scrub"):
+    for name in ("keep", "drop", "scrub", "host", "tmp"):
         await api.pvcs.delete(name, ns)  # unused: the protection controller lets it go
         await api.gone(api.pvcs, name, ns)
 
@@ -269,6 +276,12 @@ async def test_released_volumes_follow_their_reclaim_policy(api, namespace):
     failed = await api.pv_phase(f"{ns}-scrub", "Failed")
     ev = await api.event(f"{ns}-scrub", "VolumeFailedRecycle", "default")
     assert ev["type"] == "Warning" and ev["message"] == "No recycler plugin found for the volume!"
+
+    # hostPath's deleter (for single-node test clusters) only removes directories under /tmp
+    ev = await api.event(f"{ns}-host", "VolumeFailedDelete", "default")
+    assert ev["message"] == f"host_path deleter only supports /tmp/.+ but received provided /data/{ns}-host"
+    await api.gone(api.pvs, f"{ns}-tmp")
+    assert not vol_dir.exists()
 
     # a Released volume is not Bound: deleting it is not held up
     await api.pvs.delete(f"{ns}-keep")

@@ -13,7 +13,7 @@ import pytest
 from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import persistentvolume_match as m
-from kybernetes.controllers.persistentvolume import PersistentVolumeController
+from kybernetes.controllers.persistentvolume import PersistentVolumeController, delete_host_path
 
 Obj = dict[str, Any]
 
@@ -257,10 +257,16 @@ async def test_volume_phases_and_reclaim(c):
     gone = pvc("gone")
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("retain", phase="Bound", ref=ref(gone))))
     assert c.pv("retain")["status"]["phase"] == "Released" and c.pv("retain")["spec"]["claimRef"]["name"] == "gone"
-    await c.ctl.sync_volume(c.add("persistentvolumes", pv("del", policy="Delete", phase="Bound", ref=ref(gone))))
+    await c.ctl.sync_volume(c.add("persistentvolumes", pv("del", policy="Delete", phase="Bound", ref=ref(gone),
+                                                          nfs={"server": "s", "path": "/"})))
     msg = 'error getting deleter volume plugin for volume "del": no deletable volume plugin matched'
     assert c.pv("del")["status"] == {"phase": "Failed", "message": msg}
     assert c.events.seen[-1] == ("del", "Warning", "VolumeFailedDelete", msg)
+    # hostPath's deleter only removes directories under /tmp
+    await c.ctl.sync_volume(c.add("persistentvolumes", pv("hp", policy="Delete", phase="Bound", ref=ref(gone),
+                                                          hostPath={"path": "/data/hp"})))
+    assert c.events.seen[-1] == ("hp", "Warning", "VolumeFailedDelete",
+                                 "host_path deleter only supports /tmp/.+ but received provided /data/hp")
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("rec", policy="Recycle", phase="Bound", ref=ref(gone))))
     assert c.pv("rec")["status"]["phase"] == "Failed"
     assert c.events.seen[-1] == ("rec", "Warning", "VolumeFailedRecycle", "No recycler plugin found for the volume!")
@@ -277,6 +283,26 @@ async def test_volume_phases_and_reclaim(c):
     c.add("persistentvolumeclaims", pvc("gone", uid="another"))
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("again", phase="Bound", ref=ref(gone))))
     assert c.pv("again")["status"]["phase"] == "Released"
+
+
+async def test_host_path_deleter_removes_tmp_directories(c, tmp_path):
+    d = tmp_path / "vol"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "f").write_text("data")
+    deleted: list[str] = []
+
+    async def delete(name: str, *a: Any, **kw: Any) -> Obj:
+        deleted.append(name)
+        return {}
+    c.ctl.pv_api.delete = delete  # type: ignore[method-assign]
+    gone = pvc("gone")
+    await c.ctl.sync_volume(c.add("persistentvolumes", pv("tmp", policy="Delete", phase="Bound", ref=ref(gone),
+                                                          hostPath={"path": str(d)})))
+    assert not d.exists() and deleted == ["tmp"]
+    assert c.pv("tmp")["status"]["phase"] == "Released" and c.events.seen == []
+    assert delete_host_path("v", None) == ('failed to create deleter for volume "v": '
+                                           "spec.PersistentVolumeSource.HostPath is nil")
+    assert delete_host_path("v", {"path": str(d)}) is None  # already gone is fine
 
 
 async def test_volume_of_a_claim_bound_elsewhere_is_unbound(c):
