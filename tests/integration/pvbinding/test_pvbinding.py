@@ -7,6 +7,7 @@ never candidates for another's claims.  Waits are watch-driven (no sleeps)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import pytest
@@ -243,7 +244,7 @@ async def test_wait_for_first_consumer_binds_what_the_scheduler_chose(api, clien
         await sc.delete(cls)
 
 
-async def test_released_volumes_follow_their_reclaim_policy(api, namespace, tmp_path):
+async def test_released_volumes_follow_their_reclaim_policy(api, kyb, namespace, tmp_path):
     ns = namespace
     cls = f"r-{ns}"
     vol_dir = tmp_path / "vol"
@@ -272,6 +273,10 @@ async def test_released_volumes_follow_their_reclaim_policy(api, namespace, tmp_
     assert failed["status"]["message"] == msg
     ev = await api.event(f"{ns}-drop", "VolumeFailedDelete", "default")
     assert ev["type"] == "Warning" and ev["message"] == msg and ev["involvedObject"]["kind"] == "PersistentVolume"
+
+    described = kyb.kubectl("describe", "pv", f"{ns}-drop").stdout
+    assert re.search(r"^Status:\s+Failed$", described, re.M) and "VolumeFailedDelete" in described
+    assert "persistentvolume-controller" in described
 
     failed = await api.pv_phase(f"{ns}-scrub", "Failed")
     ev = await api.event(f"{ns}-scrub", "VolumeFailedRecycle", "default")
