@@ -5,7 +5,7 @@ phase (each plugin's Validate).  Upstream's order, of which these are implemente
 
   NamespaceLifecycle (in the REST handlers), LimitRanger, ServiceAccount,
   [NodeRestriction], PodSecurity, Priority, DefaultTolerationSeconds,
-  DefaultStorageClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+  DefaultStorageClass, StorageObjectInUseProtection, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
   ValidatingAdmissionWebhook, ResourceQuota
 """
 
@@ -20,6 +20,7 @@ from kybernetes.admission.policy import ValidatingAdmissionPolicy
 from kybernetes.admission.priority import Priority, bootstrap_system_classes
 from kybernetes.admission.resourcequota import ResourceQuota
 from kybernetes.admission.serviceaccount import ServiceAccount
+from kybernetes.admission.storageobjectinuse import StorageObjectInUseProtection
 from kybernetes.admission.webhooks import WebhookAdmission
 from kybernetes.apiserver.objects import ObjectStore
 
@@ -35,6 +36,7 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, podse
         Priority(objects),
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
+        StorageObjectInUseProtection(),
         ValidatingAdmissionPolicy(objects),  # validates before the validating webhooks, as upstream
         WebhookAdmission(objects),  # MutatingAdmissionWebhook (admit), ValidatingAdmissionWebhook (validate)
         ResourceQuota(objects),

@@ -55,6 +55,9 @@ CONTROLLER_SERVICE_ACCOUNTS = {
     "csrsigning": "certificate-controller",
     "csrapproving": "certificate-controller",
     "csrcleaner": "certificate-controller",
+    "persistentvolume-binder": "persistent-volume-binder",
+    "pvc-protection": "pvc-protection-controller",
+    "pv-protection": "pv-protection-controller",
 }
 
 # Controllers upstream runs with the controller manager's own credentials (the root client

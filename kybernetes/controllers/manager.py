@@ -72,7 +72,10 @@ def default_controllers(*, root_ca: Optional[bytes] = None, node_monitor_grace_p
     from kybernetes.controllers.namespace import NamespaceController
     from kybernetes.controllers.nodeipam import NodeIpamController, cidr_sets
     from kybernetes.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+    from kybernetes.controllers.persistentvolume import PersistentVolumeController
     from kybernetes.controllers.podgc import PodGCController
+    from kybernetes.controllers.pvcprotection import PVCProtectionController
+    from kybernetes.controllers.pvprotection import PVProtectionController
     from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
     from kybernetes.controllers.resourcequota import ResourceQuotaController
     from kybernetes.controllers.rootca import RootCACertPublisher
@@ -85,6 +88,7 @@ def default_controllers(*, root_ca: Optional[bytes] = None, node_monitor_grace_p
         JobController, CronJobController, ResourceQuotaController, DisruptionController,
         EndpointsController, EndpointSliceController, NodeLifecycleController, TaintEvictionController, PodGCController,
         HorizontalPodAutoscalerController, CSRApprovingController, CSRCleanerController,
+        PersistentVolumeController, PVCProtectionController, PVProtectionController,
     ]
     if node_monitor_grace_period is not None:
         out[out.index(NodeLifecycleController)] = partial(NodeLifecycleController, grace_period=node_monitor_grace_period)

@@ -17,6 +17,7 @@ from kybernetes.registry.base import (
     dig,
     forbidden,
     immutable,
+    invalid,
     not_supported,
     required,
     spec_diff_summary,
@@ -58,6 +59,22 @@ def validate_access_modes(modes: Optional[list[str]], path: str) -> list[Cause]:
     for m in modes or []:
         if m not in ACCESS_MODES:
             causes.append(not_supported(path, m, sorted(ACCESS_MODES)))
+    return causes
+
+
+def _validate_local(spec: Obj) -> list[Cause]:
+    """upstream validateLocalVolumeSource and the node affinity a local volume needs."""
+    causes: list[Cause] = []
+    path = (spec.get("local") or {}).get("path") or ""
+    if not path:
+        causes.append(required("spec.local.path"))
+    elif ".." in path.split("/"):
+        causes.append(invalid("spec.local.path", path, "must not contain '..'"))
+    affinity = spec.get("nodeAffinity")
+    if affinity is not None and affinity.get("required") is None:
+        causes.append(required("spec.nodeAffinity.required", "must specify required node constraints"))
+    if affinity is None or affinity.get("required") is None:
+        causes.append(required("spec.nodeAffinity", "Local volume requires node affinity"))
     return causes
 
 
@@ -113,9 +130,24 @@ class PersistentVolumeStrategy(Strategy):
         vm = spec.get("volumeMode")
         if vm and vm not in VOLUME_MODES:
             causes.append(not_supported("spec.volumeMode", vm, VOLUME_MODES))
-        if not volume_source(spec):
+        source = volume_source(spec)
+        if not source:
             causes.append(required("spec", "must specify a volume type"))
+        if "local" in source:
+            causes.extend(_validate_local(spec))
         return causes
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """upstream's status strategy: a phase change stamps status.lastPhaseTransitionTime
+        unless the writer set a new one; an unchanged phase keeps the old stamp."""
+        super().prepare_for_status_update(new, old)
+        ns, os_ = new.setdefault("status", {}), old.get("status") or {}
+        stamp = ns.get("lastPhaseTransitionTime")
+        if ns.get("phase") == os_.get("phase"):
+            if stamp is None and os_.get("lastPhaseTransitionTime") is not None:
+                ns["lastPhaseTransitionTime"] = os_["lastPhaseTransitionTime"]
+        elif stamp is None or stamp == os_.get("lastPhaseTransitionTime"):
+            ns["lastPhaseTransitionTime"] = now_rfc3339()
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         """upstream ValidatePersistentVolumeUpdate: the source is frozen (a CSI volume may gain a
