@@ -28,12 +28,16 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
 from kybernetes.kubelet.eviction_localstorage import local_storage_violation
-from kybernetes.kubelet.eviction_thresholds import (  # noqa: F401 - re-exported
+from kybernetes.kubelet.eviction_thresholds import (
     DEFAULT_EVICTION_HARD, DISK_PRESSURE, IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE, MEMORY_AVAILABLE,
     MEMORY_PRESSURE, NODEFS_AVAILABLE, NODEFS_INODES_FREE, PID_AVAILABLE, PID_PRESSURE, SIGNAL_CONDITION,
     SIGNAL_RESOURCE, Threshold, Value, binary_si, parse_threshold_config, parse_thresholds)
 from kybernetes.kubelet.qos_cgroups import qos_class
 from kybernetes.scheduler.resources import parse_quantity
+
+# the threshold vocabulary is re-exported: callers configure the manager through this module
+__all__ = ["DEFAULT_EVICTION_HARD", "EvictionManager", "Threshold", "Value", "parse_threshold_config",
+           "parse_thresholds"]
 
 log = logging.getLogger("kybernetes.kubelet.eviction")
 
