@@ -30,6 +30,7 @@ def default_plugins(client: Client) -> list:
     from kybernetes.scheduler.plugins.nodeunschedulable import NodeUnschedulable
     from kybernetes.scheduler.plugins.podtopologyspread import PodTopologySpread
     from kybernetes.scheduler.plugins.tainttoleration import TaintToleration
+    from kybernetes.scheduler.plugins.volumebinding import VolumeBinding
 
     return [
         NodeUnschedulable(),
@@ -38,6 +39,7 @@ def default_plugins(client: Client) -> list:
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
+        VolumeBinding(client),
         PodTopologySpread(),
         InterPodAffinity(),
         DefaultPreemption(client),
