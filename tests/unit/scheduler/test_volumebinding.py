@@ -392,3 +392,33 @@ async def test_claim_events_move_only_pods_using_the_claim():
     assert vb.storage_class_change_matters(None, sc("x"))
     assert not vb.storage_class_change_matters(sc("x"), sc("x", parameters={"a": "b"}))
     assert vb.storage_class_change_matters(sc("x"), sc("x", allowedTopologies=[{}]))
+
+
+# --------------------------------------------------------------------------- what the scheduler may do
+
+async def test_bootstrap_policy_lets_the_scheduler_bind_volumes():
+    """system:kube-scheduler (+ system:volume-scheduler) as upstream: read PVs, claims,
+    classes and CSINodes; update/patch PVs and claims; nothing more on them."""
+    from kybernetes.auth import bootstrap_policy as bp
+    from kybernetes.auth.authorizer import Attributes, Decision, UserInfo, build_authorizer
+    from kybernetes.auth.rbac import InMemoryRBACSource, RBACAuthorizer
+
+    chain = build_authorizer("Node,RBAC", rbac=RBACAuthorizer(InMemoryRBACSource(bp.desired_objects())))
+    sched = UserInfo("system:kube-scheduler", ("system:authenticated",))
+
+    async def may(verb, group, resource, ns=""):
+        a = Attributes(sched, verb, ns, group, "v1", resource, "", "", True, "")
+        return (await chain.authorize(a))[0] is Decision.ALLOW
+
+    for verb in ("get", "list", "watch"):
+        assert await may(verb, "", "persistentvolumes")
+        assert await may(verb, "", "persistentvolumeclaims", "ns")
+        assert await may(verb, "storage.k8s.io", "storageclasses")
+        assert await may(verb, "storage.k8s.io", "csinodes")
+    for verb in ("update", "patch"):
+        assert await may(verb, "", "persistentvolumes")
+        assert await may(verb, "", "persistentvolumeclaims", "ns")
+    for verb in ("create", "delete"):
+        assert not await may(verb, "", "persistentvolumes")
+        assert not await may(verb, "", "persistentvolumeclaims", "ns")
+    assert not await may("update", "storage.k8s.io", "storageclasses")
