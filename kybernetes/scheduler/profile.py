@@ -31,6 +31,7 @@ def default_plugins(client: Client) -> list:
     from kybernetes.scheduler.plugins.podtopologyspread import PodTopologySpread
     from kybernetes.scheduler.plugins.tainttoleration import TaintToleration
     from kybernetes.scheduler.plugins.volumebinding import VolumeBinding
+    from kybernetes.scheduler.plugins.volumerestrictions import VolumeRestrictions
 
     return [
         NodeUnschedulable(),
@@ -39,6 +40,7 @@ def default_plugins(client: Client) -> list:
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
+        VolumeRestrictions(),
         VolumeBinding(client),
         PodTopologySpread(),
         InterPodAffinity(),

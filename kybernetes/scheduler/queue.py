@@ -56,11 +56,12 @@ class ClusterEvent:
 
 
 _NODE_PLUGINS = frozenset({"NodeResourcesFit", "NodeAffinity", "TaintToleration", "NodeUnschedulable",
-                           "NodePorts", "NodeName", "PodTopologySpread", "InterPodAffinity", "VolumeBinding"})
+                           "NodePorts", "NodeName", "PodTopologySpread", "InterPodAffinity", "VolumeBinding",
+                           "VolumeRestrictions"})
 NODE_ADD = ClusterEvent("NodeAdd", _NODE_PLUGINS)
 NODE_UPDATE = ClusterEvent("NodeUpdate", _NODE_PLUGINS)
 ASSIGNED_POD_DELETE = ClusterEvent("AssignedPodDelete", frozenset(
-    {"NodeResourcesFit", "NodePorts", "PodTopologySpread", "InterPodAffinity"}))
+    {"NodeResourcesFit", "NodePorts", "PodTopologySpread", "InterPodAffinity", "VolumeRestrictions"}))
 ASSIGNED_POD_ADD = ClusterEvent("AssignedPodAdd", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 ASSIGNED_POD_UPDATE = ClusterEvent("AssignedPodUpdate", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 UNSCHEDULABLE_TIMEOUT = ClusterEvent("UnschedulableTimeout")
@@ -69,7 +70,7 @@ NAMESPACE_UPDATE = ClusterEvent("NamespaceUpdate", frozenset({"InterPodAffinity"
 _VOLUME_PLUGINS = frozenset({"VolumeBinding"})
 PV_ADD = ClusterEvent("PersistentVolumeAdd", _VOLUME_PLUGINS)
 PV_UPDATE = ClusterEvent("PersistentVolumeUpdate", _VOLUME_PLUGINS)
-PVC_ADD = ClusterEvent("PersistentVolumeClaimAdd", _VOLUME_PLUGINS)
+PVC_ADD = ClusterEvent("PersistentVolumeClaimAdd", _VOLUME_PLUGINS | {"VolumeRestrictions"})
 PVC_UPDATE = ClusterEvent("PersistentVolumeClaimUpdate", _VOLUME_PLUGINS)
 STORAGE_CLASS_ADD = ClusterEvent("StorageClassAdd", _VOLUME_PLUGINS)
 STORAGE_CLASS_UPDATE = ClusterEvent("StorageClassUpdate", _VOLUME_PLUGINS)
