@@ -241,3 +241,42 @@ async def test_missing_claim_is_reported_then_resolved(client, namespace, nodes,
         assert await wait_for(lambda: node_of(client, namespace, "orphan"), what="pod bound") == node_b
     finally:
         await _cleanup_pods(client, namespace)
+
+
+async def test_provisioning_class_gets_the_selected_node_annotation(client, namespace, nodes, storage):
+    """A WaitForFirstConsumer class with a real provisioner: no PV is matched; the scheduler
+    marks the claim with volume.kubernetes.io/selected-node and waits.  A provisioner
+    STAND-IN (this test) then creates a PV on that node pre-bound to the claim, the PV
+    controller stand-in binds it, and the pod is bound to the selected node."""
+    _, node_b = nodes
+    scs = client.resource("storage.k8s.io", "v1", "storageclasses")
+    pvs = client.resource("", "v1", "persistentvolumes")
+    pvcs = client.resource("", "v1", "persistentvolumeclaims")
+    pods = client.resource("", "v1", "pods")
+    dyn = "vb-dynamic"
+    topo = [{"matchLabelExpressions": [{"key": "kubernetes.io/hostname", "values": [node_b]}]}]
+    await scs.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": dyn},
+                      "provisioner": "example.com/stand-in", "volumeBindingMode": "WaitForFirstConsumer",
+                      "allowedTopologies": topo})
+    try:
+        c = await pvcs.create({**claim("scratch"), "spec": {**claim("scratch")["spec"], "storageClassName": dyn}},
+                              namespace)
+        await pods.create(claim_pod("worker", "scratch"), namespace)
+
+        async def selected():
+            got = await pvcs.get("scratch", namespace=namespace)
+            return (got["metadata"].get("annotations") or {}).get("volume.kubernetes.io/selected-node")
+
+        assert await wait_for(selected, what="selected-node annotation") == node_b
+        assert not await node_of(client, namespace, "worker")  # PreBind waits for the claim
+        pv = local_pv("vb-provisioned", node_b)
+        pv["spec"]["storageClassName"] = dyn
+        pv["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": namespace,
+                                  "name": "scratch", "uid": c["metadata"]["uid"]}
+        await pvs.create(pv)
+        storage.append("vb-provisioned")
+        assert await wait_for(lambda: node_of(client, namespace, "worker"), what="pod bound") == node_b
+    finally:
+        await _cleanup_pods(client, namespace)
+        with contextlib.suppress(NotFound):
+            await scs.delete(dyn)

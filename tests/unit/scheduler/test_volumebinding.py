@@ -422,3 +422,28 @@ async def test_bootstrap_policy_lets_the_scheduler_bind_volumes():
         assert not await may(verb, "", "persistentvolumes")
         assert not await may(verb, "", "persistentvolumeclaims", "ns")
     assert not await may("update", "storage.k8s.io", "storageclasses")
+
+
+async def test_prebind_provisioning_path_annotates_the_claim_and_waits():
+    c = cluster(sc("dyn", provisioner="example.com/csi"), pvc("c", cls="dyn", rv="5"), nodes=("a",))
+    plugin = c.fwk.plugin("VolumeBinding")
+    plugin.client = fake = _FakeClient()
+    p = claim_pod("p", "c")
+    state = _reserved(c, p, "a")
+    chosen = c.cache.volumes.pvc(NS, "c")["metadata"]["annotations"][vb.ANN_SELECTED_NODE]
+    assert chosen == "a"
+    task = asyncio.ensure_future(plugin.pre_bind(state, p, chosen))
+    for _ in range(50):
+        if fake.writes:
+            break
+        await asyncio.sleep(0)
+    plural, written = fake.writes[0]
+    assert plural == "persistentvolumeclaims" and written["metadata"]["annotations"][vb.ANN_SELECTED_NODE] == chosen
+    vols = c.cache.volumes
+    vols.set_pvc(dict(written, metadata=dict(written["metadata"], resourceVersion="15")))
+    await asyncio.sleep(0)
+    assert not task.done()
+    # the provisioner gives up: it drops the annotation, and the pod goes back to the queue
+    vols.set_pvc(pvc("c", cls="dyn", rv="16"))
+    st = await asyncio.wait_for(task, 5)
+    assert st.message() == 'binding volumes: provisioning failed for PVC "c"'
