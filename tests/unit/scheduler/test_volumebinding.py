@@ -447,3 +447,58 @@ async def test_prebind_provisioning_path_annotates_the_claim_and_waits():
     vols.set_pvc(pvc("c", cls="dyn", rv="16"))
     st = await asyncio.wait_for(task, 5)
     assert st.message() == 'binding volumes: provisioning failed for PVC "c"'
+
+
+async def test_scheduler_sends_the_pod_back_when_prebind_fails():
+    """A PV write that conflicts ends the binding cycle before Bind: the pod goes back to
+    the queue (backoff), its PodScheduled condition says why, and the PV is free again."""
+    from kybernetes.client import Conflict
+    from kybernetes.scheduler.framework import pod_key
+    from kybernetes.scheduler.queue import QueuedPodInfo
+    from kybernetes.scheduler.scheduler import Scheduler
+
+    calls = []
+
+    class Res:
+        def __init__(self, plural):
+            self.plural = plural
+
+        async def update(self, obj, namespace=None):
+            raise Conflict({"kind": "Status", "code": 409, "reason": "Conflict", "message": "stale"})
+
+        async def patch(self, name, body, kind, namespace=None, subresource=None):
+            calls.append((self.plural, name, body, subresource))
+            return body
+
+        async def create(self, body, namespace=None):
+            return body
+
+    class Client:
+        def resource(self, group, version, plural):
+            return Res(plural)
+
+        async def request(self, method, path, body=None, **kw):
+            calls.append(("request", method, path))
+            return body
+
+    s = Scheduler(Client())
+    s.cache.add_node(node("b"))
+    for o in (sc("local"), pv("pv-b", node_name="b"), pvc("c")):
+        (s.cache.volumes.set_class if "provisioner" in o else
+         s.cache.volumes.set_pvc if "namespace" in o["metadata"] else s.cache.volumes.set_pv)(o)
+    p = claim_pod("p", "c")
+    s.queue.add(p)
+    qpi = await s.queue.pop()
+    s.schedule_one(qpi)
+    while s._tasks:
+        await asyncio.gather(*list(s._tasks), return_exceptions=True)
+    assert not [c for c in calls if c[0] == "request"]  # never got to Bind
+    (status,) = [c for c in calls if c[0] == "pods" and c[3] == "status"]
+    cond = status[2]["status"]["conditions"][0]
+    assert cond["reason"] == "SchedulerError"
+    assert cond["message"].startswith('running PreBind plugin "VolumeBinding": ')
+    assert s.queue.where(pod_key(p)) == "backoff"
+    assert not s.cache.is_assumed(p)
+    assert "claimRef" not in s.cache.volumes.pv("pv-b")["spec"]
+    await s.event_broadcaster.shutdown()
+    s.queue.close()
