@@ -32,6 +32,7 @@ def default_plugins(client: Client) -> list:
     from kybernetes.scheduler.plugins.tainttoleration import TaintToleration
     from kybernetes.scheduler.plugins.volumebinding import VolumeBinding
     from kybernetes.scheduler.plugins.volumerestrictions import VolumeRestrictions
+    from kybernetes.scheduler.plugins.volumezone import VolumeZone
 
     return [
         NodeUnschedulable(),
@@ -42,6 +43,7 @@ def default_plugins(client: Client) -> list:
         NodeResourcesFit(),
         VolumeRestrictions(),
         VolumeBinding(client),
+        VolumeZone(),
         PodTopologySpread(),
         InterPodAffinity(),
         DefaultPreemption(client),

@@ -57,7 +57,7 @@ class ClusterEvent:
 
 _NODE_PLUGINS = frozenset({"NodeResourcesFit", "NodeAffinity", "TaintToleration", "NodeUnschedulable",
                            "NodePorts", "NodeName", "PodTopologySpread", "InterPodAffinity", "VolumeBinding",
-                           "VolumeRestrictions"})
+                           "VolumeRestrictions", "VolumeZone"})
 NODE_ADD = ClusterEvent("NodeAdd", _NODE_PLUGINS)
 NODE_UPDATE = ClusterEvent("NodeUpdate", _NODE_PLUGINS)
 ASSIGNED_POD_DELETE = ClusterEvent("AssignedPodDelete", frozenset(
@@ -67,7 +67,7 @@ ASSIGNED_POD_UPDATE = ClusterEvent("AssignedPodUpdate", frozenset({"PodTopologyS
 UNSCHEDULABLE_TIMEOUT = ClusterEvent("UnschedulableTimeout")
 NAMESPACE_UPDATE = ClusterEvent("NamespaceUpdate", frozenset({"InterPodAffinity"}))
 # storage: PVs, claims and classes the VolumeBinding plugin waits on
-_VOLUME_PLUGINS = frozenset({"VolumeBinding"})
+_VOLUME_PLUGINS = frozenset({"VolumeBinding", "VolumeZone"})
 PV_ADD = ClusterEvent("PersistentVolumeAdd", _VOLUME_PLUGINS)
 PV_UPDATE = ClusterEvent("PersistentVolumeUpdate", _VOLUME_PLUGINS)
 PVC_ADD = ClusterEvent("PersistentVolumeClaimAdd", _VOLUME_PLUGINS | {"VolumeRestrictions"})

@@ -280,3 +280,38 @@ async def test_provisioning_class_gets_the_selected_node_annotation(client, name
         await _cleanup_pods(client, namespace)
         with contextlib.suppress(NotFound):
             await scs.delete(dyn)
+
+
+async def test_zone_labelled_volume_keeps_its_pods_in_the_zone(client, namespace, nodes, storage):
+    """VolumeZone: a bound PV labelled topology.kubernetes.io/zone takes its pods to the
+    node of that zone."""
+    node_a, node_b = nodes
+    nodes_api = client.resource("", "v1", "nodes")
+    pvs = client.resource("", "v1", "persistentvolumes")
+    pvcs = client.resource("", "v1", "persistentvolumeclaims")
+    pods = client.resource("", "v1", "pods")
+    try:
+        await nodes_api.patch(node_a, {"metadata": {"labels": {"topology.kubernetes.io/zone": "z1"}}})
+        await nodes_api.patch(node_b, {"metadata": {"labels": {"topology.kubernetes.io/zone": "z2"}}})
+        c = await pvcs.create(claim("zonal"), namespace)
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+              "metadata": {"name": "vb-zonal", "labels": {"topology.kubernetes.io/zone": "z2"}},
+              "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": CLASS,
+                       "hostPath": {"path": "/mnt/zonal"},
+                       "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": namespace,
+                                    "name": "zonal", "uid": c["metadata"]["uid"]}}}
+        await pvs.create(pv)
+        storage.append("vb-zonal")
+
+        async def claim_bound():
+            got = await pvcs.get("zonal", namespace=namespace)
+            return (got.get("status") or {}).get("phase") == "Bound"
+
+        # bound first: an unbound WaitForFirstConsumer claim is VolumeBinding's, not VolumeZone's
+        await wait_for(claim_bound, what="claim bound (stand-in)")
+        for i in range(3):
+            await pods.create(claim_pod(f"zoned-{i}", "zonal"), namespace)
+        for i in range(3):
+            assert await wait_for(lambda i=i: node_of(client, namespace, f"zoned-{i}"), what="pod bound") == node_b
+    finally:
+        await _cleanup_pods(client, namespace)

@@ -212,8 +212,14 @@ def test_bound_claim_follows_pv_node_affinity():
 
 def test_bound_claim_with_missing_pv():
     c = cluster(sc("local"), pvc("c", volume="ghost", bound=True))
-    assert "2 node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)" in \
-        fit_message(c.schedule(claim_pod("p", "c")))
+    plugin = c.fwk.plugin("VolumeBinding")
+    state = CycleState(c.cache)
+    assert plugin.pre_filter(state, claim_pod("p", "c")) is None
+    st = plugin.filter(state, claim_pod("p", "c"), c.cache.nodes["a"])
+    assert st.code == Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+    assert st.message() == "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+    # in the whole profile VolumeZone's PreFilter speaks first, as upstream
+    assert fit_message(c.schedule(claim_pod("p", "c"))) == '0/2 nodes are available: persistentvolume "ghost" not found.'
 
 
 def test_unbound_wffc_claim_goes_where_a_pv_fits():
