@@ -8,7 +8,6 @@ import asyncio
 
 import pytest
 
-from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.framework import Code, CycleState
 from kybernetes.scheduler.plugins import volumebinding as vb
 from kybernetes.scheduler.queue import PVC_UPDATE, SchedulingQueue
@@ -460,7 +459,6 @@ async def test_scheduler_sends_the_pod_back_when_prebind_fails():
     the queue (backoff), its PodScheduled condition says why, and the PV is free again."""
     from kybernetes.client import Conflict
     from kybernetes.scheduler.framework import pod_key
-    from kybernetes.scheduler.queue import QueuedPodInfo
     from kybernetes.scheduler.scheduler import Scheduler
 
     calls = []
