@@ -409,16 +409,21 @@ class Scheduler:
 
     # ------------------------------------------------------------------ binding cycle
     async def _binding_cycle(self, fwk: Framework, state: CycleState, qpi: QueuedPodInfo, assumed: Obj, node: str) -> None:
-        async with self._bind_sem:
-            prebind_failed = False
-            try:
-                st = await fwk.run_pre_bind(state, assumed, node)
-                if st.is_success():
+        # PreBind (volume binding) may wait minutes for other controllers: outside the
+        # semaphore, which only bounds concurrent Bind calls
+        prebind_failed = False
+        try:
+            st = await fwk.run_pre_bind(state, assumed, node)
+        except Exception as e:  # noqa: BLE001
+            st = Status.as_error(e)
+        if not st.is_success():
+            prebind_failed = True
+        else:
+            async with self._bind_sem:
+                try:
                     st = await fwk.run_bind(state, assumed, node)
-                else:
-                    prebind_failed = True
-            except Exception as e:  # noqa: BLE001
-                st = Status.as_error(e)
+                except Exception as e:  # noqa: BLE001
+                    st = Status.as_error(e)
         if st.is_success():
             self.cache.finish_binding(assumed)
             self.scheduled += 1
