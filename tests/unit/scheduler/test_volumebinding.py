@@ -506,3 +506,48 @@ async def test_scheduler_sends_the_pod_back_when_prebind_fails():
     assert "claimRef" not in s.cache.volumes.pv("pv-b")["spec"]
     await s.event_broadcaster.shutdown()
     s.queue.close()
+
+
+async def test_pods_waiting_for_volumes_do_not_hold_up_binding():
+    """With room for one Bind at a time, a pod whose PreBind waits on its claim does not
+    stop the next pod from being bound."""
+    from kybernetes.scheduler.scheduler import Scheduler
+
+    binds = []
+
+    class Res:
+        async def update(self, obj, namespace=None):
+            return dict(obj, metadata=dict(obj["metadata"], resourceVersion="99"))
+
+        async def patch(self, *a, **k):
+            return {}
+
+        async def create(self, body, namespace=None):
+            return body
+
+    class Client:
+        def resource(self, group, version, plural):
+            return Res()
+
+        async def request(self, method, path, body=None, **kw):
+            binds.append(path)
+            return body
+
+    s = Scheduler(Client(), max_concurrent_binds=1, record_scheduled_events=False)
+    s.cache.add_node(node("b"))
+    for o in (sc("local"), pv("pv-b", node_name="b"), pvc("c")):
+        (s.cache.volumes.set_class if "provisioner" in o else
+         s.cache.volumes.set_pvc if "namespace" in o["metadata"] else s.cache.volumes.set_pv)(o)
+    for p in (claim_pod("waits", "c"), pod("plain", NS)):
+        s.queue.add(p)
+        s.schedule_one(await s.queue.pop())
+    deadline = asyncio.get_running_loop().time() + 5
+    while not binds and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert binds == [f"/api/v1/namespaces/{NS}/pods/plain/binding"]
+    assert s.cache.is_assumed(claim_pod("waits", "c"))  # still waiting for its claim
+    for t in list(s._tasks):
+        t.cancel()
+    await asyncio.gather(*list(s._tasks), return_exceptions=True)
+    await s.event_broadcaster.shutdown()
+    s.queue.close()
