@@ -315,3 +315,37 @@ async def test_zone_labelled_volume_keeps_its_pods_in_the_zone(client, namespace
             assert await wait_for(lambda i=i: node_of(client, namespace, f"zoned-{i}"), what="pod bound") == node_b
     finally:
         await _cleanup_pods(client, namespace)
+
+
+async def test_one_local_pv_two_claims_only_one_pod_gets_it(client, namespace, nodes, storage):
+    """Two pods created together, each with its own claim, one fitting PV: the scheduler's
+    assumed binding keeps the second pod from taking the same PV; it stays Pending."""
+    _, node_b = nodes
+    pvs = client.resource("", "v1", "persistentvolumes")
+    pvcs = client.resource("", "v1", "persistentvolumeclaims")
+    pods = client.resource("", "v1", "pods")
+    try:
+        await pvs.create(local_pv("vb-single", node_b))
+        storage.append("vb-single")
+
+        async def available():
+            return ((await pvs.get("vb-single")).get("status") or {}).get("phase") == "Available"
+
+        await wait_for(available, what="PV Available (stand-in)")
+        for n in ("one", "two"):
+            await pvcs.create(claim(f"claim-{n}"), namespace)
+        await asyncio.gather(*(pods.create(claim_pod(f"pod-{n}", f"claim-{n}"), namespace) for n in ("one", "two")))
+
+        async def outcome():
+            placed = {n: await node_of(client, namespace, f"pod-{n}") for n in ("one", "two")}
+            waiting = [n for n in ("one", "two") if not placed[n] and await scheduling_failure(client, namespace, f"pod-{n}")]
+            return (placed, waiting) if len([p for p in placed.values() if p]) == 1 and waiting else None
+
+        placed, (waiting,) = await wait_for(outcome, what="one pod bound, the other unschedulable")
+        winner = next(n for n, p in placed.items() if p)
+        assert placed[winner] == node_b
+        assert (await pvs.get("vb-single"))["spec"]["claimRef"]["name"] == f"claim-{winner}"
+        cond = await scheduling_failure(client, namespace, f"pod-{waiting}")
+        assert "2 node(s) didn't find available persistent volumes to bind" in cond["message"], cond
+    finally:
+        await _cleanup_pods(client, namespace)
