@@ -305,6 +305,9 @@ def _volumes_of(state: Any) -> Optional[VolumeCache]:
 # --------------------------------------------------------------------------- the plugin
 
 class VolumeBinding:
+    """The plugin.  `bind_timeout` (seconds; upstream VolumeBindingArgs.bindTimeoutSeconds,
+    default 600) bounds how long PreBind waits for the claims to be bound."""
+
     name = NAME
 
     def __init__(self, client: Any, bind_timeout: float = DEFAULT_BIND_TIMEOUT) -> None:
