@@ -15,9 +15,8 @@
 - PreBind: writes the decisions (PV spec.claimRef; PVC volume.kubernetes.io/selected-node)
   and waits, up to the bind timeout, until the PV controller has bound every claim.
 
-The matching rules (FindMatchingVolume, CheckNodeAffinity, GetBindVolumeToClaim) are the
-PV controller's too (upstream component-helpers/storage/volume); they live here as plain
-functions over dicts."""
+The matching rules (FindMatchingVolume, CheckNodeAffinity, GetBindVolumeToClaim) live in
+volumehelpers."""
 
 from __future__ import annotations
 
@@ -27,10 +26,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from kybernetes.api.selectors import SelectorError, from_label_selector
 from kybernetes.scheduler.framework import Code, Status
-from kybernetes.scheduler.plugins.helpers import match_node_selector_terms
-from kybernetes.scheduler.resources import parse_quantity
+from kybernetes.scheduler.plugins.volumehelpers import (
+    ANN_SELECTED_NODE,
+    NOT_SUPPORTED_PROVISIONER,
+    VolumeBindingError,
+    WAIT_FOR_FIRST_CONSUMER,
+    annotations_of,
+    bind_volume_to_claim,
+    check_node_affinity,
+    claim_class,
+    claim_key,
+    find_matching_volume,
+    is_pvc_fully_bound,
+    match_topology_terms,
+    meta_of,
+    pod_claims,
+    requested_storage,
+    resource_version,
+    volume_class,
+    volume_is_for_pod,
+)
 from kybernetes.scheduler.volumecache import VolumeCache
 
 log = logging.getLogger("kybernetes.scheduler.volumebinding")
@@ -44,238 +60,10 @@ ERR_REASON_NOT_ENOUGH_SPACE = "node(s) did not have enough free storage"
 ERR_REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
 ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 
-ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
-ANN_BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
-ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
-ANN_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
-NOT_SUPPORTED_PROVISIONER = "kubernetes.io/no-provisioner"
-WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
-
 # upstream VolumeBindingArgs.bindTimeoutSeconds default
 DEFAULT_BIND_TIMEOUT = 600.0
 # how often PreBind re-checks when no PV/PVC event arrives (pod deletion, node changes)
 RECHECK_INTERVAL = 1.0
-
-
-class VolumeBindingError(Exception):
-    """Something other than a misfit: the plugin answers Error, not Unschedulable."""
-
-
-# --------------------------------------------------------------------------- object helpers
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _ann(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    return _meta(obj).get("annotations") or {}
-
-
-def _version(obj: Mapping[str, Any]) -> int:
-    try:
-        return int(_meta(obj).get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def claim_class(pvc: Mapping[str, Any]) -> str:
-    """GetPersistentVolumeClaimClass: the beta annotation wins over spec.storageClassName."""
-    ann = _ann(pvc).get(ANN_STORAGE_CLASS)
-    if ann is not None:
-        return ann
-    return (pvc.get("spec") or {}).get("storageClassName") or ""
-
-
-def volume_class(pv: Mapping[str, Any]) -> str:
-    """GetPersistentVolumeClass."""
-    ann = _ann(pv).get(ANN_STORAGE_CLASS)
-    if ann is not None:
-        return ann
-    return (pv.get("spec") or {}).get("storageClassName") or ""
-
-
-def _storage(q: Any) -> Any:
-    try:
-        return parse_quantity(q) if q is not None else 0
-    except ValueError:
-        return 0
-
-
-def requested_storage(pvc: Mapping[str, Any]) -> Any:
-    return _storage((((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage"))
-
-
-def volume_capacity(pv: Mapping[str, Any]) -> Any:
-    return _storage(((pv.get("spec") or {}).get("capacity") or {}).get("storage"))
-
-
-def ephemeral_claim_name(pod: Mapping[str, Any], volume: Mapping[str, Any]) -> str:
-    """The claim a generic ephemeral volume gets: `<pod name>-<volume name>`."""
-    return f"{_meta(pod).get('name', '')}-{volume.get('name', '')}"
-
-
-def pod_claims(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """(claim name, is ephemeral) for each of the pod's volumes backed by a claim."""
-    out = []
-    for v in (pod.get("spec") or {}).get("volumes") or []:
-        src = v.get("persistentVolumeClaim")
-        if src is not None:
-            out.append((src.get("claimName") or "", False))
-        elif v.get("ephemeral") is not None:
-            out.append((ephemeral_claim_name(pod, v), True))
-    return out
-
-
-def pod_uses_claim(pod: Mapping[str, Any], namespace: str, name: str) -> bool:
-    """Does the pod name this claim (the PVC queueing hint)?"""
-    if _meta(pod).get("namespace") != namespace:
-        return False
-    return any(n == name for n, _ in pod_claims(pod))
-
-
-def volume_is_for_pod(pod: Mapping[str, Any], pvc: Mapping[str, Any]) -> Optional[str]:
-    """An ephemeral volume's claim must be controlled by the pod; the error text otherwise."""
-    uid = _meta(pod).get("uid")
-    for ref in _meta(pvc).get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("uid") == uid:
-            return None
-    pm, cm = _meta(pod), _meta(pvc)
-    return (f"PVC {cm.get('namespace')}/{cm.get('name')} was not created for pod "
-            f"{pm.get('namespace')}/{pm.get('name')} (pod is not owner)")
-
-
-def is_pvc_fully_bound(pvc: Mapping[str, Any]) -> bool:
-    """Bound, and the PV controller has finished (it sets bind-completed)."""
-    return bool((pvc.get("spec") or {}).get("volumeName")) and ANN_BIND_COMPLETED in _ann(pvc)
-
-
-def check_node_affinity(pv: Mapping[str, Any], node_labels: Mapping[str, str]) -> bool:
-    """CheckNodeAffinity: a PV without spec.nodeAffinity.required fits every node; node
-    selector terms are matched against the node's labels (terms OR, expressions AND)."""
-    aff = (pv.get("spec") or {}).get("nodeAffinity") or {}
-    req = aff.get("required")
-    if req is None:
-        return True
-    # like upstream, only labels take part (a node built from labels alone: no name)
-    return match_node_selector_terms(req.get("nodeSelectorTerms") or [], {"metadata": {"labels": node_labels, "name": ""}})
-
-
-def is_volume_bound_to_claim(pv: Mapping[str, Any], pvc: Mapping[str, Any]) -> bool:
-    """IsVolumeBoundToClaim: claimRef names the claim (and its uid, when it has one)."""
-    ref = (pv.get("spec") or {}).get("claimRef")
-    if not ref:
-        return False
-    m = _meta(pvc)
-    if ref.get("name") != m.get("name") or ref.get("namespace") != m.get("namespace"):
-        return False
-    return not ref.get("uid") or ref.get("uid") == m.get("uid")
-
-
-def _volume_mode(spec: Mapping[str, Any]) -> str:
-    return spec.get("volumeMode") or "Filesystem"
-
-
-def access_modes_fit(pvc: Mapping[str, Any], pv: Mapping[str, Any]) -> bool:
-    """CheckAccessModes: the PV offers every mode the claim asks for."""
-    have = set((pv.get("spec") or {}).get("accessModes") or ())
-    return all(m in have for m in (pvc.get("spec") or {}).get("accessModes") or ())
-
-
-def find_matching_volume(pvc: Mapping[str, Any], volumes: Sequence[Mapping[str, Any]],
-                         node: Optional[Mapping[str, Any]], excluded: Mapping[str, Any] = (),
-                         delay_binding: bool = True) -> Optional[Obj]:
-    """FindMatchingVolume: a PV pre-bound to the claim if there is one (None when it does
-    not accept the node), else the smallest Available PV of the claim's class that is big
-    enough, has the claim's volume mode, access modes and selector labels, is not being
-    deleted and accepts the node.  `node` None is the PV controller's path (which leaves
-    delayed-binding claims alone)."""
-    spec = pvc.get("spec") or {}
-    requested = requested_storage(pvc)
-    cls = claim_class(pvc)
-    selector = None
-    if spec.get("selector") is not None:
-        try:
-            selector = from_label_selector(spec["selector"])
-        except SelectorError as e:
-            m = _meta(pvc)
-            raise VolumeBindingError(f"error creating internal label selector for claim: "
-                                     f"{m.get('namespace')}/{m.get('name')}: {e}") from None
-    node_labels = ((node or {}).get("metadata") or {}).get("labels") or {}
-    smallest: Optional[Obj] = None
-    smallest_qty: Any = None
-    for pv in volumes:
-        name = _meta(pv).get("name")
-        if name in excluded:
-            continue
-        pvspec = pv.get("spec") or {}
-        if pvspec.get("claimRef") and not is_volume_bound_to_claim(pv, pvc):
-            continue
-        qty = volume_capacity(pv)
-        if qty < requested:
-            continue
-        if _volume_mode(spec) != _volume_mode(pvspec):
-            continue
-        if _meta(pv).get("deletionTimestamp"):
-            continue
-        affinity_ok = True if node is None else check_node_affinity(pv, node_labels)
-        if is_volume_bound_to_claim(pv, pvc):
-            return pv if affinity_ok else None  # type: ignore[return-value]
-        if node is None and delay_binding:
-            continue
-        if (pv.get("status") or {}).get("phase") != "Available":
-            continue  # not ready for binding yet; trying now would only conflict
-        if selector is not None and not selector.matches(_meta(pv).get("labels") or {}):
-            continue
-        if volume_class(pv) != cls or not affinity_ok:
-            continue
-        if node is not None and not access_modes_fit(pvc, pv):
-            continue
-        if smallest is None or smallest_qty > qty:
-            smallest, smallest_qty = pv, qty  # type: ignore[assignment]
-    return smallest
-
-
-def claim_ref(pvc: Mapping[str, Any]) -> Obj:
-    """An ObjectReference to the claim, as GetReference makes it."""
-    m = _meta(pvc)
-    ref = {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
-           "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
-    return {k: v for k, v in ref.items() if v}
-
-
-def bind_volume_to_claim(pv: Mapping[str, Any], pvc: Mapping[str, Any]) -> tuple[Obj, bool]:
-    """GetBindVolumeToClaim: a copy of the PV pre-bound to the claim, and whether anything
-    changed.  bound-by-controller marks a binding the user did not ask for."""
-    already = is_volume_bound_to_claim(pv, pvc)
-    new = copy.deepcopy(dict(pv))
-    dirty = False
-    ref = (new.get("spec") or {}).get("claimRef") or {}
-    m = _meta(pvc)
-    if (not ref or ref.get("name") != m.get("name") or ref.get("namespace") != m.get("namespace")
-            or ref.get("uid") != m.get("uid")):
-        new.setdefault("spec", {})["claimRef"] = claim_ref(pvc)
-        dirty = True
-    if not already and ANN_BOUND_BY_CONTROLLER not in _ann(new):
-        new.setdefault("metadata", {}).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
-        dirty = True
-    return new, dirty
-
-
-def match_topology_terms(terms: Any, labels: Mapping[str, str]) -> bool:
-    """MatchTopologySelectorTerms (StorageClass allowedTopologies): none admits every node;
-    otherwise some term whose every expression has the node's label among its values."""
-    if not terms:
-        return True
-    for t in terms:
-        exprs = (t or {}).get("matchLabelExpressions") or []
-        if exprs and all(e.get("key") in labels and labels[e["key"]] in (e.get("values") or ()) for e in exprs):
-            return True
-    return False
-
-
-def _pvc_key(pvc: Mapping[str, Any]) -> str:
-    m = _meta(pvc)
-    return f"{m.get('namespace')}/{m.get('name')}"
 
 
 # --------------------------------------------------------------------------- cycle state
@@ -322,7 +110,7 @@ class VolumeBinding:
         vc = _volumes_of(state)
         if vc is None:
             return Status.as_error(VolumeBindingError("the scheduler has no volume cache"))
-        ns = _meta(pod).get("namespace") or ""
+        ns = meta_of(pod).get("namespace") or ""
         pvcs = []
         for name, ephemeral in claims:
             pvc = vc.pvc(ns, name)
@@ -334,7 +122,7 @@ class VolumeBinding:
             if (pvc.get("status") or {}).get("phase") == "Lost":
                 return Status.unresolvable(f'persistentvolumeclaim "{name}" bound to non-existent persistentvolume '
                                            f'"{(pvc.get("spec") or {}).get("volumeName", "")}"')
-            if _meta(pvc).get("deletionTimestamp"):
+            if meta_of(pvc).get("deletionTimestamp"):
                 return Status.unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
             if ephemeral:
                 err = volume_is_for_pod(pod, pvc)
@@ -399,8 +187,8 @@ class VolumeBinding:
     def find_pod_volumes(self, s: _State, node: Obj) -> tuple[PodVolumes, list[str]]:
         """FindPodVolumes: this node's bindings and provisions, or why it cannot serve."""
         vols = PodVolumes()
-        labels = _meta(node).get("labels") or {}
-        node_name = _meta(node).get("name")
+        labels = meta_of(node).get("labels") or {}
+        node_name = meta_of(node).get("name")
         bound_ok, pvs_found, unbound_ok = True, True, True
         reasons: list[str] = []
         for pvc in s.bound:
@@ -414,7 +202,7 @@ class VolumeBinding:
         if s.delay:
             to_match, to_provision = [], []
             for pvc in s.delay:
-                sel = _ann(pvc).get(ANN_SELECTED_NODE)
+                sel = annotations_of(pvc).get(ANN_SELECTED_NODE)
                 if sel is not None:
                     if sel != node_name:
                         unbound_ok = False  # provisioning already started for another node
@@ -431,7 +219,7 @@ class VolumeBinding:
                         to_provision.append(pvc)
                         unbound_ok = False
                         continue
-                    chosen[_meta(pv)["name"]] = pv
+                    chosen[meta_of(pv)["name"]] = pv
                     vols.static_bindings.append((pv, pvc))
                 if to_provision:
                     unbound_ok, provisions = self._check_provisions(s.volumes, to_provision, labels)
@@ -452,7 +240,7 @@ class VolumeBinding:
         for pvc in claims:
             cls = claim_class(pvc)
             if not cls:
-                raise VolumeBindingError(f'no class for claim "{_pvc_key(pvc)}"')
+                raise VolumeBindingError(f'no class for claim "{claim_key(pvc)}"')
             sc = vc.storage_class(cls)
             if sc is None:
                 raise VolumeBindingError(f'failed to find storage class "{cls}"')
@@ -498,7 +286,7 @@ class VolumeBinding:
 
     @staticmethod
     def _all_bound(vc: VolumeCache, pod: Obj) -> bool:
-        ns = _meta(pod).get("namespace") or ""
+        ns = meta_of(pod).get("namespace") or ""
         for name, _ in pod_claims(pod):
             pvc = vc.pvc(ns, name)
             if pvc is None or not is_pvc_fully_bound(pvc):
@@ -508,9 +296,9 @@ class VolumeBinding:
     @staticmethod
     def _revert(vc: VolumeCache, bindings: Sequence[tuple[Obj, Obj]], provisions: Sequence[Obj]) -> None:
         for pv, _ in bindings:
-            vc.pvs.restore(_meta(pv).get("name", ""))
+            vc.pvs.restore(meta_of(pv).get("name", ""))
         for pvc in provisions:
-            vc.pvcs.restore(_pvc_key(pvc))
+            vc.pvcs.restore(claim_key(pvc))
 
     def unreserve(self, state, pod, node_name):
         s: Optional[_State] = state.get(NAME)
@@ -544,13 +332,13 @@ class VolumeBinding:
         done_b = done_p = 0
         try:
             for i, (pv, pvc) in enumerate(vols.static_bindings):
-                log.info("scheduler: binding PV %s to claim %s", _meta(pv).get("name"), _pvc_key(pvc))
+                log.info("scheduler: binding PV %s to claim %s", meta_of(pv).get("name"), claim_key(pvc))
                 new = await pvs.update({"apiVersion": "v1", "kind": "PersistentVolume", **pv})
                 vols.static_bindings[i] = (new, pvc)
                 done_b += 1
             for i, pvc in enumerate(vols.dynamic_provisions):
                 new = await pvcs.update({"apiVersion": "v1", "kind": "PersistentVolumeClaim", **pvc},
-                                        _meta(pvc).get("namespace"))
+                                        meta_of(pvc).get("namespace"))
                 vols.dynamic_provisions[i] = new
                 done_p += 1
         finally:
@@ -575,20 +363,20 @@ class VolumeBinding:
         node = getattr(ni, "node", None)
         if node is None:
             raise VolumeBindingError(f'binding volumes: failed to get node "{node_name}"')
-        labels = _meta(node).get("labels") or {}
+        labels = meta_of(node).get("labels") or {}
         is_assumed = getattr(snap, "is_assumed", None)
         if is_assumed is not None and not is_assumed(pod):
             raise VolumeBindingError("binding volumes: pod does not exist any more")
         for pv, pvc in vols.static_bindings:
-            name = _meta(pv).get("name", "")
+            name = meta_of(pv).get("name", "")
             api_pv = vc.pvs.get_api(name)
             if api_pv is None:
                 raise VolumeBindingError(f'binding volumes: failed to check binding: persistentvolume "{name}" not found')
-            api_pvc = vc.pvcs.get_api(_pvc_key(pvc))
+            api_pvc = vc.pvcs.get_api(claim_key(pvc))
             if api_pvc is None:
                 raise VolumeBindingError(f'binding volumes: failed to check binding: '
-                                         f'persistentvolumeclaim "{_pvc_key(pvc)}" not found')
-            if _version(pv) > _version(api_pv):
+                                         f'persistentvolumeclaim "{claim_key(pvc)}" not found')
+            if resource_version(pv) > resource_version(api_pv):
                 return False  # our own write has not come back through the watch yet
             if not check_node_affinity(api_pv, labels):
                 raise VolumeBindingError(f'binding volumes: pv "{name}" node affinity doesn\'t match node '
@@ -599,15 +387,15 @@ class VolumeBinding:
             if not is_pvc_fully_bound(api_pvc):
                 return False
         for pvc in vols.dynamic_provisions:
-            api_pvc = vc.pvcs.get_api(_pvc_key(pvc))
+            api_pvc = vc.pvcs.get_api(claim_key(pvc))
             if api_pvc is None:
                 raise VolumeBindingError(f'binding volumes: failed to check provisioning pvc: '
-                                         f'persistentvolumeclaim "{_pvc_key(pvc)}" not found')
-            if _version(pvc) > _version(api_pvc):
+                                         f'persistentvolumeclaim "{claim_key(pvc)}" not found')
+            if resource_version(pvc) > resource_version(api_pvc):
                 return False
-            if _ann(api_pvc).get(ANN_SELECTED_NODE) != node_name:
+            if annotations_of(api_pvc).get(ANN_SELECTED_NODE) != node_name:
                 # the provisioner drops the annotation to ask for another try
-                raise VolumeBindingError(f'binding volumes: provisioning failed for PVC "{_meta(pvc).get("name")}"')
+                raise VolumeBindingError(f'binding volumes: provisioning failed for PVC "{meta_of(pvc).get("name")}"')
             vname = (api_pvc.get("spec") or {}).get("volumeName")
             if vname:
                 api_pv = vc.pvs.get_api(vname)

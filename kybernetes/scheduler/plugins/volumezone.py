@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from kybernetes.scheduler.framework import Code, Status
-from kybernetes.scheduler.plugins.volumebinding import claim_class
+from kybernetes.scheduler.plugins.volumehelpers import claim_class
 
 NAME = "VolumeZone"
 ERR_REASON_CONFLICT = "node(s) had no available volume zone"
