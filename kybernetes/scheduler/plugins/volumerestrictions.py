@@ -79,7 +79,10 @@ class VolumeRestrictions:
     name = NAME
 
     def pre_filter(self, state, pod):
-        check = any(needs_check(v) for v in _volumes(pod))
+        volumes = _volumes(pod)
+        if not volumes:
+            return Status(Code.SKIP)
+        check = any(needs_check(v) for v in volumes)
         ns = (pod.get("metadata") or {}).get("namespace") or ""
         rwop: set[str] = set()
         vc = getattr(state.snapshot, "volumes", None)
