@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from kybernetes.scheduler.framework import NodeInfo, PodInfo, pod_key
 from kybernetes.scheduler.terms import AffinityTerm
+from kybernetes.scheduler.volumecache import VolumeCache
 
 # existing pods' required affinity terms count this much in the InterPodAffinity score
 # (upstream hardPodAffinityWeight default)
@@ -43,6 +44,8 @@ class Cache:
         # namespace -> service name -> spec.selector, and (kind, namespace, name) -> selector
         self.services: dict[str, dict[str, dict[str, str]]] = {}
         self.workloads: dict[tuple[str, str, str], Any] = {}
+        # PVs, PVCs and StorageClasses (with assumed PV bindings) for VolumeBinding
+        self.volumes = VolumeCache()
 
     # -- services and workload controllers (PodTopologySpread's default selector)
     def set_service(self, svc: Obj) -> None:

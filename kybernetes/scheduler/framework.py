@@ -16,6 +16,7 @@ implements are the methods it has):
     normalize_score(state, pod, scores: dict[node, int]) -> None      (in place)
     reserve(state, pod, node_name) -> Status | None ; unreserve(state, pod, node_name)
     permit(state, pod, node_name) -> Status | None
+    async pre_bind(state, pod, node_name) -> Status | None   (before binding, e.g. volumes)
     async bind(state, pod, node_name) -> Status | None   (Skip passes to the next binder)
 
 Scheduling-cycle points are synchronous (they only read the cache, `state.snapshot`);
@@ -333,6 +334,7 @@ class Framework:
         self.score_plugins = [PluginRef(p, int(weights.get(p.name, 1))) for p in having("score")]
         self.reserve_plugins = having("reserve")
         self.permit_plugins = having("permit")
+        self.pre_bind_plugins = having("pre_bind")
         self.bind_plugins = having("bind")
         self.pod_extension_plugins = [p for p in self.pre_filter_plugins if callable(getattr(p, "add_pod", None))]
         for p in self.plugins:
@@ -467,6 +469,19 @@ class Framework:
         return SUCCESS
 
     # -- binding cycle
+    async def run_pre_bind(self, state: CycleState, pod: Obj, node: str) -> Status:
+        """PreBind plugins in order; the first failure ends the binding cycle (upstream
+        wraps it as `running PreBind plugin "NAME": ...`)."""
+        for p in self.pre_bind_plugins:
+            st = await p.pre_bind(state, pod, node)
+            if st is not None and st.code == Code.SKIP:
+                continue
+            if not _ok(st):
+                st.plugin = p.name
+                st.reasons = [f'running PreBind plugin "{p.name}": {st.message()}']
+                return st
+        return SUCCESS
+
     async def run_bind(self, state: CycleState, pod: Obj, node: str) -> Status:
         for p in self.bind_plugins:
             st = await p.bind(state, pod, node)

@@ -30,6 +30,9 @@ def default_plugins(client: Client) -> list:
     from kybernetes.scheduler.plugins.nodeunschedulable import NodeUnschedulable
     from kybernetes.scheduler.plugins.podtopologyspread import PodTopologySpread
     from kybernetes.scheduler.plugins.tainttoleration import TaintToleration
+    from kybernetes.scheduler.plugins.volumebinding import VolumeBinding
+    from kybernetes.scheduler.plugins.volumerestrictions import VolumeRestrictions
+    from kybernetes.scheduler.plugins.volumezone import VolumeZone
 
     return [
         NodeUnschedulable(),
@@ -38,6 +41,9 @@ def default_plugins(client: Client) -> list:
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
+        VolumeRestrictions(),
+        VolumeBinding(client),
+        VolumeZone(),
         PodTopologySpread(),
         InterPodAffinity(),
         DefaultPreemption(client),

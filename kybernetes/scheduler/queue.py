@@ -56,15 +56,24 @@ class ClusterEvent:
 
 
 _NODE_PLUGINS = frozenset({"NodeResourcesFit", "NodeAffinity", "TaintToleration", "NodeUnschedulable",
-                           "NodePorts", "NodeName", "PodTopologySpread", "InterPodAffinity"})
+                           "NodePorts", "NodeName", "PodTopologySpread", "InterPodAffinity", "VolumeBinding",
+                           "VolumeRestrictions", "VolumeZone"})
 NODE_ADD = ClusterEvent("NodeAdd", _NODE_PLUGINS)
 NODE_UPDATE = ClusterEvent("NodeUpdate", _NODE_PLUGINS)
 ASSIGNED_POD_DELETE = ClusterEvent("AssignedPodDelete", frozenset(
-    {"NodeResourcesFit", "NodePorts", "PodTopologySpread", "InterPodAffinity"}))
+    {"NodeResourcesFit", "NodePorts", "PodTopologySpread", "InterPodAffinity", "VolumeRestrictions"}))
 ASSIGNED_POD_ADD = ClusterEvent("AssignedPodAdd", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 ASSIGNED_POD_UPDATE = ClusterEvent("AssignedPodUpdate", frozenset({"PodTopologySpread", "InterPodAffinity"}))
 UNSCHEDULABLE_TIMEOUT = ClusterEvent("UnschedulableTimeout")
 NAMESPACE_UPDATE = ClusterEvent("NamespaceUpdate", frozenset({"InterPodAffinity"}))
+# storage: PVs, claims and classes the VolumeBinding plugin waits on
+_VOLUME_PLUGINS = frozenset({"VolumeBinding", "VolumeZone"})
+PV_ADD = ClusterEvent("PersistentVolumeAdd", _VOLUME_PLUGINS)
+PV_UPDATE = ClusterEvent("PersistentVolumeUpdate", _VOLUME_PLUGINS)
+PVC_ADD = ClusterEvent("PersistentVolumeClaimAdd", _VOLUME_PLUGINS | {"VolumeRestrictions"})
+PVC_UPDATE = ClusterEvent("PersistentVolumeClaimUpdate", _VOLUME_PLUGINS)
+STORAGE_CLASS_ADD = ClusterEvent("StorageClassAdd", _VOLUME_PLUGINS)
+STORAGE_CLASS_UPDATE = ClusterEvent("StorageClassUpdate", _VOLUME_PLUGINS)
 
 
 class SchedulingQueue:
@@ -203,15 +212,19 @@ class SchedulingQueue:
         self.pods.setdefault(q.key, q)
         self.requeue_error(q)
 
-    def move_all(self, event: ClusterEvent) -> int:
+    def move_all(self, event: ClusterEvent, hint: Optional[Callable[[Obj], bool]] = None) -> int:
         """MoveAllToActiveOrBackoffQueue: unschedulable pods whose rejecting plugins care
-        about `event` go to activeQ (or backoffQ while still backing off)."""
+        about `event` go to activeQ (or backoffQ while still backing off).  `hint(pod)`,
+        when given, is the event's queueing hint: False leaves a pod where it is (e.g. a
+        claim changed that the pod does not use)."""
         moved = 0
         now = self.clock()
         for q in list(self.pods.values()):
             if q.where != UNSCHEDULABLE:
                 continue
             if event.plugins is not None and q.unschedulable_plugins and not (q.unschedulable_plugins & event.plugins):
+                continue
+            if hint is not None and q.unschedulable_plugins and not hint(q.pod):
                 continue
             if self.backoff_expiry(q) > now:
                 self._push_backoff(q)

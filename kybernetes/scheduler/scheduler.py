@@ -21,6 +21,8 @@ from kybernetes.client.events import WARNING, EventBroadcaster, object_reference
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
+from kybernetes.scheduler.plugins.volumebinding import storage_class_change_matters
+from kybernetes.scheduler.plugins.volumehelpers import pod_uses_claim
 from kybernetes.scheduler.profile import DEFAULT_SCHEDULER_NAME, default_profile
 from kybernetes.scheduler.queue import QueuedPodInfo, SchedulingQueue
 
@@ -92,6 +94,11 @@ class Scheduler:
             for kind, group, plural in (("ReplicationController", "", "replicationcontrollers"),
                                         ("ReplicaSet", "apps", "replicasets"),
                                         ("StatefulSet", "apps", "statefulsets"))}
+        # storage the VolumeBinding plugin matches pods' claims against
+        self.pv_informer = Informer(client.resource("", "v1", "persistentvolumes"), name="scheduler pvs")
+        self.pvc_informer = Informer(client.resource("", "v1", "persistentvolumeclaims"), name="scheduler pvcs")
+        self.sc_informer = Informer(client.resource("storage.k8s.io", "v1", "storageclasses"),
+                                    name="scheduler storageclasses")
         self._bind_sem = asyncio.Semaphore(max_concurrent_binds)
         self.record_scheduled_events = record_scheduled_events
         self.close_client = close_client
@@ -117,8 +124,17 @@ class Scheduler:
             inf.add_handlers(lambda o, k=kind: self.cache.set_workload(k, o),
                              lambda old, new, k=kind: self.cache.set_workload(k, new),
                              lambda o, k=kind: self.cache.remove_workload(k, o))
+        vols = self.cache.volumes
+        self.pv_informer.add_handlers(lambda o: self._on_volume(vols.set_pv, o, q_.PV_ADD),
+                                      lambda old, new: self._on_volume(vols.set_pv, new, q_.PV_UPDATE),
+                                      vols.remove_pv)
+        self.pvc_informer.add_handlers(lambda o: self._on_pvc(o, q_.PVC_ADD),
+                                       lambda old, new: self._on_pvc(new, q_.PVC_UPDATE),
+                                       vols.remove_pvc)
+        self.sc_informer.add_handlers(lambda o: self._on_volume(vols.set_class, o, q_.STORAGE_CLASS_ADD),
+                                      self._on_storage_class_update, vols.remove_class)
         informers = (self.ns_informer, self.pdb_informer, self.service_informer, *self.workload_informers.values(),
-                     self.node_informer, self.pod_informer)
+                     self.sc_informer, self.pv_informer, self.pvc_informer, self.node_informer, self.pod_informer)
         for inf in informers:
             inf.start()
         for inf in informers:
@@ -144,7 +160,8 @@ class Scheduler:
                 if stop is not None:
                     await stop()
         for inf in (self.pod_informer, self.node_informer, self.ns_informer, self.pdb_informer,
-                    self.service_informer, *self.workload_informers.values()):
+                    self.service_informer, *self.workload_informers.values(),
+                    self.pv_informer, self.pvc_informer, self.sc_informer):
             await inf.stop()
         await self.event_broadcaster.shutdown()
         if self.close_client:
@@ -174,6 +191,20 @@ class Scheduler:
     def _on_pdb_delete(self, pdb: Obj) -> None:
         m = pdb["metadata"]
         self.cache.pdbs.pop((m.get("namespace"), m["name"]), None)
+
+    def _on_volume(self, store, obj: Obj, event: q_.ClusterEvent) -> None:
+        store(obj)
+        self.queue.move_all(event)
+
+    def _on_pvc(self, pvc: Obj, event: q_.ClusterEvent) -> None:
+        self.cache.volumes.set_pvc(pvc)
+        m = pvc["metadata"]
+        self.queue.move_all(event, lambda pod: pod_uses_claim(pod, m.get("namespace") or "", m["name"]))
+
+    def _on_storage_class_update(self, old: Obj, new: Obj) -> None:
+        self.cache.volumes.set_class(new)
+        if storage_class_change_matters(old, new):
+            self.queue.move_all(q_.STORAGE_CLASS_UPDATE)
 
     def _on_node_add(self, node: Obj) -> None:
         self.cache.add_node(node)
@@ -379,11 +410,21 @@ class Scheduler:
 
     # ------------------------------------------------------------------ binding cycle
     async def _binding_cycle(self, fwk: Framework, state: CycleState, qpi: QueuedPodInfo, assumed: Obj, node: str) -> None:
-        async with self._bind_sem:
-            try:
-                st = await fwk.run_bind(state, assumed, node)
-            except Exception as e:  # noqa: BLE001
-                st = Status.as_error(e)
+        # PreBind (volume binding) may wait minutes for other controllers: outside the
+        # semaphore, which only bounds concurrent Bind calls
+        prebind_failed = False
+        try:
+            st = await fwk.run_pre_bind(state, assumed, node)
+        except Exception as e:  # noqa: BLE001
+            st = Status.as_error(e)
+        if not st.is_success():
+            prebind_failed = True
+        else:
+            async with self._bind_sem:
+                try:
+                    st = await fwk.run_bind(state, assumed, node)
+                except Exception as e:  # noqa: BLE001
+                    st = Status.as_error(e)
         if st.is_success():
             self.cache.finish_binding(assumed)
             self.scheduled += 1
@@ -395,8 +436,11 @@ class Scheduler:
                                               action="Binding")
             return
         fwk.run_unreserve(state, assumed, node)
+        still_assumed = self.cache.is_assumed(assumed)
         self.cache.forget_pod(assumed)
-        err = st.error
+        if not still_assumed:
+            return  # deleted (or bound elsewhere) meanwhile: nothing to retry
+        err = None if prebind_failed else st.error  # a PreBind conflict (a PV taken) retries
         if isinstance(err, NotFound):
             return
         if isinstance(err, APIStatusError) and err.status == 409:
@@ -404,7 +448,8 @@ class Scheduler:
             return
         log.info("scheduler: binding %s to %s failed: %s", qpi.key, node, st.message())
         self.queue.requeue_after_bind_failure(qpi)
-        await self._record_failure(assumed, "SchedulerError", f"Binding rejected: {st.message()}", None)
+        msg = st.message() if prebind_failed else f"Binding rejected: {st.message()}"
+        await self._record_failure(assumed, "SchedulerError", msg, None)
 
     # ------------------------------------------------------------------ failure reporting
     async def _record_failure(self, pod: Obj, reason: str, message: str, nominated: Optional[str]) -> None:
