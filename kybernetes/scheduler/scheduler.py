@@ -443,7 +443,7 @@ class Scheduler:
         err = None if prebind_failed else st.error  # a PreBind conflict (a PV taken) retries
         if isinstance(err, NotFound):
             return
-        if isinstance(err, APIStatusError) and err.status == 409:
+        if isinstance(err, APIStatusError) and err.code == 409:
             # already bound (or being deleted): the watch will tell us
             return
         log.info("scheduler: binding %s to %s failed: %s", qpi.key, node, st.message())

@@ -1,12 +1,7 @@
 """Local persistent volumes end to end on the scheduler side: the scheduler inside a real
 `kyb server` (as system:kube-scheduler, through RBAC) places pods on simulated nodes where
-their PersistentVolumes are, and pre-binds WaitForFirstConsumer claims' PVs.
-
-STAND-IN: the persistent-volume controller is not on this branch.  `pv_controller_stand_in`
-below does its two small parts these tests need — a new PV becomes Available, and a PV
-pre-bound to a claim (spec.claimRef with a uid) gets the claim bound to it (spec.volumeName,
-the pv.kubernetes.io/bind-completed annotation, status Bound).  Once the real controller
-runs in `kyb server`, drop the stand-in and these tests should pass unchanged."""
+their PersistentVolumes are, and pre-binds WaitForFirstConsumer claims' PVs; the server's
+persistent-volume controller then completes each binding."""
 
 from __future__ import annotations
 
@@ -58,53 +53,22 @@ def claim_pod(name, *claims):
 
 @pytest.fixture
 async def storage(client):
-    """The WaitForFirstConsumer class for local disks, the PV controller stand-in, and
-    removal of every PV the test registers in the returned list."""
+    """The WaitForFirstConsumer class for local disks, and removal of every PV the test
+    registers in the returned list."""
     scs = client.resource("storage.k8s.io", "v1", "storageclasses")
     pvs = client.resource("", "v1", "persistentvolumes")
     with contextlib.suppress(Conflict):
         await scs.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": CLASS},
                           "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer"})
-    stand_in = asyncio.ensure_future(pv_controller_stand_in(client))
     created: list[str] = []
     try:
         yield created
     finally:
-        stand_in.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stand_in
         for name in created:
             with contextlib.suppress(NotFound):
                 await pvs.delete(name)
         with contextlib.suppress(NotFound):
             await scs.delete(CLASS)
-
-
-async def pv_controller_stand_in(client):
-    """STAND-IN for the persistent-volume controller (see the module docstring)."""
-    pvs = client.resource("", "v1", "persistentvolumes")
-    pvcs = client.resource("", "v1", "persistentvolumeclaims")
-    while True:
-        for pv in (await pvs.list())["items"]:
-            status = pv.get("status") or {}
-            ref = pv["spec"].get("claimRef") or {}
-            try:
-                if not ref and status.get("phase") == "Pending":
-                    await pvs.update_status({**pv, "status": {"phase": "Available"}})
-                elif ref.get("uid") and status.get("phase") != "Bound":
-                    c = await pvcs.get(ref["name"], namespace=ref["namespace"])
-                    if c["metadata"]["uid"] != ref["uid"]:
-                        continue
-                    c["spec"]["volumeName"] = pv["metadata"]["name"]
-                    c["metadata"].setdefault("annotations", {})["pv.kubernetes.io/bind-completed"] = "yes"
-                    c = await pvcs.update(c)
-                    c["status"] = {"phase": "Bound", "accessModes": pv["spec"]["accessModes"],
-                                   "capacity": pv["spec"]["capacity"]}
-                    await pvcs.update_status(c)
-                    await pvs.update_status({**pv, "status": {"phase": "Bound"}})
-            except (Conflict, NotFound):
-                pass  # next round sees the newer state
-        await asyncio.sleep(0.1)  # a poll loop standing in for a controller, not test synchronisation
 
 
 @pytest.fixture
@@ -187,7 +151,7 @@ async def test_bound_claim_pins_the_pod_to_its_volume_node(client, namespace, no
             got = await pvcs.get("logs", namespace=namespace)
             return (got.get("status") or {}).get("phase") == "Bound"
 
-        await wait_for(claim_bound, what="claim bound (stand-in)")
+        await wait_for(claim_bound, what="claim bound")
         for i in range(3):
             await pods.create(claim_pod(f"reader-{i}", "logs"), namespace)
         for i in range(3):
@@ -246,8 +210,9 @@ async def test_missing_claim_is_reported_then_resolved(client, namespace, nodes,
 async def test_provisioning_class_gets_the_selected_node_annotation(client, namespace, nodes, storage):
     """A WaitForFirstConsumer class with a real provisioner: no PV is matched; the scheduler
     marks the claim with volume.kubernetes.io/selected-node and waits.  A provisioner
-    STAND-IN (this test) then creates a PV on that node pre-bound to the claim, the PV
-    controller stand-in binds it, and the pod is bound to the selected node."""
+    stand-in (this test: no external provisioner runs here) then creates a PV on that node
+    pre-bound to the claim, the PV controller binds it, and the pod is bound to the selected
+    node."""
     _, node_b = nodes
     scs = client.resource("storage.k8s.io", "v1", "storageclasses")
     pvs = client.resource("", "v1", "persistentvolumes")
@@ -308,7 +273,7 @@ async def test_zone_labelled_volume_keeps_its_pods_in_the_zone(client, namespace
             return (got.get("status") or {}).get("phase") == "Bound"
 
         # bound first: an unbound WaitForFirstConsumer claim is VolumeBinding's, not VolumeZone's
-        await wait_for(claim_bound, what="claim bound (stand-in)")
+        await wait_for(claim_bound, what="claim bound")
         for i in range(3):
             await pods.create(claim_pod(f"zoned-{i}", "zonal"), namespace)
         for i in range(3):
@@ -331,7 +296,7 @@ async def test_one_local_pv_two_claims_only_one_pod_gets_it(client, namespace, n
         async def available():
             return ((await pvs.get("vb-single")).get("status") or {}).get("phase") == "Available"
 
-        await wait_for(available, what="PV Available (stand-in)")
+        await wait_for(available, what="PV Available")
         for n in ("one", "two"):
             await pvcs.create(claim(f"claim-{n}"), namespace)
         await asyncio.gather(*(pods.create(claim_pod(f"pod-{n}", f"claim-{n}"), namespace) for n in ("one", "two")))
