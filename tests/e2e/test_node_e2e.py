@@ -57,6 +57,52 @@ spec:
         command: ["sh", "-c", "trap 'exit 0' TERM; echo hello-from-$(hostname); while true; do sleep 1; done"]
 """
 
+LOCAL_PV = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: local-storage}}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: local-pv}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local-storage
+  local: {{path: {path}}}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {{key: kubernetes.io/hostname, operator: In, values: [{node}]}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data, namespace: default}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: local-storage
+  resources: {{requests: {{storage: 512Mi}}}}
+"""
+
+WRITER = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: writer, namespace: default}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX_REF}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo persisted-$(hostname) > /data/out.txt; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]
+"""
+
 
 def _run(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
@@ -185,6 +231,35 @@ def test_whole_node(tmp_path):
             assert f"hello-from-{name}" in out
             assert node.kubectl("exec", name, "--", "sh", "-c", "echo $((6*7)) $(hostname)").stdout.split() == \
                 ["42", name]
+
+        # -- a local PersistentVolume: the claim waits for its first consumer, the scheduler
+        # picks the PV's node, the PV controller binds, the kubelet bind-mounts the directory
+        disk = tmp_path / "disk1"
+        disk.mkdir()
+        node.kubectl("apply", "-f", "-", input=LOCAL_PV.format(path=disk, node=NODE))
+        assert node.kubectl("get", "pvc", "data", "-o", "jsonpath={.status.phase}").stdout == "Pending"
+        node.kubectl("apply", "-f", "-", input=WRITER)
+        node.kubectl("wait", "--for=condition=Ready", "pod/writer", "--timeout=60s", timeout=70)
+        node.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data", "--timeout=30s", timeout=40)
+        pv = json.loads(node.kubectl("get", "pv", "local-pv", "-o", "json").stdout)
+        assert pv["status"]["phase"] == "Bound" and pv["spec"]["claimRef"]["name"] == "data", pv
+        assert (disk / "out.txt").read_text() == "persisted-writer\n"
+        assert any("kubernetes.io~local-volume" in m for m in cleanup.mounts_under(data_dir))
+        # in use: deleting the claim leaves it Terminating until its pod is gone
+        node.kubectl("delete", "pvc", "data", "--wait=false")
+        pvc = json.loads(node.kubectl("get", "pvc", "data", "-o", "json").stdout)
+        assert pvc["metadata"].get("deletionTimestamp") and \
+            "kubernetes.io/pvc-protection" in pvc["metadata"]["finalizers"], pvc
+        node.kubectl("delete", "pod", "writer", "--timeout=60s", timeout=70)
+        node.kubectl("wait", "--for=delete", "pvc/data", "--timeout=60s", timeout=70)
+        node.kubectl("wait", "--for=jsonpath={.status.phase}=Released", "pv/local-pv", "--timeout=60s", timeout=70)
+        assert (disk / "out.txt").read_text() == "persisted-writer\n"  # Retain keeps the data
+        deadline = time.monotonic() + 30
+        while any("kubernetes.io~local-volume" in m for m in cleanup.mounts_under(data_dir)):
+            assert time.monotonic() < deadline, cleanup.mounts_under(data_dir)
+            time.sleep(0.2)  # the kubelet's teardown has no API to wait on
+        node.kubectl("delete", "pv", "local-pv")
+        node.kubectl("delete", "storageclass", "local-storage")
 
         # what the node started, seen before the stop (so the checks after it can fail)
         runc_root = agent / "runc" / "k8s.io"
