@@ -140,7 +140,8 @@ async def bridge_remotecommand(request: web.Request, upstream, *, stdin: bool, s
         targets = {ch.STDOUT: streams.get("stdout"), ch.STDERR: streams.get("stderr"),
                    ch.ERROR: streams.get("error")}
         async for msg in upstream:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            # (an empty message only tells that the kubelet's side is ready)
+            if msg.type != WSMsgType.BINARY or len(msg.data) < 2:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
                 continue
