@@ -94,16 +94,16 @@ def _is_websocket(request: web.Request) -> bool:
         "upgrade" in request.headers.get("Connection", "").lower()
 
 
-def _websocket(request: web.Request, supported: list[str]) -> "web.WebSocketResponse | web.Response":
-    """A WebSocket answering with the subprotocol upstream's wsstream would pick (the
-    client's first supported one; none offered means the plain binary protocol), or the
-    403 refusal when nothing fits."""
+def _websocket(request: web.Request, supported: list[str]) -> tuple[web.StreamResponse, str]:
+    """(WebSocket, subprotocol) answering with the subprotocol upstream's wsstream would
+    pick (the client's first supported one; none offered means "", the plain binary
+    protocol), or (the 403 refusal, "") when nothing fits."""
     offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))
     proto = wschannel.negotiate(offered, supported)
     if proto is None:
-        return _text(403, wschannel.refusal(offered, supported))
+        return _text(403, wschannel.refusal(offered, supported)), ""
     return web.WebSocketResponse(protocols=[proto] if proto else [], autoping=True, compress=False,
-                                 max_msg_size=0)
+                                 max_msg_size=0), proto
 
 
 def _flag(q, name: str) -> bool:
@@ -313,8 +313,8 @@ class KubeletServer:
         instances = [c for c in await self.containers(pod, cname) if c.state == pb.CONTAINER_RUNNING]
         if not instances:
             return _text(404, f'container not found ("{cname}")')
-        ws = _websocket(request, streams.CHANNEL_PROTOCOLS)
-        if isinstance(ws, web.Response):
+        ws, proto = _websocket(request, streams.CHANNEL_PROTOCOLS)
+        if not isinstance(ws, web.WebSocketResponse):
             return ws
         stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
         stderr = stderr and not tty  # a terminal has no separate stderr (upstream drops it too)
@@ -330,7 +330,7 @@ class KubeletServer:
         except CRIError as e:
             return _text(500, str(e))
         await ws.prepare(request)
-        codec = wschannel.ChannelCodec(ws.ws_protocol or "")
+        codec = wschannel.ChannelCodec(proto)
         await streams.send_message(ws, streams.first_message(codec, stdout=stdout, stderr=stderr))
         try:
             await streams.relay_remotecommand(ws, url, self.runtime_netns, stdin=stdin, stdout=stdout,
@@ -351,10 +351,10 @@ class KubeletServer:
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
         if pod is None:
             return _text(404, f'pod "{name}" does not exist')
-        ws = _websocket(request, streams.PORTFORWARD_PROTOCOLS)
-        if isinstance(ws, web.Response):
+        ws, proto = _websocket(request, streams.PORTFORWARD_PROTOCOLS)
+        if not isinstance(ws, web.WebSocketResponse):
             return ws
-        tunnel = ws.ws_protocol == wschannel.PORTFORWARD_TUNNEL
+        tunnel = proto == wschannel.PORTFORWARD_TUNNEL
         ports: list[int] = []
         if not tunnel:
             try:

@@ -92,19 +92,18 @@ class ChannelCodec:
         return bytes([channel]) + data
 
     def decode(self, msg: Message) -> Optional[tuple[int, bytes]]:
-        """(channel, data) of a received message; None for an empty or malformed one."""
-        if not msg:
+        """(channel, data) of a received message; None for an empty or malformed one.
+        Text and binary messages are read alike (as upstream reads both as bytes; the
+        official Python client sends str data as text messages)."""
+        raw = msg.encode() if isinstance(msg, str) else bytes(msg)
+        if not raw:
             return None
-        if isinstance(msg, str):
-            if not self.base64:
-                return None
-            try:
-                return ord(msg[0]) - ord("0"), base64.b64decode(msg[1:], validate=True)
-            except (binascii.Error, ValueError):
-                return None
-        if self.base64:
+        if not self.base64:
+            return raw[0], raw[1:]
+        try:
+            return raw[0] - ord("0"), base64.b64decode(raw[1:], validate=True)
+        except (binascii.Error, ValueError):
             return None
-        return msg[0], bytes(msg[1:])
 
     def status(self, status_json: bytes) -> Optional[bytes]:
         """What goes on the error channel for a final Status: the JSON itself (v4+), or
