@@ -190,16 +190,19 @@ async def _connect(session: aiohttp.ClientSession, url: str, params, protocols) 
 async def _spdy(request: web.Request, sub: str, url: str, params) -> web.StreamResponse:
     """kubectl's SPDY fallback, bridged to the kubelet's WebSocket endpoints."""
     if sub == "portforward":
-        spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY])
+        if spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY]) is None:
+            return spdy_upgrade.refusal(request, [ch.PORTFORWARD_SPDY])
         async with _session(request) as session:
             async with await _connect(session, url, params, [ch.PORTFORWARD_WS_TUNNEL]) as upstream:
                 return await spdy_upgrade.tunnel_portforward(request, upstream)
-    spdy_upgrade.negotiate(request, [ch.SPDY_V4])
+    protocol = spdy_upgrade.negotiate(request, spdy_upgrade.REMOTECOMMAND_PROTOCOLS)
+    if protocol is None:
+        return spdy_upgrade.refusal(request, spdy_upgrade.REMOTECOMMAND_PROTOCOLS)
     q = request.query
     flags = {k: q.get(k, "").lower() in ("1", "true") for k in ("stdin", "stdout", "stderr", "tty")}
     async with _session(request) as session:
         async with await _connect(session, url, params, [ch.WS_V5, ch.WS_V4]) as upstream:
-            return await spdy_upgrade.bridge_remotecommand(request, upstream, **flags)
+            return await spdy_upgrade.bridge_remotecommand(request, upstream, protocol=protocol, **flags)
 
 
 async def _relay_websocket(request: web.Request, url: str, params, protocols: list[str], *,

@@ -272,3 +272,72 @@ async def test_nodes_proxy_passes_websockets_through(env, http):
     async with http.get(f"{srv.url}/api/v1/nodes/{NODE}/proxy/healthz") as r:
         assert (r.status, await r.text()) == (200, "ok")
 
+
+
+# ---------------------------------------------------------------- older SPDY remote-command versions
+
+async def spdy_exec(srv, command: list[str], versions: list[str], *, tty: bool = False):
+    """POST an SPDY/3.1 upgrade to pods/exec offering `versions`; returns (status line,
+    headers, {streamtype: bytes read}) — streams error and stdout, plus resize when
+    `tty` (what a v3 client opens)."""
+    from kybernetes.streaming.spdy import Session
+
+    q = urlencode([("command", c) for c in command] + [("stdout", "1")] + ([("tty", "1")] if tty else []))
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, ssl=srv.ssl_context())
+    lines = [f"POST {EXEC}?{q} HTTP/1.1", f"Host: 127.0.0.1:{srv.port}", "Connection: Upgrade",
+             "Upgrade: SPDY/3.1", *[f"X-Stream-Protocol-Version: {v}" for v in versions], "Content-Length: 0", "", ""]
+    writer.write("\r\n".join(lines).encode())
+    try:
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)).decode()
+        status, *hdrs = head.strip().split("\r\n")
+        headers = [tuple(x.strip() for x in h.split(":", 1)) for h in hdrs]
+        if " 101 " not in status:
+            body = await asyncio.wait_for(reader.read(4096), 30)
+            return status, headers, {"body": body}
+
+        async def send(b: bytes) -> None:
+            writer.write(b)
+            await writer.drain()
+        sess = Session(send, server=False)
+
+        async def pump():
+            while data := await reader.read(65536):
+                sess.feed(data)
+            sess.shutdown()
+        pumping = asyncio.create_task(pump())
+        try:
+            streams = {t: await sess.open_stream({"streamtype": t})
+                       for t in ["error", "stdout"] + (["resize"] if tty else [])}
+            got = {}
+            for t in ("stdout", "error"):
+                buf = b""
+                while data := await asyncio.wait_for(streams[t].read(), 30):
+                    buf += data
+                got[t] = buf
+            return status, headers, got
+        finally:
+            pumping.cancel()
+            sess.shutdown()
+    finally:
+        writer.close()
+
+
+async def test_spdy_older_versions(env, node):
+    srv = env["srv"]
+    # v3: plain-text error stream, and the resize stream is part of a tty session
+    status, headers, got = await spdy_exec(srv, sh("echo v3-out; exit 6"), ["v3.channel.k8s.io"], tty=True)
+    assert " 101 " in status and ("X-Stream-Protocol-Version", "v3.channel.k8s.io") in headers
+    assert got["stdout"].replace(b"\r", b"") == b"v3-out\n"
+    assert b"exit code 6" in got["error"] and not got["error"].startswith(b"{")
+    # v2 (the client's first supported choice wins), success leaves the error stream empty
+    status, headers, got = await spdy_exec(srv, sh("echo v2-out"), ["v9.channel.k8s.io", "v2.channel.k8s.io",
+                                                                    "v4.channel.k8s.io"])
+    assert ("X-Stream-Protocol-Version", "v2.channel.k8s.io") in headers
+    assert got == {"stdout": b"v2-out\n", "error": b""}
+    # nothing in common: upstream's plain-text 403 naming what the server accepts
+    status, headers, got = await spdy_exec(srv, ["true"], ["v9.channel.k8s.io"])
+    assert " 403 " in status
+    assert [v for k, v in headers if k == "X-Accepted-Stream-Protocol-Versions"] == [
+        "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+    assert got["body"].decode().startswith("unable to upgrade: unable to negotiate protocol: client supports "
+                                           "[v9.channel.k8s.io], server accepts [v4.channel.k8s.io ")
