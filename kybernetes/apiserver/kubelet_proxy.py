@@ -3,11 +3,12 @@ chunked when following, or over WebSocket as `binary.k8s.io`/`base64.binary.k8s.
 pods/exec and pods/attach (every WebSocket channel protocol the kubelet speaks, see
 kubelet/server/wschannel.py, relayed message for message), pods/portforward (SPDY/3.1
 inside WebSocket, what kubectl 1.37 sends first, or the v4 channel protocol of the
-official clients) and nodes/proxy (plain requests and WebSocket upgrades alike).  The kubelet is found from the Node: its first InternalIP, ExternalIP or
-Hostname address and `status.daemonEndpoints.kubeletEndpoint.Port`.  The API server
-presents its kubelet-client certificate (CN kube-apiserver-kubelet-client, O
-system:masters, as upstream's apiserver-kubelet-client) and checks the kubelet's
-serving certificate against the cluster CA.
+official clients) and nodes/proxy (plain requests and WebSocket upgrades alike).  The
+kubelet is found from the Node: its first InternalIP, ExternalIP or Hostname address
+and `status.daemonEndpoints.kubeletEndpoint.Port`.  The API server presents its
+kubelet-client certificate (CN kube-apiserver-kubelet-client, O system:masters, as
+upstream's apiserver-kubelet-client) and checks the kubelet's serving certificate
+against the cluster CA.
 
 A WebSocket upgrade (a GET) to exec, attach or portforward also needs `create` on the
 subresource, not just `get` (upstream's AuthorizePodWebsocketUpgradeCreatePermission).

@@ -25,9 +25,11 @@ from kybernetes.streaming import channels as ch
 from kybernetes.streaming.spdy import Session, Stream
 
 VERSION_HEADER = "X-Stream-Protocol-Version"
-# remote-command protocols over SPDY, newest first: v4 has the Status error stream, v3
-# added the resize stream, v1/v2 differ only in how servers waited for streams
-REMOTECOMMAND_PROTOCOLS = [ch.SPDY_V4, "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+# remote-command protocols over SPDY, newest first: v5 is v4 here (its close signal is a
+# WebSocket matter), v4 has the Status error stream, v3 added the resize stream, v1/v2
+# differ only in how servers waited for streams
+REMOTECOMMAND_PROTOCOLS = [ch.WS_V5, ch.SPDY_V4, "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+STATUS_PROTOCOLS = (ch.WS_V5, ch.SPDY_V4)
 STREAM_WAIT = 30.0  # how long kubectl may take to open the streams it asked for
 LINGER = 5.0  # after the last status, how long to wait for kubectl to hang up
 
@@ -126,8 +128,9 @@ async def bridge_remotecommand(request: web.Request, upstream, *, stdin: bool, s
     Before v4 (`protocol`) the error stream carries the bare failure message, and before
     v3 there is no resize stream."""
     feed, resp = await take_over(request, protocol)
-    plain_errors = wschannel.ChannelCodec(wschannel.CHANNEL_V1 if protocol != ch.SPDY_V4 else wschannel.CHANNEL_V4)
-    resizable = tty and protocol in (ch.SPDY_V4, "v3.channel.k8s.io")
+    status_form = wschannel.CHANNEL_V4 if protocol in STATUS_PROTOCOLS else wschannel.CHANNEL_V1
+    plain_errors = wschannel.ChannelCodec(status_form)
+    resizable = tty and protocol in (*STATUS_PROTOCOLS, "v3.channel.k8s.io")
     expected = {"error"} | {n for n, on in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr and not tty),
                                             ("resize", resizable)) if on}
     streams: dict[str, Stream] = {}

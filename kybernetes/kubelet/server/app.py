@@ -307,6 +307,10 @@ class KubeletServer:
         q = request.query
         if not _is_websocket(request):
             return _text(400, "Upgrade request required")
+        stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
+        stderr = stderr and not tty  # a terminal has no separate stderr (upstream drops it too)
+        if not (stdin or stdout or stderr):
+            return _text(400, "you must specify at least 1 of stdin, stdout, stderr")
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
         if pod is None:
             return _text(404, f'pod "{name}" does not exist')
@@ -316,8 +320,6 @@ class KubeletServer:
         ws, proto = _websocket(request, streams.CHANNEL_PROTOCOLS)
         if not isinstance(ws, web.WebSocketResponse):
             return ws
-        stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
-        stderr = stderr and not tty  # a terminal has no separate stderr (upstream drops it too)
         try:
             if verb == "exec":
                 cmd = q.getall("command", [])

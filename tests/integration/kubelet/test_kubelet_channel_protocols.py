@@ -268,6 +268,9 @@ async def test_nodes_proxy_passes_websockets_through(env, http):
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:
         await http.ws_connect(url.replace(f"/{POD}/", "/nosuchpod/"), protocols=["v4.channel.k8s.io"])
     assert e.value.status == 404
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await http.ws_connect(url.replace("&stdout=1", ""), protocols=["v4.channel.k8s.io"])
+    assert e.value.status == 400  # none of stdin, stdout, stderr asked for
     # plain requests still work
     async with http.get(f"{srv.url}/api/v1/nodes/{NODE}/proxy/healthz") as r:
         assert (r.status, await r.text()) == (200, "ok")
@@ -338,6 +341,6 @@ async def test_spdy_older_versions(env, node):
     status, headers, got = await spdy_exec(srv, ["true"], ["v9.channel.k8s.io"])
     assert " 403 " in status
     assert [v for k, v in headers if k == "X-Accepted-Stream-Protocol-Versions"] == [
-        "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+        "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
     assert got["body"].decode().startswith("unable to upgrade: unable to negotiate protocol: client supports "
-                                           "[v9.channel.k8s.io], server accepts [v4.channel.k8s.io ")
+                                           "[v9.channel.k8s.io], server accepts [v5.channel.k8s.io ")
