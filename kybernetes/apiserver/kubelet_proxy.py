@@ -1,11 +1,14 @@
 """Subresources the API server serves by calling the pod's kubelet: pods/log (streamed,
-chunked when following), pods/exec and pods/attach (WebSocket channel protocol, v5 or
-v4), pods/portforward (SPDY/3.1 inside WebSocket, what kubectl 1.37 sends first) and
-nodes/proxy.  The kubelet is found from the Node: its first InternalIP, ExternalIP or
-Hostname address and `status.daemonEndpoints.kubeletEndpoint.Port`.  The API server
-presents its kubelet-client certificate (CN kube-apiserver-kubelet-client, O
-system:masters, as upstream's apiserver-kubelet-client) and checks the kubelet's
-serving certificate against the cluster CA.
+chunked when following, or over WebSocket as `binary.k8s.io`/`base64.binary.k8s.io`),
+pods/exec and pods/attach (every WebSocket channel protocol the kubelet speaks, see
+kubelet/server/wschannel.py, relayed message for message), pods/portforward (SPDY/3.1
+inside WebSocket, what kubectl 1.37 sends first, or the v4 channel protocol of the
+official clients) and nodes/proxy (plain requests and WebSocket upgrades alike).  The
+kubelet is found from the Node: its first InternalIP, ExternalIP or Hostname address
+and `status.daemonEndpoints.kubeletEndpoint.Port`.  The API server presents its
+kubelet-client certificate (CN kube-apiserver-kubelet-client, O system:masters, as
+upstream's apiserver-kubelet-client) and checks the kubelet's serving certificate
+against the cluster CA.
 
 A WebSocket upgrade (a GET) to exec, attach or portforward also needs `create` on the
 subresource, not just `get` (upstream's AuthorizePodWebsocketUpgradeCreatePermission).
@@ -24,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from kybernetes.apiserver import errors, spdy_upgrade
 from kybernetes.apiserver.objects import object_key
+from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
 
 Obj = dict[str, Any]
@@ -32,8 +36,8 @@ POD_SUBRESOURCES = {"log", "exec", "attach", "portforward"}
 NODE_SUBRESOURCES = {"proxy"}
 ADDRESS_PREFERENCE = ("InternalIP", "ExternalIP", "Hostname")
 CLIENT_CN, CLIENT_ORG = "kube-apiserver-kubelet-client", "system:masters"
-CHANNEL_PROTOCOLS = (ch.WS_V5, ch.WS_V4)
-PORTFORWARD_PROTOCOLS = (ch.PORTFORWARD_WS_TUNNEL,)
+CHANNEL_PROTOCOLS = wschannel.REMOTECOMMAND
+PORTFORWARD_PROTOCOLS = (ch.PORTFORWARD_WS_TUNNEL, *wschannel.PORTFORWARD)
 LOG_OPTIONS = ("follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes")
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             500: "InternalError", 503: "ServiceUnavailable"}
@@ -158,18 +162,20 @@ async def serve(api, request: web.Request, r) -> web.StreamResponse:
     ns, name = quote(info.namespace, safe=""), quote(info.name, safe="")
     if sub == "portforward":
         url, protocols = f"{base}/portForward/{ns}/{name}", PORTFORWARD_PROTOCOLS
-        params: list[tuple[str, str]] = [(k, v) for k, v in request.query.items() if k == "ports"]
+        # the kubelet's WebSocket port-forward names its ports `port`, as upstream passes them on
+        ports = [p for v in request.query.getall("ports", []) for p in v.split(",") if p]
+        params: list[tuple[str, str]] = [("port", ",".join(ports))] if ports else []
     else:
         c = _container(pod, request.query.get("container", ""))
         url, protocols = f"{base}/{sub}/{ns}/{name}/{quote(c, safe='')}", CHANNEL_PROTOCOLS
         params = [(k, v) for k, v in request.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
     if spdy:
         return await _spdy(request, sub, url, params)
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    wanted = [p for p in offered if p in protocols]
-    if not wanted:
-        raise errors.bad_request(f"unable to upgrade: no supported WebSocket subprotocol in {offered}")
-    return await _relay_websocket(request, url, params, wanted)
+    offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))
+    if wschannel.negotiate(offered, protocols) is None:
+        raise errors.APIError(403, "Forbidden", f"unable to upgrade: {wschannel.refusal(offered, protocols)}")
+    # the kubelet picks among the ones both sides know, in the caller's order
+    return await _relay_websocket(request, url, params, [p for p in offered if p in protocols])
 
 
 async def _connect(session: aiohttp.ClientSession, url: str, params, protocols) -> aiohttp.ClientWebSocketResponse:
@@ -185,21 +191,32 @@ async def _connect(session: aiohttp.ClientSession, url: str, params, protocols) 
 async def _spdy(request: web.Request, sub: str, url: str, params) -> web.StreamResponse:
     """kubectl's SPDY fallback, bridged to the kubelet's WebSocket endpoints."""
     if sub == "portforward":
-        spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY])
+        if spdy_upgrade.negotiate(request, [ch.PORTFORWARD_SPDY]) is None:
+            return spdy_upgrade.refusal(request, [ch.PORTFORWARD_SPDY])
         async with _session(request) as session:
             async with await _connect(session, url, params, [ch.PORTFORWARD_WS_TUNNEL]) as upstream:
                 return await spdy_upgrade.tunnel_portforward(request, upstream)
-    spdy_upgrade.negotiate(request, [ch.SPDY_V4])
+    protocol = spdy_upgrade.negotiate(request, spdy_upgrade.REMOTECOMMAND_PROTOCOLS)
+    if protocol is None:
+        return spdy_upgrade.refusal(request, spdy_upgrade.REMOTECOMMAND_PROTOCOLS)
     q = request.query
     flags = {k: q.get(k, "").lower() in ("1", "true") for k in ("stdin", "stdout", "stderr", "tty")}
     async with _session(request) as session:
         async with await _connect(session, url, params, [ch.WS_V5, ch.WS_V4]) as upstream:
-            return await spdy_upgrade.bridge_remotecommand(request, upstream, **flags)
+            return await spdy_upgrade.bridge_remotecommand(request, upstream, protocol=protocol, **flags)
 
 
-async def _relay_websocket(request: web.Request, url: str, params, protocols: list[str]) -> web.StreamResponse:
+async def _relay_websocket(request: web.Request, url: str, params, protocols: list[str], *,
+                           passthrough: bool = False) -> web.StreamResponse:
+    """Relay a WebSocket to the kubelet message for message.  `passthrough` (nodes/proxy):
+    a refused handshake comes back with the kubelet's status, as a proxy would return it."""
     async with _session(request) as session:
-        upstream = await _connect(session, url, params, protocols)
+        try:
+            upstream = await _connect(session, url, params, protocols)
+        except errors.APIError as e:
+            if not passthrough or e.code < 400:
+                raise
+            return web.Response(status=e.code, text=e.message)
         ws = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else [], autoping=True,
                                    max_msg_size=0, compress=False)
         await ws.prepare(request)
@@ -238,9 +255,18 @@ async def pod_log(api, request: web.Request, info) -> web.StreamResponse:
         raise errors.invalid("PodLogOptions", "", info.name, causes)
     pod = await _read(api, "pods", info.namespace, info.name)
     c = _container(pod, request.query.get("container", ""))
+    ws_protocol = None
+    if _is_websocket(request):
+        offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))
+        ws_protocol = wschannel.negotiate(offered, wschannel.READER)
+        if ws_protocol is None:
+            raise errors.APIError(403, "Forbidden",
+                                  f"unable to upgrade: {wschannel.refusal(offered, wschannel.READER)}")
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         # upstream answers an unscheduled pod's logs with an empty body
+        if ws_protocol is not None:
+            return await _stream_websocket(request, ws_protocol, None)
         return web.Response(body=b"", content_type="text/plain")
     base = await kubelet_base(api, node)
     url = f"{base}/containerLogs/{quote(info.namespace, safe='')}/{quote(info.name, safe='')}/{quote(c, safe='')}"
@@ -253,6 +279,8 @@ async def pod_log(api, request: web.Request, info) -> web.StreamResponse:
         async with kr:
             if kr.status != 200:
                 raise _error_for(kr.status, await kr.text())
+            if ws_protocol is not None:
+                return await _stream_websocket(request, ws_protocol, kr.content)
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await resp.prepare(request)
             async for chunk in kr.content.iter_any():
@@ -261,14 +289,54 @@ async def pod_log(api, request: web.Request, info) -> web.StreamResponse:
             return resp
 
 
+async def _stream_websocket(request: web.Request, protocol: str, content) -> web.WebSocketResponse:
+    """A byte stream over WebSocket as upstream's wsstream reader sends it: an empty
+    message first, then one message per chunk; ends when the stream does or the caller
+    hangs up (whatever the caller sends is ignored)."""
+    ws = web.WebSocketResponse(protocols=[protocol] if protocol else [], autoping=True, compress=False)
+    await ws.prepare(request)
+
+    async def send(data: bytes) -> None:
+        msg = wschannel.reader_message(protocol, data)
+        if isinstance(msg, str):
+            await ws.send_str(msg)
+        else:
+            await ws.send_bytes(msg)
+
+    async def copy() -> None:
+        await send(b"")
+        if content is not None:
+            async for chunk in content.iter_any():
+                if chunk:
+                    await send(chunk)
+
+    async def ignore() -> None:
+        async for _ in ws:
+            pass
+
+    tasks = [asyncio.create_task(copy()), asyncio.create_task(ignore())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await ws.close()
+    return ws
+
+
 async def node_proxy(api, request: web.Request, info) -> web.StreamResponse:
-    """/api/v1/nodes/NAME/proxy/PATH -> the kubelet's /PATH (method, query and body kept)."""
+    """/api/v1/nodes/NAME/proxy/PATH -> the kubelet's /PATH (method, query and body kept);
+    a WebSocket upgrade is passed through with the caller's subprotocols."""
     name = info.name
     if ":" in name:  # NAME:PORT selects another port on the node, as upstream
         name = name.split(":", 1)[0]
     base = await kubelet_base(api, name)
     rest = "/".join(quote(p, safe="") for p in info.parts[3:])
     url = f"{base}/{rest}"
+    if _is_websocket(request):
+        offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))
+        return await _relay_websocket(request, url, list(request.query.items()), offered, passthrough=True)
     body = await request.read()
     headers = {k: v for k, v in request.headers.items()
                if k.lower() in ("accept", "content-type")}
@@ -287,4 +355,3 @@ async def node_proxy(api, request: web.Request, info) -> web.StreamResponse:
                 await resp.write(chunk)
             await resp.write_eof()
             return resp
-

@@ -3,8 +3,9 @@
 aiohttp only upgrades connections to WebSocket, so the SPDY upgrade takes the connection
 over itself: the HTTP parser is told the connection is upgraded and every further byte
 goes to the SPDY session.  Towards the kubelet the API server always speaks WebSocket:
-  - remote commands (X-Stream-Protocol-Version v4.channel.k8s.io): kubectl's SPDY
-    streams (error, stdin, stdout, stderr, resize) map to v5 channels, and the end of
+  - remote commands (X-Stream-Protocol-Version v4.channel.k8s.io, or the older
+    v3/v2/channel.k8s.io with plain-text errors): kubectl's SPDY streams (error, stdin,
+    stdout, stderr, resize) map to v5 channels, and the end of
     stdin becomes the v5 close signal, so `exec -i ... < file` ends properly;
   - port-forward (portforward.k8s.io): the SPDY bytes pass through unchanged, tunnelled
     in WebSocket binary messages (SPDY/3.1+portforward.k8s.io) as kubectl itself does.
@@ -19,9 +20,16 @@ from typing import Optional
 from aiohttp import WSMsgType, web
 
 from kybernetes.apiserver import errors
+from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
 from kybernetes.streaming.spdy import Session, Stream
 
+VERSION_HEADER = "X-Stream-Protocol-Version"
+# remote-command protocols over SPDY, newest first: v5 is v4 here (its close signal is a
+# WebSocket matter), v4 has the Status error stream, v3 added the resize stream, v1/v2
+# differ only in how servers waited for streams
+REMOTECOMMAND_PROTOCOLS = [ch.WS_V5, ch.SPDY_V4, "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+STATUS_PROTOCOLS = (ch.WS_V5, ch.SPDY_V4)
 STREAM_WAIT = 30.0  # how long kubectl may take to open the streams it asked for
 LINGER = 5.0  # after the last status, how long to wait for kubectl to hang up
 
@@ -38,13 +46,25 @@ def offered_protocols(request: web.Request) -> list[str]:
     return out
 
 
-def negotiate(request: web.Request, supported: list[str]) -> str:
-    offered = offered_protocols(request)
-    for p in offered:
+def negotiate(request: web.Request, supported: list[str]) -> Optional[str]:
+    """The client's first protocol the server supports, or None."""
+    for p in offered_protocols(request):
         if p in supported:
             return p
-    raise errors.APIError(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
-                                            f"{offered}, server supports {supported}")
+    return None
+
+
+def refusal(request: web.Request, supported: list[str]) -> web.Response:
+    """Upstream's plain-text 403 for a failed negotiation, listing what the server accepts."""
+    offered = offered_protocols(request)
+    if not offered:
+        return web.Response(status=400, text=f"unable to upgrade: {VERSION_HEADER} is required")
+    text = (f"unable to upgrade: unable to negotiate protocol: client supports [{' '.join(offered)}], "
+            f"server accepts [{' '.join(supported)}]\n")
+    resp = web.Response(status=403, text=text)
+    for p in supported:
+        resp.headers.add("X-Accepted-Stream-Protocol-Versions", p)
+    return resp
 
 
 class _Feed:
@@ -103,11 +123,16 @@ async def tunnel_portforward(request: web.Request, upstream) -> web.StreamRespon
 
 
 async def bridge_remotecommand(request: web.Request, upstream, *, stdin: bool, stdout: bool, stderr: bool,
-                               tty: bool) -> web.StreamResponse:
-    """kubectl's SPDY remote-command streams <-> the kubelet's v5 channel WebSocket."""
-    feed, resp = await take_over(request, ch.SPDY_V4)
+                               tty: bool, protocol: str = ch.SPDY_V4) -> web.StreamResponse:
+    """kubectl's SPDY remote-command streams <-> the kubelet's v5 channel WebSocket.
+    Before v4 (`protocol`) the error stream carries the bare failure message, and before
+    v3 there is no resize stream."""
+    feed, resp = await take_over(request, protocol)
+    status_form = wschannel.CHANNEL_V4 if protocol in STATUS_PROTOCOLS else wschannel.CHANNEL_V1
+    plain_errors = wschannel.ChannelCodec(status_form)
+    resizable = tty and protocol in (*STATUS_PROTOCOLS, "v3.channel.k8s.io")
     expected = {"error"} | {n for n, on in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr and not tty),
-                                            ("resize", tty)) if on}
+                                            ("resize", resizable)) if on}
     streams: dict[str, Stream] = {}
     ready = asyncio.Event()
 
@@ -140,13 +165,17 @@ async def bridge_remotecommand(request: web.Request, upstream, *, stdin: bool, s
         targets = {ch.STDOUT: streams.get("stdout"), ch.STDERR: streams.get("stderr"),
                    ch.ERROR: streams.get("error")}
         async for msg in upstream:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            # (an empty message only tells that the kubelet's side is ready)
+            if msg.type != WSMsgType.BINARY or len(msg.data) < 2:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
                 continue
             st: Optional[Stream] = targets.get(msg.data[0])
-            if st is not None:
-                await st.write(msg.data[1:])
+            data: Optional[bytes] = msg.data[1:]
+            if msg.data[0] == ch.ERROR:
+                data = plain_errors.status(data)
+            if st is not None and data:
+                await st.write(data)
         for st in targets.values():
             if st is not None:
                 await st.close()

@@ -29,7 +29,7 @@ from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import stats
 from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
 from kybernetes.kubelet.prober.netns import sandbox_netns
-from kybernetes.kubelet.server import auth, logs, streams
+from kybernetes.kubelet.server import auth, logs, streams, wschannel
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
@@ -87,6 +87,23 @@ def _identity(cert: Path, key: Path) -> tuple:
 
 def _text(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text)
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket" and \
+        "upgrade" in request.headers.get("Connection", "").lower()
+
+
+def _websocket(request: web.Request, supported: list[str]) -> tuple[web.StreamResponse, str]:
+    """(WebSocket, subprotocol) answering with the subprotocol upstream's wsstream would
+    pick (the client's first supported one; none offered means "", the plain binary
+    protocol), or (the 403 refusal, "") when nothing fits."""
+    offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))
+    proto = wschannel.negotiate(offered, supported)
+    if proto is None:
+        return _text(403, wschannel.refusal(offered, supported)), ""
+    return web.WebSocketResponse(protocols=[proto] if proto else [], autoping=True, compress=False,
+                                 max_msg_size=0), proto
 
 
 def _flag(q, name: str) -> bool:
@@ -288,17 +305,21 @@ class KubeletServer:
         verb = request.path.split("/")[1]
         ns, name, cname = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
         q = request.query
-        ws = web.WebSocketResponse(protocols=streams.CHANNEL_PROTOCOLS, autoping=True, compress=False,
-                                   max_msg_size=0)
-        if not ws.can_prepare(request).ok:
+        if not _is_websocket(request):
             return _text(400, "Upgrade request required")
+        stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
+        stderr = stderr and not tty  # a terminal has no separate stderr (upstream drops it too)
+        if not (stdin or stdout or stderr):
+            return _text(400, "you must specify at least 1 of stdin, stdout, stderr")
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
         if pod is None:
             return _text(404, f'pod "{name}" does not exist')
         instances = [c for c in await self.containers(pod, cname) if c.state == pb.CONTAINER_RUNNING]
         if not instances:
             return _text(404, f'container not found ("{cname}")')
-        stdin, stdout, stderr, tty = (_flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr"), _flag(q, "tty"))
+        ws, proto = _websocket(request, streams.CHANNEL_PROTOCOLS)
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
         try:
             if verb == "exec":
                 cmd = q.getall("command", [])
@@ -311,6 +332,8 @@ class KubeletServer:
         except CRIError as e:
             return _text(500, str(e))
         await ws.prepare(request)
+        codec = wschannel.ChannelCodec(proto)
+        await streams.send_message(ws, streams.first_message(codec, stdout=stdout, stderr=stderr))
         try:
             await streams.relay_remotecommand(ws, url, self.runtime_netns, stdin=stdin, stdout=stdout,
                                               stderr=stderr, tty=tty)
@@ -319,24 +342,36 @@ class KubeletServer:
             if not ws.closed:
                 status = {"metadata": {}, "status": "Failure", "message": str(e), "reason": "InternalError",
                           "code": 500}
-                await ws.send_bytes(bytes([streams.ERROR]) + orjson.dumps(status))
+                await streams.send_status(ws, codec, orjson.dumps(status))
                 await ws.close()
         return ws
 
     async def portforward(self, request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["ns"], request.match_info["pod"]
-        ws = web.WebSocketResponse(protocols=streams.PORTFORWARD_PROTOCOLS, autoping=True, compress=False,
-                                   max_msg_size=0)
-        if not ws.can_prepare(request).ok:
+        if not _is_websocket(request):
             return _text(400, "Upgrade request required")
         pod = self.find_pod(ns, name, request.match_info.get("uid", ""))
         if pod is None:
             return _text(404, f'pod "{name}" does not exist')
+        ws, proto = _websocket(request, streams.PORTFORWARD_PROTOCOLS)
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
+        tunnel = proto == wschannel.PORTFORWARD_TUNNEL
+        ports: list[int] = []
+        if not tunnel:
+            try:
+                ports = wschannel.parse_ports(request.query.getall("port", []))
+            except ValueError as e:
+                return _text(400, str(e))
         sandboxes = await self.kl.cri.list_pod_sandbox(labels={L_UID: pod["metadata"]["uid"]},
                                                        state=pb.SANDBOX_READY)
         if not sandboxes:
             return _text(404, f'pod "{name}" has no running sandbox')
         netns = sandbox_netns(await self.kl.cri.pod_sandbox_status(sandboxes[0].id, verbose=True))
+        desc = f"{sandboxes[0].id}, uid {pod['metadata']['uid']}"
         await ws.prepare(request)
-        await streams.serve_portforward(ws, netns, f"{sandboxes[0].id}, uid {pod['metadata']['uid']}")
+        if tunnel:
+            await streams.serve_portforward(ws, netns, desc)
+        else:
+            await streams.serve_portforward_channels(ws, netns, ports, desc)
         return ws

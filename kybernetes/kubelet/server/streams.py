@@ -1,15 +1,18 @@
 """exec, attach and port-forward streams of the kubelet's server.
 
-exec/attach: the caller speaks the WebSocket channel protocol (v5.channel.k8s.io or
-v4.channel.k8s.io: one channel byte, then data; v5 adds "close stdin" on channel 255).
-The kubelet asks CRI Exec/Attach for a URL on containerd's stream server and speaks
-SPDY/3.1 to it (remotecommand v4), because only SPDY can half-close stdin there; the
-final Status (exit code) comes back on the error stream and goes out on channel 3.
+exec/attach: the caller speaks a WebSocket channel protocol (see wschannel: binary or
+base64 frames, plain-text or Status errors, v5's close signal).  The kubelet asks CRI
+Exec/Attach for a URL on containerd's stream server and speaks SPDY/3.1 to it
+(remotecommand v4), because only SPDY can half-close stdin there; the final Status
+(exit code) comes back on the error stream and goes out on channel 3.
 
-port-forward: SPDY/3.1 framed inside WebSocket binary messages
-(`SPDY/3.1+portforward.k8s.io`, what kubectl tunnels through the API server): each
-forwarded connection is a pair of streams (error, data) with the same `requestid`; the
-kubelet connects to localhost:port inside the pod's network namespace itself.
+port-forward, two forms:
+  - SPDY/3.1 framed inside WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`,
+    what kubectl tunnels through the API server): each forwarded connection is a pair
+    of streams (error, data) with the same `requestid`;
+  - the channel protocol (`v4.channel.k8s.io`, its base64 form, or none), as the
+    official clients use it: a data/error channel pair per `port` query parameter.
+Either way the kubelet connects to localhost:port inside the pod's network namespace.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from kybernetes.kubelet.prober.netns import connect
+from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
 from kybernetes.streaming.spdy import Session, Stream
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
-CHANNEL_PROTOCOLS = [ch.WS_V5, ch.WS_V4]
-PORTFORWARD_PROTOCOLS = [ch.PORTFORWARD_WS_TUNNEL]
+CHANNEL_PROTOCOLS = list(wschannel.REMOTECOMMAND)
+PORTFORWARD_PROTOCOLS = [wschannel.PORTFORWARD_TUNNEL, *wschannel.PORTFORWARD]
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = ch.STDIN, ch.STDOUT, ch.STDERR, ch.ERROR, ch.RESIZE, ch.CLOSE
 
 
@@ -78,9 +82,31 @@ async def open_spdy(url: str, netns: Optional[str], protocols: list[str]) -> tup
     return sess, proto, asyncio.create_task(pump())
 
 
+def first_message(codec: wschannel.ChannelCodec, *, stdout: bool, stderr: bool) -> wschannel.Message:
+    """The empty message that tells the caller the stream is set up, on the lowest
+    channel it will hear from (stdout, else stderr, else error), as upstream sends it."""
+    return codec.encode(STDOUT if stdout else STDERR if stderr else ERROR, b"")
+
+
+async def send_status(ws: web.WebSocketResponse, codec: wschannel.ChannelCodec, status_json: bytes) -> None:
+    """The final Status on the error channel, in the form the protocol wants."""
+    payload = codec.status(status_json)
+    if payload and not ws.closed:
+        await send_message(ws, codec.encode(ERROR, payload))
+
+
+async def send_message(ws: web.WebSocketResponse, msg: wschannel.Message) -> None:
+    """A channel message as the protocol frames it (text for base64, else binary)."""
+    if isinstance(msg, str):
+        await ws.send_str(msg)
+    else:
+        await ws.send_bytes(msg)
+
+
 async def relay_remotecommand(ws: web.WebSocketResponse, url: str, netns: Optional[str], *,
                               stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:
     """Bridge a channel-protocol WebSocket to containerd's SPDY remotecommand server."""
+    codec = wschannel.ChannelCodec(ws.ws_protocol or "")
     sess, _, reader = await open_spdy(url, netns, [ch.SPDY_V4])
     try:
         err = await sess.open_stream({"streamtype": "error"})
@@ -88,30 +114,32 @@ async def relay_remotecommand(ws: web.WebSocketResponse, url: str, netns: Option
         sout = await sess.open_stream({"streamtype": "stdout"}) if stdout else None
         serr = await sess.open_stream({"streamtype": "stderr"}) if stderr and not tty else None
         resize = await sess.open_stream({"streamtype": "resize"}) if tty else None
-        v5 = ws.ws_protocol == ch.WS_V5
 
-        async def out(st: Optional[Stream], ch: int) -> bytes:
+        async def out(st: Optional[Stream], channel: int) -> bytes:
             got = b""
             while st is not None:
                 data = await st.read()
                 if not data:
                     break
-                if ch == ERROR:
+                if channel == ERROR:
                     got += data
                 elif not ws.closed:
-                    await ws.send_bytes(bytes([ch]) + data)
+                    await send_message(ws, codec.encode(channel, data))
             return got
 
         async def inbound() -> None:
             async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
                     continue
-                ch, data = msg.data[0], msg.data[1:]
-                if ch == STDIN and sin is not None:
+                frame = codec.decode(msg.data)
+                if frame is None:
+                    continue
+                channel, data = frame
+                if channel == STDIN and sin is not None:
                     await sin.write(data)
-                elif ch == RESIZE and resize is not None:
+                elif channel == RESIZE and resize is not None:
                     await resize.write(data)
-                elif ch == CLOSE and v5 and data[:1] == bytes([STDIN]) and sin is not None:
+                elif channel == CLOSE and codec.close_signal and data[:1] == bytes([STDIN]) and sin is not None:
                     await sin.close()
             # the caller went away: stop feeding the process
             if sin is not None:
@@ -119,10 +147,7 @@ async def relay_remotecommand(ws: web.WebSocketResponse, url: str, netns: Option
 
         feeder = asyncio.create_task(inbound())
         _, _, status = await asyncio.gather(out(sout, STDOUT), out(serr, STDERR), out(err, ERROR))
-        if status and not ws.closed:
-            await ws.send_bytes(bytes([ERROR]) + status)
-        elif not ws.closed:
-            await ws.send_bytes(bytes([ERROR]) + ch.SUCCESS)
+        await send_status(ws, codec, status or ch.SUCCESS)
         feeder.cancel()
         await ws.close()
     finally:
@@ -220,3 +245,66 @@ async def serve_portforward(ws: web.WebSocketResponse, netns: Optional[str], pod
         for t in list(tasks):
             t.cancel()
 
+
+
+async def serve_portforward_channels(ws: web.WebSocketResponse, netns: Optional[str], ports: list[int],
+                                     pod_desc: str) -> None:
+    """Port-forward over a channel protocol (no subprotocol, v4.channel.k8s.io or
+    v4.base64.channel.k8s.io): port i owns data channel 2i and error channel 2i+1, both
+    opened with the port number (uint16 little endian).  Each port gets one connection
+    inside the pod for the whole session; when every forward has ended the session closes."""
+    codec = wschannel.ChannelCodec(ws.ws_protocol or "")
+    inboxes: list[asyncio.Queue[Optional[bytes]]] = [asyncio.Queue() for _ in ports]
+    for i, port in enumerate(ports):
+        await send_message(ws, codec.encode(2 * i, wschannel.port_prefix(port)))
+        await send_message(ws, codec.encode(2 * i + 1, wschannel.port_prefix(port)))
+
+    async def inbound() -> None:
+        try:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    continue
+                frame = codec.decode(msg.data)
+                if frame is not None and frame[0] % 2 == 0 and frame[0] // 2 < len(ports):
+                    inboxes[frame[0] // 2].put_nowait(frame[1])
+        finally:
+            for q in inboxes:
+                q.put_nowait(None)
+
+    async def forward(i: int, port: int) -> None:
+        try:
+            sock = await connect("127.0.0.1", port, netns, 10)
+        except OSError as e:
+            if not ws.closed:
+                await send_message(ws, codec.encode(2 * i + 1, f"error forwarding port {port} to pod {pod_desc}: {e}"
+                                             .encode()))
+            return
+        reader, writer = await asyncio.open_connection(sock=sock)
+
+        async def to_pod() -> None:
+            while (data := await inboxes[i].get()) is not None:
+                writer.write(data)
+                await writer.drain()
+
+        async def from_pod() -> None:
+            while data := await reader.read(65536):
+                if ws.closed:
+                    break
+                await send_message(ws, codec.encode(2 * i, data))
+
+        # as the runtime's forwarder: whichever direction ends first ends this port
+        tasks = [asyncio.create_task(to_pod()), asyncio.create_task(from_pod())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+
+    feeder = asyncio.create_task(inbound())
+    try:
+        await asyncio.gather(*(forward(i, p) for i, p in enumerate(ports)), return_exceptions=True)
+    finally:
+        feeder.cancel()
+        await ws.close()
