@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import ssl
-import statistics
 import sys
 import tempfile
 import time
@@ -27,14 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
+from _load import pct, run_pool  # noqa: E402
 from fixtures.server import start_server  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def rss_mib(pid: int) -> float:
@@ -42,22 +33,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def run_pool(n: int, concurrency: int, fn) -> tuple[float, list[float]]:
-    """Run fn(i) for i in range(n) on `concurrency` workers; (elapsed, latencies)."""
-    lat: list[float] = []
-    idx = iter(range(n))
-
-    async def worker():
-        for i in idx:
-            t = time.perf_counter()
-            await fn(i)
-            lat.append(time.perf_counter() - t)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - t0, lat
 
 
 async def bench(args) -> dict:

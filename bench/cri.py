@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from _load import pct  # noqa: E402
 from kybernetes.cri import CRIClient, pb  # noqa: E402
 from kybernetes.kubelet import runtime_cleanup as cleanup  # noqa: E402
 from kybernetes.kubelet.containerd import ContainerdProcess  # noqa: E402
@@ -37,15 +38,9 @@ from kybernetes.kubelet.runtime_netns import bridge_conflist, create_netns, dele
 BENCH_IMAGE = "localhost/kyb-bench/busybox:1"
 
 
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
 def _summary(values: list[float]) -> dict:
     v = sorted(values)
-    return {"p50_ms": round(_pct(v, 50) * 1000, 2), "p99_ms": round(_pct(v, 99) * 1000, 2),
+    return {"p50_ms": round(pct(v, 50) * 1000, 2), "p99_ms": round(pct(v, 99) * 1000, 2),
             "max_ms": round((v[-1] if v else 0) * 1000, 2)}
 
 

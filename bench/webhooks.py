@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from api import pct, rss_mib, run_pool  # noqa: E402
+from _load import pct, run_pool  # noqa: E402
+from api import rss_mib  # noqa: E402
 from fixtures.server import start_server  # noqa: E402
 from fixtures.webhook_server import WebhookServer, json_patch, make_pki  # noqa: E402
 
