@@ -281,6 +281,31 @@ async def create_pods(controller: Any, key: str, owner: Obj, count: int, make: C
     return err
 
 
+async def delete_pods(controller: Any, key: str, owner: Optional[Obj], pods: list[Obj]) -> Optional[APIStatusError]:
+    """Delete `pods` one by one (uid precondition) through `controller.pods_api`, the
+    caller having expected their deletions; a delete that fails or finds the pod gone
+    is counted as observed at once.  FailedDelete/SuccessfulDelete events go on `owner`
+    (none when it is None).  Returns the first error other than NotFound."""
+    first: Optional[APIStatusError] = None
+    for p in pods:
+        meta = p["metadata"]
+        try:
+            await controller.pods_api.delete(meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]})
+        except NotFound:
+            controller.expectations.deletion_observed(key, object_key(p))
+        except APIStatusError as e:
+            controller.expectations.deletion_observed(key, object_key(p))
+            if owner is not None:
+                controller.recorder.event(owner, "Warning", "FailedDelete", f"Error deleting: {e.message or e}",
+                                          action="Delete")
+            first = first or e
+        else:
+            if owner is not None:
+                controller.recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}",
+                                          action="Delete", related=p)
+    return first
+
+
 # ---------------------------------------------------------------------- claiming
 async def claim(
     handle: Any,

@@ -422,7 +422,6 @@ class DaemonSetController(Controller, _pods.PodOwnerHandlers):
         the given pods, within burstReplicas, under expectations."""
         create_on = create_on[:self.burst_replicas]
         delete = delete[:self.burst_replicas]
-        ns = ds["metadata"]["namespace"]
         self.expectations.expect_deletions(key, [object_key(p) for p in delete])
         ref = _pods.controller_ref(ds, API_VERSION, KIND)
         template = create_pod_template(ds, hash_)
@@ -433,21 +432,10 @@ class DaemonSetController(Controller, _pods.PodOwnerHandlers):
             t["spec"]["affinity"] = node_name_affinity(t["spec"].get("affinity"), pending.pop(0))
             return _pods.pod_from_template(t, ds, ref)
 
-        first = await _pods.create_pods(self, key, ds, len(create_on), make, "daemon pods")
-        for p in delete:
-            try:
-                await self.pods_api.delete(p["metadata"]["name"], ns, preconditions={"uid": p["metadata"]["uid"]})
-            except NotFound:
-                self.expectations.deletion_observed(key, object_key(p))
-            except APIStatusError as e:
-                self.expectations.deletion_observed(key, object_key(p))
-                self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
-                first = first or e
-            else:
-                self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                    action="Delete", related=p)
-        if first is not None:
-            raise first
+        create_err = await _pods.create_pods(self, key, ds, len(create_on), make, "daemon pods")
+        delete_err = await _pods.delete_pods(self, key, ds, delete)
+        if create_err is not None or delete_err is not None:
+            raise create_err or delete_err
 
     async def _rolling_update(self, key: str, ds: Obj, nodes: list[Obj], hash_: str) -> None:
         """upstream rollingUpdate (with and without surge)."""

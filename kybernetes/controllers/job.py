@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from kybernetes.api.selectors import from_label_selector
-from kybernetes.client.errors import APIStatusError, Conflict, NotFound
+from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
@@ -518,21 +518,7 @@ class JobController(Controller):
         if not pods:
             return
         self.expectations.expect_deletions(key, [object_key(p) for p in pods])
-        for p in pods:
-            try:
-                await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
-                                           preconditions={"uid": p["metadata"]["uid"]})
-            except NotFound:
-                self.expectations.deletion_observed(key, object_key(p))
-            except APIStatusError as e:
-                self.expectations.deletion_observed(key, object_key(p))
-                if job is not None:
-                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {e.message or e}",
-                                        action="Delete")
-            else:
-                if job is not None:
-                    self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                        action="Delete", related=p)
+        await _pods.delete_pods(self, key, job, pods)  # failures are seen again on the next sync
 
     async def _remove_finalizers(self, pods: list[Obj]) -> set[str]:
         """Remove the tracking finalizer; the UIDs that no longer carry it."""

@@ -15,7 +15,7 @@ import copy
 from typing import Any, Optional
 
 from kybernetes.api.selectors import LabelSelector, from_label_selector
-from kybernetes.client.errors import APIStatusError, Conflict, NotFound
+from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
@@ -137,21 +137,7 @@ class ReplicaSetController(Controller, _pods.PodOwnerHandlers):
             n = min(diff, self.burst_replicas)
             victims = _pods.pods_to_delete(pods, [p for p in all_pods if p not in pods], n)
             self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-            first: Optional[BaseException] = None
-            for p in victims:
-                try:
-                    await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
-                                               preconditions={"uid": p["metadata"]["uid"]})
-                except NotFound:
-                    self.expectations.deletion_observed(key, object_key(p))
-                except APIStatusError as e:
-                    self.expectations.deletion_observed(key, object_key(p))
-                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
-                    first = first or e
-                else:
-                    self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                        action="Delete", related=p)
-            return first
+            return await _pods.delete_pods(self, key, rs, victims)
         return None
 
     async def _update_status(self, rs: Obj, status: Obj) -> Obj:
