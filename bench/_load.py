@@ -8,7 +8,9 @@ directory is first on sys.path).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Awaitable, Callable
 
 
@@ -43,3 +45,12 @@ async def drive(op: Callable[[int], Awaitable[object]], n: int, concurrency: int
     return {"n": n, "concurrency": concurrency, "elapsed_s": elapsed,
             "ops_per_s": n / elapsed if elapsed else 0.0,
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+
+
+def write_result(out: Path, result: dict) -> None:
+    """Write a benchmark's result as JSON to `out` (whole or not at all) and say so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"\nwrote {out}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -24,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from _load import pct, run_pool  # noqa: E402
+from _load import pct, run_pool, write_result  # noqa: E402
 from fixtures.server import start_server  # noqa: E402
 
 
@@ -171,9 +170,7 @@ def main() -> None:
     r = asyncio.run(bench(args))
     print(table(r))
     out = HERE / "results" / ("api-only.json" if args.api_only else "api.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(out, r)
 
 
 if __name__ == "__main__":

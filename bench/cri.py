@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _load import pct  # noqa: E402
+from _load import pct, write_result  # noqa: E402
 from kybernetes.cri import CRIClient, pb  # noqa: E402
 from kybernetes.kubelet import runtime_cleanup as cleanup  # noqa: E402
 from kybernetes.kubelet.containerd import ContainerdProcess  # noqa: E402
@@ -188,11 +187,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"raw CRI pod start (containerd {res['containerd']})")
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(res, indent=2) + "\n")
-    tmp_out.replace(args.out)
-    print(f"wrote {args.out}")
+    write_result(args.out, res)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
-from _load import drive  # noqa: E402
+from _load import drive, write_result  # noqa: E402
 from etcd_raw import raw_puts  # noqa: E402
 from fixtures.etcd import EtcdCluster, etcd_binary  # noqa: E402
 from fixtures.server import RunningServer, start_server  # noqa: E402
@@ -125,10 +124,7 @@ def main() -> None:
         sys.exit("bench/etcd_api.py: no etcd binary (install Debian's etcd-server: make deps)")
     r = asyncio.run(run(args.objects, args.concurrency, [int(s) for s in args.sizes.split(",") if s]))
     print(table(r))
-    out = HERE / "results" / "etcd_api.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "etcd_api.json", r)
 
 
 if __name__ == "__main__":

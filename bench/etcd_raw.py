@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _load import drive  # noqa: E402
+from _load import drive, write_result  # noqa: E402
 from fixtures.etcd import EtcdCluster, etcd_binary  # noqa: E402
 
 from kybernetes.storage import SQLiteStore  # noqa: E402
@@ -131,10 +130,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     r = asyncio.run(run(args.objects, args.concurrency, sizes))
     print(table(r))
-    out = HERE / "results" / "etcd_raw.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "etcd_raw.json", r)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _load import pct, run_pool  # noqa: E402
+from _load import pct, run_pool, write_result  # noqa: E402
 from kybernetes.storage import SQLiteStore, WatchCache  # noqa: E402
 
 VALUE = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x","namespace":"default"},"data":{"k":"v"}}'
@@ -158,10 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     r = asyncio.run(run(args.objects, args.concurrency, args.dir))
     print(table(r))
-    out = HERE / "results" / "store.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "store.json", r)
 
 
 if __name__ == "__main__":
