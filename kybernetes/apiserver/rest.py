@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from kybernetes.api.goformat import go_quote
 from kybernetes.api import meta as apimeta
 from kybernetes.api import managedfields as mf
+from kybernetes.api.uids import new_uuid
 from kybernetes.apiserver import errors, fieldmanager, negotiation, tables
 from kybernetes.apiserver.negotiation import Output
 from kybernetes.apiserver.objects import ObjectStore, object_key
@@ -774,7 +774,7 @@ def _PODS_STRATEGY() -> Strategy:
 def prepare_new_meta(obj: Obj, s: Strategy) -> None:
     """Server-set metadata on create."""
     meta = obj["metadata"]
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = new_uuid()
     meta["creationTimestamp"] = apimeta.now_rfc3339()
     for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(k, None)

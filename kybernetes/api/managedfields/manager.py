@@ -24,6 +24,7 @@ This follows the layers of upstream's field manager (apimachinery's managedfield
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional, Sequence
@@ -104,6 +105,7 @@ class ApplyConflict(Exception):
 
 
 # ---------------------------------------------------------------- manager identities
+@functools.lru_cache(maxsize=1024)  # the same few managers write over and over
 def manager_identifier(manager: str, operation: str, api_version: str = "", subresource: str = "") -> str:
     """The key upstream files an entry under: the entry's JSON without fieldsType,
     fieldsV1 and time, and without apiVersion for appliers."""
