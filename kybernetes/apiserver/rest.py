@@ -752,7 +752,8 @@ class Validator:
         causes = validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
         if causes:
             return causes
-        schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind)
+        # unknown fields were reported (and pruned) when the body was decoded: not again
+        schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind, strict_unknown=False)
         causes = [c for c in schema_causes if c.reason != validation.DECODE_ERROR_REASON]
         if not causes:
             causes = s.validate(obj) if old is None else s.validate_update(obj, old)
