@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -45,6 +46,12 @@ async def drive(op: Callable[[int], Awaitable[object]], n: int, concurrency: int
     return {"n": n, "concurrency": concurrency, "elapsed_s": elapsed,
             "ops_per_s": n / elapsed if elapsed else 0.0,
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def write_result(out: Path, result: dict) -> None:

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from _load import pct, run_pool, write_result  # noqa: E402
+from _load import cpu_seconds, pct, run_pool, write_result  # noqa: E402
 from fixtures.server import start_server  # noqa: E402
 
 
@@ -62,9 +62,14 @@ async def bench(args) -> dict:
                             raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
                         await r.read()
 
+                cpu0 = cpu_seconds(srv.proc.pid)
                 el, lat = await run_pool(args.objects, args.concurrency, lambda i: create_named(f"cm-{i:06d}"))
+                # the server's CPU per create moves far less than throughput when other
+                # work shares the machine: the figure to compare between builds here
                 results["api_create"] = {"ops_per_s": args.objects / el, "p50_ms": pct(lat, 50) * 1e3,
-                                         "p99_ms": pct(lat, 99) * 1e3}
+                                         "p99_ms": pct(lat, 99) * 1e3,
+                                         "server_cpu_us_per_create": (cpu_seconds(srv.proc.pid) - cpu0)
+                                         / args.objects * 1e6}
 
                 # watch delivery, measured apart from the throughput run: a watch is open
                 # while further creates run, and records when each ADDED event arrives
@@ -156,6 +161,8 @@ def table(r: dict) -> str:
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     out.append(f"| **API create / raw store create ({r['concurrency']} concurrent)** | **{r['create_ratio_vs_raw']:.2f}** | | |")
     out.append(f"| API create / raw store create (sequential) | {r['create_ratio_vs_raw_sequential']:.2f} | | |")
+    if "server_cpu_us_per_create" in r["api_create"]:
+        out.append(f"| server CPU per API create | {r['api_create']['server_cpu_us_per_create']:.0f} us | | |")
     out.append(f"| server RSS idle / after {r['objects']} objects | {r['rss_idle_mib']:.0f} MiB / {r['rss_loaded_mib']:.0f} MiB | | |")
     return "\n".join(out)
 
