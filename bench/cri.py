@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -29,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from _load import pct, write_result  # noqa: E402
 from kybernetes.cri import CRIClient, pb  # noqa: E402
 from kybernetes.kubelet import runtime_cleanup as cleanup  # noqa: E402
 from kybernetes.kubelet.containerd import ContainerdProcess  # noqa: E402
@@ -37,15 +37,9 @@ from kybernetes.kubelet.runtime_netns import bridge_conflist, create_netns, dele
 BENCH_IMAGE = "localhost/kyb-bench/busybox:1"
 
 
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
 def _summary(values: list[float]) -> dict:
     v = sorted(values)
-    return {"p50_ms": round(_pct(v, 50) * 1000, 2), "p99_ms": round(_pct(v, 99) * 1000, 2),
+    return {"p50_ms": round(pct(v, 50) * 1000, 2), "p99_ms": round(pct(v, 99) * 1000, 2),
             "max_ms": round((v[-1] if v else 0) * 1000, 2)}
 
 
@@ -193,11 +187,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"raw CRI pod start (containerd {res['containerd']})")
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(res, indent=2) + "\n")
-    tmp_out.replace(args.out)
-    print(f"wrote {args.out}")
+    write_result(args.out, res)
     return 0
 
 

@@ -15,65 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Awaitable, Callable
 
 HERE = Path(__file__).resolve().parent
-# bench/etcd.py would shadow the generated etcd API package (imported as `etcd`).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
+from _load import drive, write_result  # noqa: E402
+from etcd_raw import raw_puts  # noqa: E402
 from fixtures.etcd import EtcdCluster, etcd_binary  # noqa: E402
 from fixtures.server import RunningServer, start_server  # noqa: E402
 
 VALUE = (b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x","namespace":"default",'
          b'"uid":"6f1c1b9e-3f57-4c39-9a0e-000000000000"},"data":{"k":"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"}}')
 API_ONLY = ("--disable-controllers", "--disable-scheduler")
-
-
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
-async def _drive(op: Callable[[int], Awaitable[object]], n: int, concurrency: int) -> dict:
-    lat: list[float] = []
-    it = iter(range(n))
-
-    async def worker() -> None:
-        for i in it:
-            t = time.perf_counter()
-            await op(i)
-            lat.append(time.perf_counter() - t)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {"n": n, "concurrency": concurrency, "elapsed_s": elapsed,
-            "ops_per_s": n / elapsed if elapsed else 0.0,
-            "p50_ms": _pct(lat, 50) * 1000, "p99_ms": _pct(lat, 99) * 1000}
-
-
-async def raw_puts(endpoints: list[str], prefix: str, n: int, concurrency: int) -> dict:
-    from etcd3aio import Etcd3Client
-
-    client = Etcd3Client(endpoints)
-    await client.connect()
-    try:
-        await client.kv.put(prefix + "warmup", VALUE)
-        return await _drive(lambda i: client.kv.put(f"{prefix}{i:07d}", VALUE), n, concurrency)
-    finally:
-        await client.close()
 
 
 async def api_creates(srv: RunningServer, namespace: str, n: int, concurrency: int) -> dict:
@@ -94,7 +54,7 @@ async def api_creates(srv: RunningServer, namespace: str, n: int, concurrency: i
                 await r.read()
 
         await create(n)  # warm-up (connection, caches)
-        return await _drive(create, n, concurrency)
+        return await drive(create, n, concurrency)
 
 
 def _modes(concurrency: int) -> tuple[tuple[str, int], ...]:
@@ -115,7 +75,7 @@ async def run(objects: int, concurrency: int, sizes: list[int]) -> dict:
                                               timeout=120)
                 r: dict = {"members": size, "etcd_version": cl.members[0].status().get("version", "")}
                 for label, c in _modes(concurrency):
-                    raw = await raw_puts(cl.endpoints, f"/bench/raw/{label}/", objects, c)
+                    raw = await raw_puts(cl.endpoints, f"/bench/raw/{label}/", objects, c, VALUE)
                     api = await api_creates(srv, f"bench-{label}", objects, c)
                     r[label] = {"raw_put": raw, "api_create": api,
                                 "api_over_raw_throughput": api["ops_per_s"] / raw["ops_per_s"]
@@ -164,10 +124,7 @@ def main() -> None:
         sys.exit("bench/etcd_api.py: no etcd binary (install Debian's etcd-server: make deps)")
     r = asyncio.run(run(args.objects, args.concurrency, [int(s) for s in args.sizes.split(",") if s]))
     print(table(r))
-    out = HERE / "results" / "etcd_api.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "etcd_api.json", r)
 
 
 if __name__ == "__main__":

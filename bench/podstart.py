@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -29,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
+from _load import write_result  # noqa: E402
 from cri import BENCH_IMAGE, BenchNode, _summary, raw_pod_start  # noqa: E402
 from kybernetes.client import Client, NotFound  # noqa: E402
 
@@ -254,11 +254,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         m = r["memory"]
         print(f"round {i} RSS with {res['pods']} pods running: server {m['server_rss_mb']} MiB, "
               f"kubelet {m['kubelet_rss_mb']} MiB, containerd {m['containerd_rss_mb']} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(res, indent=2) + "\n")
-    tmp_out.replace(args.out)
-    print(f"wrote {args.out}")
+    write_result(args.out, res)
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -21,15 +20,10 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _load import pct, run_pool, write_result  # noqa: E402
 from kybernetes.storage import SQLiteStore, WatchCache  # noqa: E402
 
 VALUE = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x","namespace":"default"},"data":{"k":"v"}}'
-
-
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
 
 
 async def raw_create_throughput(path: str, n: int, concurrency: int, *, value: bytes = VALUE) -> dict:
@@ -40,30 +34,19 @@ async def raw_create_throughput(path: str, n: int, concurrency: int, *, value: b
     store = SQLiteStore(path, compact_interval=0)
     await store.start()
     try:
-        lat: list[float] = []
-        it = iter(range(n))
         before = dict(store.stats)
-
-        async def worker() -> None:
-            for i in it:
-                t = time.perf_counter()
-                await store.create(f"/registry/configmaps/default/cm-{i:07d}", value)
-                lat.append(time.perf_counter() - t)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-        elapsed = time.perf_counter() - t0
+        elapsed, lat = await run_pool(n, concurrency,
+                                      lambda i: store.create(f"/registry/configmaps/default/cm-{i:07d}", value))
         commits = store.stats["commits"] - before["commits"]
     finally:
         await store.close()
-    lat.sort()
     return {
         "n": n,
         "concurrency": concurrency,
         "elapsed_s": round(elapsed, 4),
         "ops_per_s": n / elapsed if elapsed > 0 else 0.0,
-        "p50_ms": _pct(lat, 50) * 1000,
-        "p99_ms": _pct(lat, 99) * 1000,
+        "p50_ms": pct(lat, 50) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
         "commits": commits,
         "ops_per_commit": n / commits if commits else 0.0,
     }
@@ -122,8 +105,8 @@ async def read_costs(path: str, n: int) -> dict:
         "get_per_s": gets / get_s,
         "cache_fill_ms": fill * 1000,
         "cache_page_500_ms": cache_page * 1000,
-        "create_then_cache_sync_p50_ms": _pct(lat, 50) * 1000,
-        "create_then_cache_sync_p99_ms": _pct(lat, 99) * 1000,
+        "create_then_cache_sync_p50_ms": pct(lat, 50) * 1000,
+        "create_then_cache_sync_p99_ms": pct(lat, 99) * 1000,
     }
 
 
@@ -174,10 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     r = asyncio.run(run(args.objects, args.concurrency, args.dir))
     print(table(r))
-    out = HERE / "results" / "store.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "store.json", r)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from api import pct, rss_mib, run_pool  # noqa: E402
+from _load import pct, run_pool, write_result  # noqa: E402
+from api import rss_mib  # noqa: E402
 from fixtures.server import start_server  # noqa: E402
 from fixtures.webhook_server import WebhookServer, json_patch, make_pki  # noqa: E402
 
@@ -135,9 +135,7 @@ def main() -> None:
     args = ap.parse_args()
     r = asyncio.run(bench(args))
     print(table(r))
-    out = HERE / "results" / "webhooks.json"
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(HERE / "results" / "webhooks.json", r)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and the option checks upstream applies to fieldManager / force."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 from kybernetes.api import managedfields as mf
@@ -15,7 +16,13 @@ Obj = dict[str, Any]
 
 def manager(r: Any) -> str:
     """The field manager: ?fieldManager=, else derived from the User-Agent (upstream)."""
-    return r.query.get("fieldManager") or mf.default_manager(r.http.headers.get("User-Agent", ""))
+    return r.query.get("fieldManager") or _agent_manager(r.http.headers.get("User-Agent", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _agent_manager(user_agent: str) -> str:
+    # clients send the same few User-Agents on every request
+    return mf.default_manager(user_agent)
 
 
 def force(r: Any) -> Optional[bool]:
@@ -67,9 +74,10 @@ def track(r: Any, old: Optional[Obj], new: Obj) -> None:
     sent, foreign_sent = fieldversions.to_request_version(s, new)
     if foreign_sent and isinstance(new_meta, dict):
         new_meta["managedFields"] = sent["metadata"]["managedFields"]
-    mf.update_managed_fields(old, new, manager(r), "Update", types=types(s), subresource=r.info.subresource,
+    who = manager(r)
+    mf.update_managed_fields(old, new, who, "Update", types=types(s), subresource=r.info.subresource,
                              ignored=ignored(s, r.info.subresource))
-    fieldversions.restore(s, new, {**foreign_sent, **foreign}, (manager(r), "Update", r.info.subresource))
+    fieldversions.restore(s, new, {**foreign_sent, **foreign}, (who, "Update", r.info.subresource))
 
 
 def apply(r: Any, live: Optional[Obj], config: Obj) -> Obj:

@@ -76,8 +76,9 @@ def record(request: web.Request, code: int, elapsed: float) -> None:
         s = api.catalog.lookup(info.api_group, info.api_version, info.resource) if api is not None else None
         if s is not None:
             group, version, resource = info.api_group, info.api_version, info.resource
-            known = set(s.subresources) | set(getattr(s, "future_subresources", ()))
-            subresource = info.subresource if info.subresource in known else ""
+            sub = info.subresource
+            if sub and (sub in s.subresources or sub in getattr(s, "future_subresources", ())):
+                subresource = sub
     labels = (clean_verb(request.method, info, request.headers.get("Content-Type", "")), _dry_run(request),
               group, version, resource, subresource, clean_scope(info, request.method), COMPONENT)
     key = (labels, code)

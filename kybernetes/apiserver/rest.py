@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from kybernetes.api.goformat import go_quote
 from kybernetes.api import meta as apimeta
 from kybernetes.api import managedfields as mf
+from kybernetes.api.uids import new_uuid
 from kybernetes.apiserver import errors, fieldmanager, negotiation, tables
 from kybernetes.apiserver.negotiation import Output
 from kybernetes.apiserver.objects import ObjectStore, object_key
@@ -752,7 +752,8 @@ class Validator:
         causes = validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
         if causes:
             return causes
-        schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind)
+        # unknown fields were reported (and pruned) when the body was decoded: not again
+        schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind, strict_unknown=False)
         causes = [c for c in schema_causes if c.reason != validation.DECODE_ERROR_REASON]
         if not causes:
             causes = s.validate(obj) if old is None else s.validate_update(obj, old)
@@ -774,7 +775,7 @@ def _PODS_STRATEGY() -> Strategy:
 def prepare_new_meta(obj: Obj, s: Strategy) -> None:
     """Server-set metadata on create."""
     meta = obj["metadata"]
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = new_uuid()
     meta["creationTimestamp"] = apimeta.now_rfc3339()
     for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(k, None)

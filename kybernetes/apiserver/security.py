@@ -64,8 +64,11 @@ class Security:
     lookup: CacheLookup
     anonymous: bool = True
 
+    def __post_init__(self) -> None:
+        self._access = as_access_check(self.chain)  # built once: every request asks it
+
     async def access(self, user: Any, attrs: Obj) -> tuple[bool, bool, str]:
-        return await as_access_check(self.chain)(user, attrs)
+        return await self._access(user, attrs)
 
     async def authorize(self, user: Any, attrs: Obj) -> tuple[Decision, str]:
         return await self.chain.authorize(attributes_from_dict(user, attrs))

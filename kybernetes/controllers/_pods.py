@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
 from kybernetes.api.selectors import LabelSelector, from_label_selector
-from kybernetes.client.errors import Conflict, NotFound
+from kybernetes.client.errors import APIStatusError, Conflict, Forbidden, NotFound
 from kybernetes.client.informer import object_key
 
 Obj = dict[str, Any]
@@ -208,6 +208,102 @@ async def slow_start_batch(count: int, initial: int, fn: Callable[[], Awaitable[
         remaining -= batch
         batch = min(2 * batch, remaining)
     return successes, None
+
+
+# ---------------------------------------------------------------------- creating pods
+def namespace_terminating(err: APIStatusError) -> bool:
+    """Whether a create was refused because its namespace is being deleted: nothing to
+    retry or report then."""
+    return isinstance(err, Forbidden) and "being terminated" in str(err)
+
+
+def record_create(recorder: Any, owner: Obj, pod: Obj, err: Optional[APIStatusError] = None) -> None:
+    """Upstream PodControl's FailedCreate/SuccessfulCreate events on the owner."""
+    if err is not None:
+        recorder.event(owner, "Warning", "FailedCreate", f"Error creating: {err.message or err}", action="Create")
+    else:
+        recorder.event(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                       action="Create", related=pod)
+
+
+async def create_pod(
+    controller: Any,
+    key: str,
+    owner: Obj,
+    body: Obj,
+    *,
+    skip: Callable[[APIStatusError], bool] = namespace_terminating,
+    record: Optional[Callable[[Obj, Obj, Optional[APIStatusError]], None]] = None,
+    observe_failure: bool = False,
+) -> Optional[Obj]:
+    """POST one pod `owner` controls through `controller.pods_api` and record the event
+    (`record(owner, pod, err)`, by default record_create).  An error `skip` accepts
+    counts the creation as observed and returns None; any other is recorded and
+    raised, and counted as observed too when `observe_failure` (callers that expect
+    one creation at a time; batch callers settle failures after the batch)."""
+    if record is None:
+        def record(o: Obj, p: Obj, e: Optional[APIStatusError]) -> None:
+            record_create(controller.recorder, o, p, e)
+    expectations = controller.expectations
+    try:
+        pod = await controller.pods_api.create(body, body["metadata"].get("namespace") or owner["metadata"]["namespace"])
+    except APIStatusError as e:
+        if skip(e):
+            expectations.creation_observed(key)
+            return None
+        if observe_failure:
+            expectations.creation_observed(key)
+        record(owner, body, e)
+        raise
+    except BaseException:
+        if observe_failure:
+            expectations.creation_observed(key)
+        raise
+    record(owner, pod, None)
+    return pod
+
+
+async def create_pods(controller: Any, key: str, owner: Obj, count: int, make: Callable[[], Obj],
+                      what: str = "pods") -> Optional[BaseException]:
+    """Create `count` pods (bodies from `make()`, called once each, in order) in
+    slow-start batches under expectations (upstream's create loop of the ReplicaSet,
+    DaemonSet and Job controllers).  Returns the first error; the creations that
+    failed or were never tried are counted as observed, since no watch will show them."""
+    controller.expectations.expect_creations(key, count)
+
+    async def one() -> None:
+        await create_pod(controller, key, owner, make())
+
+    ok, err = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, one)
+    if err is not None:
+        controller.expectations.creation_observed(key, count - ok)
+        controller.log.warning("%s: failed to create %s: %s", key, what, err)
+    return err
+
+
+async def delete_pods(controller: Any, key: str, owner: Optional[Obj], pods: list[Obj]) -> Optional[APIStatusError]:
+    """Delete `pods` one by one (uid precondition) through `controller.pods_api`, the
+    caller having expected their deletions; a delete that fails or finds the pod gone
+    is counted as observed at once.  FailedDelete/SuccessfulDelete events go on `owner`
+    (none when it is None).  Returns the first error other than NotFound."""
+    first: Optional[APIStatusError] = None
+    for p in pods:
+        meta = p["metadata"]
+        try:
+            await controller.pods_api.delete(meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]})
+        except NotFound:
+            controller.expectations.deletion_observed(key, object_key(p))
+        except APIStatusError as e:
+            controller.expectations.deletion_observed(key, object_key(p))
+            if owner is not None:
+                controller.recorder.event(owner, "Warning", "FailedDelete", f"Error deleting: {e.message or e}",
+                                          action="Delete")
+            first = first or e
+        else:
+            if owner is not None:
+                controller.recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}",
+                                          action="Delete", related=p)
+    return first
 
 
 # ---------------------------------------------------------------------- claiming

@@ -34,7 +34,7 @@ import copy
 from typing import Any, Iterable, Optional
 
 from kybernetes.api.selectors import from_label_selector
-from kybernetes.client.errors import AlreadyExists, APIStatusError, Conflict, Forbidden, NotFound
+from kybernetes.client.errors import AlreadyExists, APIStatusError, Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
@@ -422,52 +422,20 @@ class DaemonSetController(Controller, _pods.PodOwnerHandlers):
         the given pods, within burstReplicas, under expectations."""
         create_on = create_on[:self.burst_replicas]
         delete = delete[:self.burst_replicas]
-        ns = ds["metadata"]["namespace"]
-        self.expectations.expect_creations(key, len(create_on))
         self.expectations.expect_deletions(key, [object_key(p) for p in delete])
         ref = _pods.controller_ref(ds, API_VERSION, KIND)
         template = create_pod_template(ds, hash_)
-        first: Optional[BaseException] = None
         pending = list(create_on)
 
-        async def create() -> None:
-            node_name = pending.pop(0)
+        def make() -> Obj:
             t = copy.deepcopy(template)
-            t["spec"]["affinity"] = node_name_affinity(t["spec"].get("affinity"), node_name)
-            try:
-                pod = await self.pods_api.create(_pods.pod_from_template(t, ds, ref), ns)
-            except Forbidden as e:
-                if "being terminated" in str(e):
-                    self.expectations.creation_observed(key)
-                    return
-                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                raise
-            except APIStatusError as e:
-                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                raise
-            self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                action="Create", related=pod)
+            t["spec"]["affinity"] = node_name_affinity(t["spec"].get("affinity"), pending.pop(0))
+            return _pods.pod_from_template(t, ds, ref)
 
-        if create_on:
-            ok, err = await _pods.slow_start_batch(len(create_on), _pods.SLOW_START_INITIAL_BATCH, create)
-            if err is not None:
-                self.expectations.creation_observed(key, len(create_on) - ok)
-                self.log.warning("%s: failed to create daemon pods: %s", key, err)
-                first = err
-        for p in delete:
-            try:
-                await self.pods_api.delete(p["metadata"]["name"], ns, preconditions={"uid": p["metadata"]["uid"]})
-            except NotFound:
-                self.expectations.deletion_observed(key, object_key(p))
-            except APIStatusError as e:
-                self.expectations.deletion_observed(key, object_key(p))
-                self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
-                first = first or e
-            else:
-                self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                    action="Delete", related=p)
-        if first is not None:
-            raise first
+        create_err = await _pods.create_pods(self, key, ds, len(create_on), make, "daemon pods")
+        delete_err = await _pods.delete_pods(self, key, ds, delete)
+        if create_err is not None or delete_err is not None:
+            raise create_err or delete_err
 
     async def _rolling_update(self, key: str, ds: Obj, nodes: list[Obj], hash_: str) -> None:
         """upstream rollingUpdate (with and without surge)."""

@@ -11,7 +11,7 @@ its Endpoints.  Also holds the pod/port helpers the EndpointSlice controller sha
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from kybernetes.api.selectors import from_label_selector
 from kybernetes.client.errors import AlreadyExists, Conflict, NotFound
@@ -180,21 +180,14 @@ def truncate_subsets(subsets: list[Obj], limit: int = MAX_CAPACITY) -> list[Obj]
 
 
 # ---------------------------------------------------------------------- controller
-class EndpointsController(Controller):
-    name = "endpoints"
-    workers = 5
+class ServicePodHandlers:
+    """The pod event handlers of a controller keyed by Service (Endpoints,
+    EndpointSlice): a pod added, deleted or changed wakes every Service in its
+    namespace that selects it, and on a label change also those that selected it
+    before.  The controller keeps its Services' informer in `self.services`."""
 
-    def setup(self) -> None:
-        self.services = self.watch("", "v1", "services")
-        self.pods = self.watch("", "v1", "pods", enqueue=None)
-        self.pods.add_handlers(on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed)
-        self.endpoints = self.watch("", "v1", "endpoints", enqueue=self._endpoints_key)
-        self.ep_api = self.resource("", "v1", "endpoints")
-
-    def _endpoints_key(self, ep: Obj) -> Optional[str]:
-        key = object_key(ep)
-        svc = self.services.get(key)
-        return key if svc is not None and service_selector(svc) is not None else None
+    services: Any
+    enqueue: Callable[[str], None]  # Controller.enqueue
 
     def _services_for(self, pod: Obj) -> list[str]:
         ns = (pod.get("metadata") or {}).get("namespace") or ""
@@ -212,6 +205,23 @@ class EndpointsController(Controller):
             keys |= set(self._services_for(old))
         for key in keys:
             self.enqueue(key)
+
+
+class EndpointsController(ServicePodHandlers, Controller):
+    name = "endpoints"
+    workers = 5
+
+    def setup(self) -> None:
+        self.services = self.watch("", "v1", "services")
+        self.pods = self.watch("", "v1", "pods", enqueue=None)
+        self.pods.add_handlers(on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed)
+        self.endpoints = self.watch("", "v1", "endpoints", enqueue=self._endpoints_key)
+        self.ep_api = self.resource("", "v1", "endpoints")
+
+    def _endpoints_key(self, ep: Obj) -> Optional[str]:
+        key = object_key(ep)
+        svc = self.services.get(key)
+        return key if svc is not None and service_selector(svc) is not None else None
 
     async def reconcile(self, key: str) -> None:
         if key == API_SERVER_ENDPOINTS:

@@ -19,11 +19,11 @@ import copy
 from typing import Any, Optional
 
 from kybernetes.client.errors import AlreadyExists, Conflict, NotFound
-from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
 from kybernetes.controllers.endpoints import (
     HEADLESS_LABEL,
+    ServicePodHandlers,
     _port_key,
     endpoint_ports,
     is_headless,
@@ -185,7 +185,7 @@ def slice_labels(svc: Obj) -> dict[str, str]:
     return labels
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(ServicePodHandlers, Controller):
     name = "endpointslice"
     workers = 5
     max_endpoints_per_slice = MAX_ENDPOINTS_PER_SLICE
@@ -206,23 +206,6 @@ class EndpointSliceController(Controller):
     def _slice_key(self, s: Obj) -> Optional[str]:
         svc = (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
         return f"{s['metadata'].get('namespace')}/{svc}" if svc else None
-
-    def _services_for(self, pod: Obj) -> list[str]:
-        ns = (pod.get("metadata") or {}).get("namespace") or ""
-        return [object_key(s) for s in self.services.by_namespace(ns) if selected_pods(s, [pod])]
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in self._services_for(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        keys = set(self._services_for(new))
-        if (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {}):
-            keys |= set(self._services_for(old))
-        for key in keys:
-            self.enqueue(key)
 
     def _cache_is_stale(self, key: str, existing: list[Obj]) -> bool:
         written = self._written.get(key)

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from kybernetes.api.selectors import from_label_selector
-from kybernetes.client.errors import APIStatusError, Conflict, Forbidden, NotFound
+from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
@@ -486,33 +486,11 @@ class JobController(Controller):
         delay = backoff_delay(fails, self.backoff_base, self.backoff_cap)
         if fails and now < last + delay:
             return last + delay - now, None
-        self.expectations.expect_creations(key, len(to_create))
         template = spec.get("template") or {}
         ref = _pods.controller_ref(job, "batch/v1", "Job")
-        ns = job["metadata"]["namespace"]
         queue = list(to_create)
-
-        async def create() -> None:
-            idx = queue.pop(0)
-            pod = self.pod_for(job, template, ref, idx)
-            try:
-                pod = await self.pods_api.create(pod, ns)
-            except Forbidden as e:
-                if "being terminated" in str(e):
-                    self.expectations.creation_observed(key)
-                    return
-                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                raise
-            except APIStatusError as e:
-                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                raise
-            self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                action="Create", related=pod)
-
-        ok, err = await _pods.slow_start_batch(len(to_create), _pods.SLOW_START_INITIAL_BATCH, create)
-        if err is not None:
-            self.expectations.creation_observed(key, len(to_create) - ok)
-            self.log.warning("%s: failed to create pods: %s", key, err)
+        err = await _pods.create_pods(self, key, job, len(to_create),
+                                      lambda: self.pod_for(job, template, ref, queue.pop(0)))
         return None, err
 
     @staticmethod
@@ -540,21 +518,7 @@ class JobController(Controller):
         if not pods:
             return
         self.expectations.expect_deletions(key, [object_key(p) for p in pods])
-        for p in pods:
-            try:
-                await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
-                                           preconditions={"uid": p["metadata"]["uid"]})
-            except NotFound:
-                self.expectations.deletion_observed(key, object_key(p))
-            except APIStatusError as e:
-                self.expectations.deletion_observed(key, object_key(p))
-                if job is not None:
-                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {e.message or e}",
-                                        action="Delete")
-            else:
-                if job is not None:
-                    self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                        action="Delete", related=p)
+        await _pods.delete_pods(self, key, job, pods)  # failures are seen again on the next sync
 
     async def _remove_finalizers(self, pods: list[Obj]) -> set[str]:
         """Remove the tracking finalizer; the UIDs that no longer carry it."""

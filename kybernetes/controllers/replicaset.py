@@ -15,7 +15,7 @@ import copy
 from typing import Any, Optional
 
 from kybernetes.api.selectors import LabelSelector, from_label_selector
-from kybernetes.client.errors import APIStatusError, Conflict, Forbidden, NotFound
+from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
 from kybernetes.controllers import _pods
 from kybernetes.controllers.base import Controller, Requeue
@@ -131,50 +131,13 @@ class ReplicaSetController(Controller, _pods.PodOwnerHandlers):
         diff = len(pods) - want
         if diff < 0:
             n = min(-diff, self.burst_replicas)
-            self.expectations.expect_creations(key, n)
             template = (rs.get("spec") or {}).get("template") or {}
-
-            async def create() -> None:
-                try:
-                    pod = await self.pods_api.create(_pods.pod_from_template(template, rs, ref), rs["metadata"]["namespace"])
-                except Forbidden as e:
-                    # a terminating namespace refuses new pods; nothing to retry then
-                    if "being terminated" in str(e):
-                        self.expectations.creation_observed(key)
-                        return
-                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                    raise
-                except APIStatusError as e:
-                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message or e}", action="Create")
-                    raise
-                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                    action="Create", related=pod)
-
-            ok, err = await _pods.slow_start_batch(n, _pods.SLOW_START_INITIAL_BATCH, create)
-            if err is not None:
-                # neither the failed nor the skipped creations will be observed
-                self.expectations.creation_observed(key, n - ok)
-                self.log.warning("%s: failed to create pods: %s", key, err)
-            return err
+            return await _pods.create_pods(self, key, rs, n, lambda: _pods.pod_from_template(template, rs, ref))
         if diff > 0:
             n = min(diff, self.burst_replicas)
             victims = _pods.pods_to_delete(pods, [p for p in all_pods if p not in pods], n)
             self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-            first: Optional[BaseException] = None
-            for p in victims:
-                try:
-                    await self.pods_api.delete(p["metadata"]["name"], p["metadata"]["namespace"],
-                                               preconditions={"uid": p["metadata"]["uid"]})
-                except NotFound:
-                    self.expectations.deletion_observed(key, object_key(p))
-                except APIStatusError as e:
-                    self.expectations.deletion_observed(key, object_key(p))
-                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message or e}", action="Delete")
-                    first = first or e
-                else:
-                    self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
-                                        action="Delete", related=p)
-            return first
+            return await _pods.delete_pods(self, key, rs, victims)
         return None
 
     async def _update_status(self, rs: Obj, status: Obj) -> Obj:

@@ -571,17 +571,11 @@ class StatefulSetController(Controller, _pods.PodOwnerHandlers):
         """Upstream CreateStatefulPod: the claims first, then the pod, then claim owner refs."""
         fresh = await self._create_claims(sts, get_ordinal(pod))
         self.expectations.add_creation(key)
-        try:
-            created = await self.pods_api.create(pod, pod["metadata"]["namespace"])
-        except AlreadyExists:
-            self.expectations.creation_observed(key)
+        created = await _pods.create_pod(self, key, sts, pod, skip=lambda e: isinstance(e, AlreadyExists),
+                                         record=lambda o, p, e: self._pod_event(o, p, "create", e),
+                                         observe_failure=True)
+        if created is None:
             return
-        except BaseException as e:
-            self.expectations.creation_observed(key)
-            if isinstance(e, APIStatusError):
-                self._pod_event(sts, pod, "create", e)
-            raise
-        self._pod_event(sts, created, "create")
         ns = sts["metadata"].get("namespace")
         claims = [fresh.get(c["metadata"]["name"]) or self.pvcs.get(f"{ns}/{c['metadata']['name']}")
                   for c in claims_for(sts, get_ordinal(created))]

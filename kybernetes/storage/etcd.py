@@ -82,7 +82,7 @@ def _load_pb() -> None:
         return
     # etcd3aio's generated modules import each other as the top-level package
     # `etcd` (from its proto/ directory, a namespace package).  Any plain module
-    # named etcd.py on sys.path (bench/etcd.py, for a script in bench/) would win
+    # named etcd.py on sys.path (say, beside a script being run) would win
     # over a namespace package, so bind the name to etcd3aio's directory first.
     import importlib.util
     import sys

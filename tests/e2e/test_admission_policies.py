@@ -6,56 +6,34 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from admission_e2e import deleted_after, labelled_namespace, refused, until
+from kubernetes import client
 
 GROUP = "admissionregistration.k8s.io"
 
 
-@pytest.fixture(scope="module")
-def api(kyb):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        yield c
-
-
 @pytest.fixture
 def ns(api):
-    core = client.CoreV1Api(api)
-    name = f"vap-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"vap-test": name})))
-    yield name
-    core.delete_namespace(name)
+    with labelled_namespace(api, "vap", "vap-test") as name:
+        yield name
 
 
 @pytest.fixture
 def made(api):
     """Create policies and bindings (dicts); delete them after the test."""
     adm = client.AdmissionregistrationV1Api(api)
-    created: list[tuple[str, str]] = []
+    with deleted_after() as later:
+        def policy(name: str, spec: dict) -> None:
+            adm.create_validating_admission_policy({"metadata": {"name": name}, "spec": spec})
+            later(lambda: adm.delete_validating_admission_policy(name))
 
-    def policy(name: str, spec: dict) -> None:
-        adm.create_validating_admission_policy({"metadata": {"name": name}, "spec": spec})
-        created.append(("policy", name))
+        def binding(name: str, spec: dict) -> None:
+            adm.create_validating_admission_policy_binding({"metadata": {"name": name}, "spec": spec})
+            later(lambda: adm.delete_validating_admission_policy_binding(name))
 
-    def binding(name: str, spec: dict) -> None:
-        adm.create_validating_admission_policy_binding({"metadata": {"name": name}, "spec": spec})
-        created.append(("binding", name))
-
-    yield policy, binding
-    for what, name in reversed(created):
-        try:
-            if what == "policy":
-                adm.delete_validating_admission_policy(name)
-            else:
-                adm.delete_validating_admission_policy_binding(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        yield policy, binding
 
 
 def constraints(ns: str) -> dict:
@@ -66,26 +44,6 @@ def constraints(ns: str) -> dict:
 
 def cm(name: str, data: dict) -> client.V1ConfigMap:
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data=data)
-
-
-def refused(fn):
-    try:
-        fn()
-    except ApiException as e:
-        return e
-    return None
-
-
-def until(fn, what: str, timeout: float = 15.0):
-    """Policies reach admission through a watch, a moment after they are written (as upstream)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = fn()
-        if out:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_deny_with_messages_reasons_and_codes(api, kyb, ns, made):

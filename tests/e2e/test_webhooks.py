@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import time
 
 import pytest
-from kubernetes import client, config
+from admission_e2e import deleted_after, dry_run_create_refused, labelled_namespace, requests_named, until
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fixtures.webhook_server import WebhookServer, json_patch, make_pki
@@ -27,49 +27,29 @@ def hooks(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def api(kyb):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kyb.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
-        yield c
-
-
 @pytest.fixture
 def ns(api):
     """A namespace carrying a label unique to this test (the webhooks select it)."""
-    core = client.CoreV1Api(api)
-    name = f"wh-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"wh-test": name})))
-    yield name
-    core.delete_namespace(name)
+    with labelled_namespace(api, "wh", "wh-test") as name:
+        yield name
 
 
 @pytest.fixture
 def configs(api):
     """Create webhook configurations (as dicts) and delete them after the test."""
     adm = client.AdmissionregistrationV1Api(api)
-    made: list[tuple[str, str]] = []
-
-    def create(kind: str, name: str, webhooks: list[dict]) -> dict:
-        body = {"apiVersion": f"{GROUP}/v1", "kind": kind, "metadata": {"name": name}, "webhooks": webhooks}
-        if kind == "MutatingWebhookConfiguration":
-            out = adm.create_mutating_webhook_configuration(body)
-        else:
-            out = adm.create_validating_webhook_configuration(body)
-        made.append((kind, name))
-        return api.sanitize_for_serialization(out)
-
-    yield create
-    for kind, name in made:
-        try:
+    with deleted_after() as later:
+        def create(kind: str, name: str, webhooks: list[dict]) -> dict:
+            body = {"apiVersion": f"{GROUP}/v1", "kind": kind, "metadata": {"name": name}, "webhooks": webhooks}
             if kind == "MutatingWebhookConfiguration":
-                adm.delete_mutating_webhook_configuration(name)
+                out = adm.create_mutating_webhook_configuration(body)
+                later(lambda: adm.delete_mutating_webhook_configuration(name))
             else:
-                adm.delete_validating_webhook_configuration(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+                out = adm.create_validating_webhook_configuration(body)
+                later(lambda: adm.delete_validating_webhook_configuration(name))
+            return api.sanitize_for_serialization(out)
+
+        yield create
 
 
 def hook(name: str, url: str, ns: str, *, ca: str, resources=("configmaps",), operations=("CREATE",), **extra) -> dict:
@@ -82,19 +62,6 @@ def hook(name: str, url: str, ns: str, *, ca: str, resources=("configmaps",), op
     }
     spec.update(extra)
     return spec
-
-
-def until(fn, what: str, timeout: float = 15.0):
-    """Re-run `fn` until it returns something truthy (webhook configurations reach the
-    admission chain through a watch, a moment after they are created, as upstream)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = fn()
-        if out:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def cm(name: str, labels: dict | None = None) -> client.V1ConfigMap:
@@ -195,7 +162,7 @@ def test_mutating_webhook_adds_label_and_sees_the_request(api, kyb, hooks, ns, c
     created = core.create_namespaced_config_map(ns, cm("two", {"own": "label"}))
     assert created.metadata.labels == {"own": "label", "mutated-by": "webhook"}
     # the AdmissionReview the webhook received for "one"
-    req = next(r["request"] for r in hooks.requests_to(path) if r["request"].get("name") == "one")
+    req = requests_named(hooks, path, "one")[0]
     assert req["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
     assert req["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
     assert req["requestKind"] == req["kind"] and req["requestResource"] == req["resource"]
@@ -224,10 +191,10 @@ def test_reinvocation_if_needed(api, hooks, ns, configs):
     until(lambda: "added" in (core.create_namespaced_config_map(ns, cm("probe"), dry_run="All").data or {}),
           "the webhooks to take effect")
     core.create_namespaced_config_map(ns, cm("re"))
-    calls = [r["request"] for r in hooks.requests_to(first) if r["request"].get("name") == "re"]
+    calls = requests_named(hooks, first, "re")
     # called, then called again with the object the later webhook changed
     assert len(calls) == 2 and "added" not in calls[0]["object"]["data"] and calls[1]["object"]["data"]["added"] == "yes"
-    assert len([r for r in hooks.requests_to(second) if r["request"].get("name") == "re"]) == 1
+    assert len(requests_named(hooks, second, "re")) == 1
 
 
 def test_bad_patch_is_an_internal_error_and_nothing_is_written(api, kyb, hooks, ns, configs):
@@ -239,14 +206,7 @@ def test_bad_patch_is_an_internal_error_and_nothing_is_written(api, kyb, hooks, 
         hook("badpatch.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, failurePolicy="Ignore")])
     core = client.CoreV1Api(api)
 
-    def fails():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe"), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(fails, "the webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, cm("probe")), "the webhook to take effect")
     assert e.status == 500 and json.loads(e.body)["reason"] == "InternalError"
     assert "Internal error occurred: json: cannot unmarshal object into Go value of type jsonpatch.Patch" \
         in json.loads(e.body)["message"]
@@ -274,14 +234,7 @@ def test_validating_webhook_denies_with_message_and_code(api, kyb, hooks, ns, co
     core = client.CoreV1Api(api)
     bad = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="bad"), data={"forbidden": "x"})
 
-    def denied():
-        try:
-            core.create_namespaced_config_map(ns, bad, dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(denied, "the validating webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, bad), "the validating webhook to take effect")
     status = json.loads(e.body)
     assert e.status == 403 and status["reason"] == "Forbidden"
     assert status["message"] == 'admission webhook "deny.kyb.test" denied the request: data.forbidden is not allowed here'
@@ -318,14 +271,7 @@ def test_failure_policy_fail_and_ignore_when_the_webhook_is_down(api, kyb, hooks
     configs("ValidatingWebhookConfiguration", f"fail-{ns}", [
         hook("down.kyb.test", down, ns, ca=hooks.pki.ca_bundle)])
 
-    def fails():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe"), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(fails, "the failing webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, cm("probe")), "the failing webhook to take effect")
     assert e.status == 500 and json.loads(e.body)["reason"] == "InternalError"
     p = kyb.kubectl("create", "configmap", "blocked", "-n", ns, check=False)
     assert p.returncode != 0
@@ -344,14 +290,7 @@ def test_timeout_and_untrusted_certificate(api, hooks, ns, configs):
         hook("rec.kyb.test", hooks.url(record), ns, ca=hooks.pki.ca_bundle)])
     core = client.CoreV1Api(api)
 
-    def fails():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe"), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(fails, "the slow webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, cm("probe")), "the slow webhook to take effect")
     assert e.status == 500 and json.loads(e.body)["message"] == (
         f'Internal error occurred: failed calling webhook "slow.kyb.test": failed to call webhook: '
         f'Post "{hooks.url(slow)}?timeout=1s": context deadline exceeded')
@@ -360,12 +299,11 @@ def test_timeout_and_untrusted_certificate(api, hooks, ns, configs):
     configs("MutatingWebhookConfiguration", f"tls-{ns}", [
         hook("tls.kyb.test", hooks.url(record), ns, ca=other_ca, failurePolicy="Fail")])
 
+    probe = dry_run_create_refused(core, ns, cm("probe2", {"x": "y"}))
+
     def tls_fails():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe2", {"x": "y"}), dry_run="All")
-        except ApiException as e:
-            return e if "tls.kyb.test" in e.body else None
-        return None
+        e = probe()
+        return e if e is not None and "tls.kyb.test" in e.body else None
 
     e = until(tls_fails, "the TLS webhook to take effect")
     assert "x509: certificate signed by unknown authority" in json.loads(e.body)["message"]
@@ -380,14 +318,11 @@ def test_namespace_and_object_selectors(api, hooks, ns, configs):
              objectSelector={"matchExpressions": [{"key": "check", "operator": "In", "values": ["me"]}]})])
     core = client.CoreV1Api(api)
 
-    def sent(name):
-        return [r for r in hooks.requests_to(path) if r["request"].get("name") == name]
-
     until(lambda: core.create_namespaced_config_map(ns, cm("probe", {"check": "me"}), dry_run="All")
-          and sent("probe"), "the selector webhook to take effect")
+          and requests_named(hooks, path, "probe"), "the selector webhook to take effect")
     core.create_namespaced_config_map(ns, cm("picked", {"check": "me"}))
     core.create_namespaced_config_map(ns, cm("plain", {"check": "not-me"}))
-    assert len(sent("picked")) == 1 and sent("plain") == []
+    assert len(requests_named(hooks, path, "picked")) == 1 and requests_named(hooks, path, "plain") == []
     # an update is judged when either the new or the old object is selected
     e = error_of(lambda: core.patch_namespaced_config_map("plain", ns, {"metadata": {"labels": {"check": "me"}}}))
     assert e.status == 400 and json.loads(e.body)["message"] == \
@@ -396,13 +331,13 @@ def test_namespace_and_object_selectors(api, hooks, ns, configs):
     assert e.status == 400
     assert core.read_namespaced_config_map("picked", ns).metadata.labels == {"check": "me"}
     core.patch_namespaced_config_map("plain", ns, {"data": {"other": "x"}})  # neither selected: not sent
-    assert len(sent("plain")) == 1
+    assert len(requests_named(hooks, path, "plain")) == 1
     # the same labels in a namespace the namespaceSelector does not pick: not sent
     other = f"{ns}-other"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     try:
         core.create_namespaced_config_map(other, cm("free", {"check": "me"}))
-        assert sent("free") == []
+        assert requests_named(hooks, path, "free") == []
     finally:
         core.delete_namespace(other)
 
@@ -413,12 +348,9 @@ def test_dry_run_reaches_side_effect_free_webhooks_only_as_dry_run(api, hooks, n
     configs("ValidatingWebhookConfiguration", f"dry-{ns}", [
         hook("dry.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, sideEffects="NoneOnDryRun")])
     core = client.CoreV1Api(api)
-    def sent():
-        return [r["request"] for r in hooks.requests_to(path) if r["request"].get("name") == "dry"]
-
-    until(lambda: core.create_namespaced_config_map(ns, cm("dry"), dry_run="All") and sent(),
+    until(lambda: core.create_namespaced_config_map(ns, cm("dry"), dry_run="All") and requests_named(hooks, path, "dry"),
           "the webhook to take effect")
-    req = sent()[-1]
+    req = requests_named(hooks, path, "dry")[-1]
     assert req["dryRun"] is True and req["options"]["dryRun"] == ["All"]
     assert error_of(lambda: core.read_namespaced_config_map("dry", ns)).status == 404
 
@@ -442,14 +374,7 @@ def test_service_reference_resolves_through_endpoints(api, hooks, ns, configs):
                                 "caBundle": hooks.pki.ca_bundle}
         configs("ValidatingWebhookConfiguration", f"svc-{ns}", [spec])
 
-        def denied():
-            try:
-                core.create_namespaced_config_map(ns, cm("probe"), dry_run="All")
-            except ApiException as e:
-                return e
-            return None
-
-        e = until(denied, "the service webhook to take effect")
+        e = until(dry_run_create_refused(core, ns, cm("probe")), "the service webhook to take effect")
         assert e.status == 422 and json.loads(e.body)["message"] == \
             'admission webhook "svc.kyb.test" denied the request: via the service'
     finally:
@@ -483,7 +408,7 @@ def test_delete_reaches_mutating_and_validating_webhooks_with_the_old_object(api
         'which is not supported for this operation')
     core.delete_namespaced_config_map("gone", ns)
     assert {c.metadata.name for c in core.list_namespaced_config_map(ns).items} >= {"kept", "patched"}
-    req = [r["request"] for r in hooks.requests_to(val) if r["request"].get("name") == "gone"][-1]
+    req = requests_named(hooks, val, "gone")[-1]
     assert req["operation"] == "DELETE" and req["object"] is None and req["oldObject"]["metadata"]["name"] == "gone"
     assert req["options"]["kind"] == "DeleteOptions"
 
@@ -497,30 +422,16 @@ def test_match_conditions_in_cel(api, hooks, ns, configs):
         hook("cel.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle, matchConditions=conds)])
     core = client.CoreV1Api(api)
 
-    def denied():
-        try:
-            core.create_namespaced_config_map(ns, cm("deny-probe"), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(denied, "the webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, cm("deny-probe")), "the webhook to take effect")
     assert json.loads(e.body)["message"] == 'admission webhook "cel.kyb.test" denied the request: matched'
     core.create_namespaced_config_map(ns, cm("allowed"))  # first condition false: not sent
-    assert not [r for r in hooks.requests_to(path) if r["request"].get("name") == "allowed"]
+    assert not requests_named(hooks, path, "allowed")
     # a condition that fails to evaluate is a call failure (failurePolicy Fail)
     configs("ValidatingWebhookConfiguration", f"celerr-{ns}", [
         hook("celerr.kyb.test", hooks.url(path), ns, ca=hooks.pki.ca_bundle,
              matchConditions=[{"name": "broken", "expression": "object.data.missing == 'x'"}])])
 
-    def failed():
-        try:
-            core.create_namespaced_config_map(ns, cm("probe2"), dry_run="All")
-        except ApiException as e:
-            return e
-        return None
-
-    e = until(failed, "the second webhook to take effect")
+    e = until(dry_run_create_refused(core, ns, cm("probe2")), "the second webhook to take effect")
     assert e.status == 500 and json.loads(e.body)["message"] == (
         'Internal error occurred: failed calling webhook "celerr.kyb.test": failed to evaluate match conditions: '
         "expression 'object.data.missing == 'x'' resulted in error: no such key: missing")

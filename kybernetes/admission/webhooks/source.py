@@ -22,10 +22,15 @@ class CachedObjects:
         self.strategy = lookup.strategy(GROUP, VERSION, resource)
         self._seen: tuple = ()
         self._items: list[Obj] = []
+        self._at: tuple = ()  # (cache, revision) last looked at
         self.changed = 0  # bumped on every re-decode, so derived views know to rebuild
 
     async def items(self) -> list[Obj]:
         cache = await self.objects.cache(self.strategy)
+        at = (cache, cache.revision)
+        if at == self._at:
+            return self._items  # the cache has not moved: nothing can have changed
+        self._at = at
         kvs = cache.list(prefix=collection_prefix(self.strategy, "")).items
         signature = tuple((kv.key, kv.mod_revision) for kv in kvs)
         if signature != self._seen:

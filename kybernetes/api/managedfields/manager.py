@@ -24,11 +24,13 @@ This follows the layers of upstream's field manager (apimachinery's managedfield
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from kybernetes.api.managedfields import typed as _typed
+from kybernetes.api.meta import now_rfc3339 as _meta_now
 from kybernetes.api.managedfields.fieldpath import (
     FieldSet,
     FieldsV1Error,
@@ -104,6 +106,7 @@ class ApplyConflict(Exception):
 
 
 # ---------------------------------------------------------------- manager identities
+@functools.lru_cache(maxsize=1024)  # the same few managers write over and over
 def manager_identifier(manager: str, operation: str, api_version: str = "", subresource: str = "") -> str:
     """The key upstream files an entry under: the entry's JSON without fieldsType,
     fieldsV1 and time, and without apiVersion for appliers."""
@@ -119,6 +122,7 @@ def manager_identifier(manager: str, operation: str, api_version: str = "", subr
     return "{" + ",".join(parts) + "}"
 
 
+@functools.lru_cache(maxsize=1024)  # read-only for its callers; every write re-encodes its entries
 def _parse_identifier(ident: str) -> dict[str, str]:
     try:
         d = json.loads(ident)
@@ -272,7 +276,7 @@ def set_managed_fields(obj: Obj, entries: Optional[list[Obj]]) -> None:
 
 def now_rfc3339() -> str:
     """The current time as metav1.Time writes it (UTC, seconds)."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _meta_now()  # formatted once a second, not once a write
 
 
 # ---------------------------------------------------------------- the core of Update / Apply

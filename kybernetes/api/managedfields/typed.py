@@ -569,19 +569,56 @@ def compare(lhs: Any, rhs: Any, types: Any) -> Comparison:
 
 def _cmp(l: Any, r: Any, ref: Ref, path: Path, c: Comparison) -> None:
     atom = ref.atom
-    fl, fr = _facets(atom, l), _facets(atom, r)
     if r is MISSING:
-        leaf = _cmp_handle(_handler(fl), atom, l, r, path, c)
-    elif l is MISSING or fl == fr:
-        leaf = _cmp_handle(_handler(fr), atom, l, r, path, c)
+        leaf = _cmp_handle(_handler(_facets(atom, l)), atom, l, r, path, c)
+    elif l is MISSING:
+        _cmp_added(r, ref, path, c)
+        return
     else:
-        _cmp_handle(_handler(fl), atom, l, r, path, c)
-        leaf = _cmp_handle(_handler(fr), atom, l, r, path, c)
+        fl, fr = _facets(atom, l), _facets(atom, r)
+        if fl == fr:
+            leaf = _cmp_handle(_handler(fr), atom, l, r, path, c)
+        else:
+            _cmp_handle(_handler(fl), atom, l, r, path, c)
+            leaf = _cmp_handle(_handler(fr), atom, l, r, path, c)
     if not leaf:
         if l is MISSING:
             c.added.insert(path)
         elif r is MISSING:
             c.removed.insert(path)
+
+
+def _cmp_added(r: Any, ref: Ref, path: Path, c: Comparison) -> None:
+    """_cmp(MISSING, r, ...) for a present `r`: everything in it is added, found by the
+    same walk without the checks a missing left side makes moot (a create compares
+    every field of the new object against nothing)."""
+    atom = ref.atom
+    how = _handler(_facets(atom, r))
+    if how == "map":
+        m = atom.map
+        if m.atomic or not isinstance(r, dict) or not r:
+            c.added.insert(path)
+            return
+        for k, v in r.items():
+            _cmp_added(v, _field_ref(m, k), path + ((FIELD, k),), c)
+    elif how == "list":
+        lt = atom.list
+        if lt.atomic or not isinstance(r, list) or not r:
+            c.added.insert(path)
+            return
+        items: dict = {}
+        for item in r:
+            try:
+                pe = item_pe(lt, item)
+            except ValueError as e:
+                raise TypedError([(path_string(path), f"element: {e}")]) from None
+            items.setdefault(pe, []).append(item)
+        for pe, vs in items.items():
+            if len(vs) == 1:
+                _cmp_added(vs[0], lt.elem, path + (pe,), c)
+            else:  # duplicates: the item as a whole
+                c.added.insert(path + (pe,))
+    c.added.insert(path)
 
 
 def _cmp_leaf(l: Any, r: Any, path: Path, c: Comparison) -> bool:

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import copy
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from kybernetes.api.uids import new_uuid
 from kybernetes.apiserver.audit.policy import (LEVEL_METADATA, LEVEL_REQUEST, LEVEL_REQUEST_RESPONSE,
                                                RequestAuditConfig, level_at_least)
 
@@ -20,7 +20,7 @@ Obj = dict[str, Any]
 
 
 def new_audit_id() -> str:
-    return str(uuid.uuid4())
+    return new_uuid()
 
 
 def micro_time(dt: Optional[datetime] = None) -> str:

@@ -3,32 +3,28 @@ next to EtcdStore.create (a create-if-absent txn, through the Store interface),
 on a 1-member and a 3-member loopback cluster, sequential and concurrent; with
 SQLiteStore creates on the same machine for comparison.
 
-    .venv/bin/python bench/etcd.py [--objects 3000] [--concurrency 64] [--sizes 1,3]
+    .venv/bin/python bench/etcd_raw.py [--objects 3000] [--concurrency 64] [--sizes 1,3]
 
 Starts its own etcd members (Debian's etcd-server, /usr/bin/etcd) on free
 127.0.0.1 ports with data in a temporary directory, and stops them by PID.
-Prints a table and writes bench/results/etcd.json.
+Prints a table and writes bench/results/etcd_raw.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Awaitable, Callable
 
 HERE = Path(__file__).resolve().parent
-# This file is named etcd.py, and the generated etcd API modules (etcd3aio) are
-# imported as the top-level package `etcd`: keep this directory off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# (not named etcd.py: etcd3aio's generated API modules are the top-level package `etcd`)
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from _load import drive, write_result  # noqa: E402
 from fixtures.etcd import EtcdCluster, etcd_binary  # noqa: E402
 
 from kybernetes.storage import SQLiteStore  # noqa: E402
@@ -38,45 +34,16 @@ VALUE = (b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x","namespa
          b'"uid":"6f1c1b9e-3f57-4c39-9a0e-000000000000"},"data":{"k":"v"}}')
 
 
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
-async def _drive(op: Callable[[int], Awaitable[object]], n: int, concurrency: int) -> dict:
-    lat: list[float] = []
-    it = iter(range(n))
-
-    async def worker() -> None:
-        for i in it:
-            t = time.perf_counter()
-            await op(i)
-            lat.append(time.perf_counter() - t)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {
-        "n": n,
-        "concurrency": concurrency,
-        "elapsed_s": elapsed,
-        "ops_per_s": n / elapsed if elapsed else 0.0,
-        "p50_ms": _pct(lat, 50) * 1000,
-        "p99_ms": _pct(lat, 99) * 1000,
-    }
-
-
-async def _raw_puts(endpoints: list[str], prefix: str, n: int, concurrency: int) -> dict:
+async def raw_puts(endpoints: list[str], prefix: str, n: int, concurrency: int, value: bytes = VALUE) -> dict:
     from etcd3aio import Etcd3Client
 
+    """`n` raw puts of `value` under `prefix` straight through etcd3aio (after one warm-up put)."""
     client = Etcd3Client(endpoints)
     await client.connect()
     try:
         kv = client.kv
-        await kv.put(prefix + "warmup", VALUE)
-        return await _drive(lambda i: kv.put(f"{prefix}{i:07d}", VALUE), n, concurrency)
+        await kv.put(prefix + "warmup", value)
+        return await drive(lambda i: kv.put(f"{prefix}{i:07d}", value), n, concurrency)
     finally:
         await client.close()
 
@@ -86,7 +53,7 @@ async def _store_creates(endpoints: list[str], prefix: str, n: int, concurrency:
     await store.start()
     try:
         await store.create(prefix + "warmup", VALUE)
-        return await _drive(lambda i: store.create(f"{prefix}{i:07d}", VALUE), n, concurrency)
+        return await drive(lambda i: store.create(f"{prefix}{i:07d}", VALUE), n, concurrency)
     finally:
         await store.close()
 
@@ -95,7 +62,7 @@ async def _sqlite_creates(path: str, n: int, concurrency: int) -> dict:
     store = SQLiteStore(path, compact_interval=0)
     await store.start()
     try:
-        return await _drive(lambda i: store.create(f"/registry/configmaps/default/cm-{i:07d}", VALUE), n, concurrency)
+        return await drive(lambda i: store.create(f"/registry/configmaps/default/cm-{i:07d}", VALUE), n, concurrency)
     finally:
         await store.close()
 
@@ -115,7 +82,7 @@ async def run(objects: int, concurrency: int, sizes: list[int]) -> dict:
                 await st.close()
                 for label, c in (("sequential", 1), ("concurrent", concurrency)):
                     # raw and store alternate on distinct key ranges of the same cluster
-                    raw = await _raw_puts(eps, f"/bench/raw/{label}/", objects, c)
+                    raw = await raw_puts(eps, f"/bench/raw/{label}/", objects, c)
                     store = await _store_creates(eps, f"/registry/configmaps/{label}/cm-", objects, c)
                     r[label] = {
                         "raw_put": raw,
@@ -159,14 +126,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,3", help="cluster sizes to measure, comma-separated")
     args = ap.parse_args()
     if etcd_binary() is None:
-        sys.exit("bench/etcd.py: no etcd binary (install Debian's etcd-server: make deps)")
+        sys.exit("bench/etcd_raw.py: no etcd binary (install Debian's etcd-server: make deps)")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     r = asyncio.run(run(args.objects, args.concurrency, sizes))
     print(table(r))
-    out = HERE / "results" / "etcd.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_result(HERE / "results" / "etcd_raw.json", r)
 
 
 if __name__ == "__main__":
