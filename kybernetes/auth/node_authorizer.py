@@ -30,6 +30,7 @@ import logging
 from collections import Counter
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
+from kybernetes.api.storagehelpers import pod_claim_names
 from kybernetes.auth.authorizer import Attributes, Decision, RulesResult
 
 log = logging.getLogger("kybernetes.auth.node")
@@ -143,18 +144,8 @@ def pod_configmap_names(pod: Obj) -> set[str]:
 
 
 def pod_pvc_names(pod: Obj) -> set[str]:
-    spec = pod.get("spec") or {}
-    pod_name = (pod.get("metadata") or {}).get("name") or ""
-    out: set[str] = set()
-    for v in spec.get("volumes") or ():
-        if not isinstance(v, Mapping):
-            continue
-        pvc = v.get("persistentVolumeClaim")
-        if isinstance(pvc, Mapping) and pvc.get("claimName"):
-            out.add(pvc["claimName"])
-        if isinstance(v.get("ephemeral"), Mapping) and v.get("name"):
-            out.add(f"{pod_name}-{v['name']}")  # generic ephemeral volume's claim
-    return out
+    """The claims a pod's volumes use: persistentVolumeClaim and generic ephemeral ones."""
+    return set(pod_claim_names(pod))
 
 
 def pv_secret_refs(pv: Obj) -> set[tuple[str, str]]:

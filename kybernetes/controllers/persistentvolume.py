@@ -31,9 +31,14 @@ import re
 import shutil
 from typing import Any, Optional
 
+from kybernetes.api import storagehelpers as m
 from kybernetes.client.errors import NotFound
 from kybernetes.client.informer import Informer, object_key
-from kybernetes.controllers import persistentvolume_match as m
+from kybernetes.controllers.persistentvolume_match import (
+    check_volume_satisfies_claim,
+    default_class,
+    find_best_match_for_claim,
+)
 from kybernetes.controllers.base import Controller, ReconcileError
 
 Obj = dict[str, Any]
@@ -200,23 +205,17 @@ class PersistentVolumeController(Controller):
 
     def _delay_binding(self, claim: Obj) -> bool:
         """IsDelayBindingMode: the claim's class binds at the first consumer."""
-        name = m.claim_class(claim)
-        if not name:
-            return False
-        sc = self.classes.get(name)
-        if sc is None:
-            return False
-        mode = sc.get("volumeBindingMode")
-        if mode is None:
-            raise ReconcileError(f'VolumeBindingMode not set for StorageClass "{name}"')
-        return mode == "WaitForFirstConsumer"
+        try:
+            return m.is_delay_binding_mode(claim, self.classes.get)
+        except m.MatchError as e:
+            raise ReconcileError(str(e)) from None
 
     async def _sync_unbound_claim(self, claim: Obj) -> None:
         volume_name = m.spec(claim).get("volumeName") or ""
         if not volume_name:
             delay = self._delay_binding(claim)
             try:
-                volume = m.find_best_match_for_claim(claim, self.volumes.list(), delay_binding=delay)
+                volume = find_best_match_for_claim(claim, self.volumes.list(), delay_binding=delay)
             except m.MatchError as e:
                 raise ReconcileError(f'error finding PV for claim "{m.claim_key(claim)}": {e}') from None
             if volume is not None:
@@ -240,7 +239,7 @@ class PersistentVolumeController(Controller):
             await self._update_claim_status(claim, "Pending", None)
             return
         if not m.spec(volume).get("claimRef"):
-            why = m.check_volume_satisfies_claim(volume, claim)
+            why = check_volume_satisfies_claim(volume, claim)
             if why is not None:
                 self.recorder.event(claim, "Warning", VOLUME_MISMATCH,
                                     f'Cannot bind to requested volume "{volume_name}": {why}')
@@ -299,7 +298,7 @@ class PersistentVolumeController(Controller):
         gets the default class now (retroactive default StorageClass assignment)."""
         if m.claim_has_class(claim):
             return False
-        sc = m.default_class(self.classes.list())
+        sc = default_class(self.classes.list())
         if sc is None:
             return False
         clone = self._typed(claim, "PersistentVolumeClaim")

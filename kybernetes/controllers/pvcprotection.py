@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from kybernetes.api import storagehelpers as m
 from kybernetes.client.errors import NotFound
 from kybernetes.client.informer import object_key
-from kybernetes.controllers import persistentvolume_match as m
 from kybernetes.controllers.base import Controller
 
 Obj = dict[str, Any]
@@ -49,14 +49,13 @@ def pod_uses_claim(pod: Obj, claim: Obj) -> bool:
     if not m.spec(pod).get("nodeName"):
         return False
     name = m.meta(claim).get("name")
-    pod_name, pod_uid = m.meta(pod).get("name", ""), m.meta(pod).get("uid")
-    for vol in m.spec(pod).get("volumes") or ():
-        if (vol.get("persistentVolumeClaim") or {}).get("claimName") == name:
+    for claim_name, ephemeral in m.pod_claims(pod):
+        if claim_name != name:
+            continue
+        if not ephemeral:
             return True
-        if vol.get("ephemeral") is not None and not pod_is_shut_down(pod) and f"{pod_name}-{vol.get('name', '')}" == name:
-            owners = m.meta(claim).get("ownerReferences") or []
-            if any(o.get("controller") and o.get("uid") == pod_uid for o in owners):
-                return True
+        if not pod_is_shut_down(pod) and m.volume_is_for_pod(pod, claim) is None:
+            return True
     return False
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from kybernetes.api import storagehelpers as m
 from kybernetes.client.errors import NotFound
-from kybernetes.controllers import persistentvolume_match as m
 from kybernetes.controllers.base import Controller
 from kybernetes.controllers.pvcprotection import is_deletion_candidate, needs_finalizer
 

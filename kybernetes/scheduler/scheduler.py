@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from kybernetes.api.storagehelpers import pod_uses_claim
 from kybernetes.client import APIStatusError, Client, Conflict, Informer, NotFound
 from kybernetes.client.events import WARNING, EventBroadcaster, object_reference
 from kybernetes.scheduler import queue as q_
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.framework import Code, CycleState, Diagnosis, Framework, NodeInfo, Status, pod_key
 from kybernetes.scheduler.plugins.volumebinding import storage_class_change_matters
-from kybernetes.scheduler.plugins.volumehelpers import pod_uses_claim
 from kybernetes.scheduler.profile import DEFAULT_SCHEDULER_NAME, default_profile
 from kybernetes.scheduler.queue import QueuedPodInfo, SchedulingQueue
 

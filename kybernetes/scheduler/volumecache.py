@@ -10,22 +10,19 @@ it; a failed binding restores the API version."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
+
+from kybernetes.client.informer import object_key
 
 Obj = dict[str, Any]
 
 
-def _version(obj: Obj) -> int:
+def resource_version(obj: Mapping[str, Any]) -> int:
+    """metadata.resourceVersion as a number (0 when missing), to tell newer from older."""
     try:
         return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _key(obj: Obj) -> str:
-    m = obj.get("metadata") or {}
-    ns = m.get("namespace")
-    return f"{ns}/{m.get('name', '')}" if ns else m.get("name", "")
 
 
 class AssumeCache:
@@ -41,14 +38,14 @@ class AssumeCache:
     def add(self, obj: Obj) -> None:
         """Informer add/update: the API object always; the working copy only when the
         object is newer (an assumed object survives a resync of the version it came from)."""
-        key = _key(obj)
+        key = object_key(obj)
         self._api[key] = obj
         cur = self._latest.get(key)
-        if cur is None or _version(obj) > _version(cur):
+        if cur is None or resource_version(obj) > resource_version(cur):
             self._latest[key] = obj
 
     def delete(self, obj: Obj) -> None:
-        key = _key(obj)
+        key = object_key(obj)
         self._api.pop(key, None)
         self._latest.pop(key, None)
 
@@ -63,13 +60,13 @@ class AssumeCache:
 
     def assume(self, obj: Obj) -> None:
         """Work with `obj` (a changed copy of a cached object) until the API catches up."""
-        key = _key(obj)
+        key = object_key(obj)
         cur = self._latest.get(key)
         if cur is None:
             raise LookupError(f"{self.kind} {key!r} not found in the scheduler's cache")
-        if _version(obj) < _version(cur):
+        if resource_version(obj) < resource_version(cur):
             raise ValueError(f"{self.kind} {key!r} is out of sync with the scheduler's cache "
-                             f"(version {_version(obj)} < {_version(cur)})")
+                             f"(version {resource_version(obj)} < {resource_version(cur)})")
         self._latest[key] = obj
 
     def restore(self, key: str) -> None:

@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from kybernetes.api import storagehelpers as sh
 from kybernetes.kubelet.volumes import hostpath, local
 from kybernetes.kubelet.volumes.base import MountedVolume, MountError, Obj, VolumeContext, VolumeError
 
@@ -37,16 +38,11 @@ def claim_source(pod: Obj, vol: Obj) -> tuple[str, bool, bool]:
     src = vol.get("persistentVolumeClaim")
     if src is not None:
         return src.get("claimName", ""), bool(src.get("readOnly")), False
-    # a generic ephemeral volume's claim is named <pod>-<volume>
-    return f"{pod['metadata']['name']}-{vol.get('name', '')}", False, True
+    return sh.ephemeral_claim_name(pod, vol), False, True
 
 
 def _err_text(e: BaseException) -> str:
     return getattr(e, "message", "") or str(e)
-
-
-def _volume_mode(pv: Obj) -> str:
-    return (pv.get("spec") or {}).get("volumeMode") or "Filesystem"
 
 
 def _uses(pod: Obj, vol_name: str, field: str) -> bool:
@@ -80,11 +76,9 @@ async def resolve(ctx: VolumeContext, vol: Obj) -> Claim:
                            f'persistentvolumeclaims "{claim_name}" not found')
     meta = pvc.get("metadata") or {}
     if ephemeral:
-        pod_meta = ctx.pod["metadata"]
-        owner = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
-        if not owner or owner[0].get("uid") != pod_meta.get("uid"):
-            raise ProcessError(f"PVC {ns}/{claim_name} was not created for pod {ns}/{pod_meta['name']} "
-                               "(pod is not owner)")
+        not_for_pod = sh.volume_is_for_pod(ctx.pod, pvc)
+        if not_for_pod:
+            raise ProcessError(not_for_pod)
     if meta.get("deletionTimestamp"):
         raise ProcessError(f"{what}: PVC is being deleted")
     if (pvc.get("status") or {}).get("phase") != "Bound":
@@ -106,7 +100,7 @@ async def resolve(ctx: VolumeContext, vol: Obj) -> Claim:
         raise ProcessError(f"{what}: found PV object {bound_pv} but its pv.Spec.ClaimRef.UID {ref.get('uid', '')} "
                            f"does not point to claim.UID {meta.get('uid', '')}")
     name = vol.get("name", "")
-    mode = _volume_mode(pv)
+    mode = sh.spec(pv).get("volumeMode") or "Filesystem"
     if mode != "Filesystem" and _uses(ctx.pod, name, "volumeMounts"):
         raise ProcessError(f"volume {name} has volumeMode {mode}, but is specified in volumeMounts")
     if _uses(ctx.pod, name, "volumeDevices"):
@@ -122,15 +116,13 @@ async def resolve(ctx: VolumeContext, vol: Obj) -> Claim:
 
 async def check_node_affinity(ctx: VolumeContext, claim: Claim, node_name: str) -> None:
     """MountError unless the PV's required node affinity matches this node's labels."""
-    from kybernetes.scheduler.plugins.helpers import match_node_selector_terms
-    required = (((claim.pv.get("spec") or {}).get("nodeAffinity") or {}).get("required")) or None
-    if required is None:
-        return
+    if ((sh.spec(claim.pv).get("nodeAffinity") or {}).get("required")) is None:
+        return  # nothing to check: spare the node lookup
     try:
         node = await ctx.client.resource("", "v1", "nodes", namespaced=False).get(node_name)
     except Exception as e:
         raise MountError("MountVolume.NodeAffinity check", pv_name(claim), _err_text(e)) from None
-    if not match_node_selector_terms(required.get("nodeSelectorTerms") or [], node):
+    if not sh.check_node_affinity(claim.pv, (node.get("metadata") or {}).get("labels") or {}):
         raise MountError("MountVolume.NodeAffinity check", pv_name(claim), "no matching NodeSelectorTerms")
 
 

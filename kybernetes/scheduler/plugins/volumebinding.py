@@ -15,8 +15,8 @@
 - PreBind: writes the decisions (PV spec.claimRef; PVC volume.kubernetes.io/selected-node)
   and waits, up to the bind timeout, until the PV controller has bound every claim.
 
-The matching rules (FindMatchingVolume, CheckNodeAffinity, GetBindVolumeToClaim) live in
-volumehelpers."""
+The matching rules (FindMatchingVolume, CheckNodeAffinity, GetBindVolumeToClaim), shared
+with the PV controller, live in kybernetes/api/storagehelpers.py."""
 
 from __future__ import annotations
 
@@ -26,28 +26,26 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from kybernetes.scheduler.framework import Code, Status
-from kybernetes.scheduler.plugins.volumehelpers import (
+from kybernetes.api.storagehelpers import (
+    ANN_BIND_COMPLETED,
     ANN_SELECTED_NODE,
     NOT_SUPPORTED_PROVISIONER,
-    VolumeBindingError,
-    WAIT_FOR_FIRST_CONSUMER,
-    annotations_of,
+    MatchError,
+    annotations as annotations_of,
     bind_volume_to_claim,
     check_node_affinity,
     claim_class,
     claim_key,
     find_matching_volume,
-    is_pvc_fully_bound,
-    match_topology_terms,
-    meta_of,
+    is_delay_binding_mode,
+    meta as meta_of,
     pod_claims,
     requested_storage,
-    resource_version,
     volume_class,
     volume_is_for_pod,
 )
-from kybernetes.scheduler.volumecache import VolumeCache
+from kybernetes.scheduler.framework import Code, Status
+from kybernetes.scheduler.volumecache import VolumeCache, resource_version
 
 log = logging.getLogger("kybernetes.scheduler.volumebinding")
 Obj = dict[str, Any]
@@ -64,6 +62,27 @@ ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 DEFAULT_BIND_TIMEOUT = 600.0
 # how often PreBind re-checks when no PV/PVC event arrives (pod deletion, node changes)
 RECHECK_INTERVAL = 1.0
+
+
+class VolumeBindingError(Exception):
+    """Something other than a misfit: the plugin answers Error, not Unschedulable."""
+
+
+def is_pvc_fully_bound(pvc: Mapping[str, Any]) -> bool:
+    """Bound, and the PV controller has finished (it sets bind-completed)."""
+    return bool((pvc.get("spec") or {}).get("volumeName")) and ANN_BIND_COMPLETED in annotations_of(pvc)
+
+
+def match_topology_terms(terms: Any, labels: Mapping[str, str]) -> bool:
+    """MatchTopologySelectorTerms (StorageClass allowedTopologies): none admits every node;
+    otherwise some term whose every expression has the node's label among its values."""
+    if not terms:
+        return True
+    for t in terms:
+        exprs = (t or {}).get("matchLabelExpressions") or []
+        if exprs and all(e.get("key") in labels and labels[e["key"]] in (e.get("values") or ()) for e in exprs):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- cycle state
@@ -135,8 +154,8 @@ class VolumeBinding:
                 bound.append(pvc)
                 continue
             try:
-                delayed = self._delay_binding(vc, pvc)
-            except VolumeBindingError as e:
+                delayed = is_delay_binding_mode(pvc, vc.storage_class)
+            except MatchError as e:
                 return Status.as_error(e)
             # a claim pre-bound to a PV by its user binds as if Immediate: the PV controller's job
             if delayed and not (pvc.get("spec") or {}).get("volumeName"):
@@ -155,20 +174,6 @@ class VolumeBinding:
         state[NAME] = _State(vc, bound, delay, delay_pvs)
         return None
 
-    @staticmethod
-    def _delay_binding(vc: VolumeCache, pvc: Obj) -> bool:
-        """IsDelayBindingMode: the claim's class exists and waits for the first consumer."""
-        cls = claim_class(pvc)
-        if not cls:
-            return False
-        sc = vc.storage_class(cls)
-        if sc is None:
-            return False
-        mode = sc.get("volumeBindingMode")
-        if not mode:
-            raise VolumeBindingError(f'VolumeBindingMode not set for StorageClass "{cls}"')
-        return mode == WAIT_FOR_FIRST_CONSUMER
-
     # -- Filter
     def filter(self, state, pod, ni):
         s: Optional[_State] = state.get(NAME)
@@ -177,7 +182,7 @@ class VolumeBinding:
         node = ni.node
         try:
             pv_vols, reasons = self.find_pod_volumes(s, node)
-        except VolumeBindingError as e:
+        except (VolumeBindingError, MatchError) as e:
             return Status.as_error(e)
         if reasons:
             return Status.unresolvable(*reasons)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from kybernetes.api.storagehelpers import pod_claims
 from kybernetes.scheduler.framework import Code, Status
 
 NAME = "VolumeRestrictions"
@@ -54,10 +55,8 @@ def volumes_conflict(volume: Mapping[str, Any], other_pod: Mapping[str, Any]) ->
 
 
 def _claims(pod: Mapping[str, Any]) -> Iterable[str]:
-    for v in _volumes(pod):
-        src = v.get("persistentVolumeClaim")
-        if src is not None:
-            yield src.get("claimName") or ""
+    # as upstream, only persistentVolumeClaim volumes take part (not generic ephemeral ones)
+    return (name for name, ephemeral in pod_claims(pod) if not ephemeral)
 
 
 class _State:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from kybernetes.api.storagehelpers import WAIT_FOR_FIRST_CONSUMER, claim_class, pod_claims
 from kybernetes.scheduler.framework import Code, Status
-from kybernetes.scheduler.plugins.volumehelpers import claim_class
 
 NAME = "VolumeZone"
 ERR_REASON_CONFLICT = "node(s) had no available volume zone"
@@ -47,8 +47,8 @@ class VolumeZone:
     name = NAME
 
     def pre_filter(self, state, pod):
-        names = [v["persistentVolumeClaim"].get("claimName") or ""
-                 for v in (pod.get("spec") or {}).get("volumes") or [] if v.get("persistentVolumeClaim") is not None]
+        # upstream looks at persistentVolumeClaim volumes only, not generic ephemeral ones
+        names = [name for name, ephemeral in pod_claims(pod) if not ephemeral]
         if not names:
             return Status(Code.SKIP)
         vc = getattr(state.snapshot, "volumes", None)
@@ -71,7 +71,7 @@ class VolumeZone:
                 mode = sc.get("volumeBindingMode")
                 if not mode:
                     return Status.unresolvable(f'VolumeBindingMode not set for StorageClass "{cls}"')
-                if mode == "WaitForFirstConsumer":
+                if mode == WAIT_FOR_FIRST_CONSUMER:
                     continue
                 return Status.unresolvable("PersistentVolume had no name")
             pv = vc.pv(pv_name)

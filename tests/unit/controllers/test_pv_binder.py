@@ -12,7 +12,7 @@ import pytest
 
 from kybernetes.client.errors import Conflict, NotFound
 from kybernetes.client.informer import object_key
-from kybernetes.controllers import persistentvolume_match as m
+from kybernetes.api import storagehelpers as sh
 from kybernetes.controllers.persistentvolume import PersistentVolumeController, delete_host_path
 
 Obj = dict[str, Any]
@@ -142,7 +142,7 @@ def ref(claim: Obj, uid: bool = True) -> Obj:
     return r
 
 
-BOUND = {m.ANN_BIND_COMPLETED: "yes", m.ANN_BOUND_BY_CONTROLLER: "yes"}
+BOUND = {sh.ANN_BIND_COMPLETED: "yes", sh.ANN_BOUND_BY_CONTROLLER: "yes"}
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ async def test_bind_writes_volume_then_claim(c):
                                ("persistentvolumeclaims", "", "ns/c"), ("persistentvolumeclaims", "status", "ns/c")]
     vol, got = c.pv("v"), c.pvc("c")
     assert vol["spec"]["claimRef"]["uid"] == "uid-c" and vol["status"]["phase"] == "Bound"
-    assert vol["metadata"]["annotations"] == {m.ANN_BOUND_BY_CONTROLLER: "yes"}
+    assert vol["metadata"]["annotations"] == {sh.ANN_BOUND_BY_CONTROLLER: "yes"}
     assert got["spec"]["volumeName"] == "v" and got["metadata"]["annotations"] == BOUND
     assert got["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "2Gi"}}
     # the informer has not caught up: the controller reads its own writes, and a second sync writes nothing
@@ -183,7 +183,7 @@ async def test_no_volume_events(c):
     await c.ctl.sync_claim(claim)
     assert c.events.seen == [("plain", "Normal", "FailedBinding",
                               "no persistent volumes available for this claim and no storage class is set")]
-    c.add("storageclasses", {"metadata": {"name": "local"}, "provisioner": m.NOT_SUPPORTED_PROVISIONER,
+    c.add("storageclasses", {"metadata": {"name": "local"}, "provisioner": sh.NOT_SUPPORTED_PROVISIONER,
                              "volumeBindingMode": "Immediate"})
     await c.ctl.sync_claim(c.add("persistentvolumeclaims", pvc("np", cls="local")))
     assert c.events.seen[-1] == ("np", "Warning", "ProvisioningFailed",
@@ -194,7 +194,7 @@ async def test_no_volume_events(c):
 
 
 async def test_wait_for_first_consumer(c):
-    c.add("storageclasses", {"metadata": {"name": "wffc"}, "provisioner": m.NOT_SUPPORTED_PROVISIONER,
+    c.add("storageclasses", {"metadata": {"name": "wffc"}, "provisioner": sh.NOT_SUPPORTED_PROVISIONER,
                              "volumeBindingMode": "WaitForFirstConsumer"})
     c.add("persistentvolumes", pv("v", cls="wffc"))
     claim = c.add("persistentvolumeclaims", pvc("d", cls="wffc"))
@@ -210,7 +210,7 @@ async def test_wait_for_first_consumer(c):
     # the scheduler pre-binds the volume: the next sync finishes the binding
     vol = copy.deepcopy(c.pv("v"))
     vol["spec"]["claimRef"] = ref(claim)
-    vol["metadata"]["annotations"] = {m.ANN_BOUND_BY_CONTROLLER: "yes"}
+    vol["metadata"]["annotations"] = {sh.ANN_BOUND_BY_CONTROLLER: "yes"}
     c.add("persistentvolumes", vol)
     await c.ctl.sync_volume(c.ctl.volumes.get("v"))
     assert "claim/ns/d" in c.ctl.queue._dirty  # the claim sync was asked for
@@ -227,7 +227,7 @@ async def test_prebound_claim(c):
     assert c.pvc("ghost")["status"]["phase"] == "Pending" and len(c.events.seen) == 1
     c.add("persistentvolumes", pv("ok"))
     await c.ctl.sync_claim(c.add("persistentvolumeclaims", pvc("named", volume="ok")))
-    assert c.pvc("named")["metadata"]["annotations"] == {m.ANN_BIND_COMPLETED: "yes"}  # the user chose it
+    assert c.pvc("named")["metadata"]["annotations"] == {sh.ANN_BIND_COMPLETED: "yes"}  # the user chose it
     await c.ctl.sync_claim(c.add("persistentvolumeclaims", pvc("second", volume="ok")))
     assert c.events.seen[-1] == ("second", "Warning", "FailedBinding", 'volume "ok" already bound to a different claim.')
 
@@ -277,7 +277,7 @@ async def test_volume_phases_and_reclaim(c):
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("csi", policy="Delete", phase="Bound", ref=ref(gone),
                                                           csi={"driver": "x", "volumeHandle": "h"})))
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("ext", policy="Delete", phase="Bound", ref=ref(gone),
-                                                          annotations={m.ANN_DYNAMICALLY_PROVISIONED: "example.com/x"})))
+                                                          annotations={sh.ANN_DYNAMICALLY_PROVISIONED: "example.com/x"})))
     assert c.pv("csi")["status"]["phase"] == c.pv("ext")["status"]["phase"] == "Released"
     # a new claim of the same name is not the old one
     c.add("persistentvolumeclaims", pvc("gone", uid="another"))
@@ -308,7 +308,7 @@ async def test_host_path_deleter_removes_tmp_directories(c, tmp_path):
 async def test_volume_of_a_claim_bound_elsewhere_is_unbound(c):
     claim = c.add("persistentvolumeclaims", pvc("c", volume="winner", annotations=BOUND, phase="Bound"))
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("loser", phase="Bound", ref=ref(claim),
-                                                          annotations={m.ANN_BOUND_BY_CONTROLLER: "yes"})))
+                                                          annotations={sh.ANN_BOUND_BY_CONTROLLER: "yes"})))
     got = c.pv("loser")
     assert "claimRef" not in got["spec"] and not got["metadata"].get("annotations")
     assert got["status"]["phase"] == "Available"

@@ -1,5 +1,6 @@
-"""The binder's pure matching (controllers/persistentvolume_match.py): which volume a claim
-gets, and the binding relations between the two objects."""
+"""The binder's pure matching (controllers/persistentvolume_match.py and the shared
+api/storagehelpers.py): which volume a claim gets, and the binding relations between the
+two objects."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Optional
 
 import pytest
 
+from kybernetes.api import storagehelpers as sh
 from kybernetes.controllers import persistentvolume_match as m
 
 Obj = dict[str, Any]
@@ -79,8 +81,8 @@ def test_selector_filters_by_labels():
     assert best(pvc(selector={"matchLabels": {"tier": "gold"}}), vols) == "gold"
     assert best(pvc(selector={"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}), vols) == "plain"
     assert best(pvc(selector={"matchLabels": {"tier": "silver"}}), vols) is None
-    with pytest.raises(m.MatchError, match="error creating internal label selector for claim: ns/c"):
-        m.find_matching_volume(pvc(selector={"matchExpressions": [{"key": "t", "operator": "Bogus"}]}), vols)
+    with pytest.raises(sh.MatchError, match="error creating internal label selector for claim: ns/c"):
+        sh.find_matching_volume(pvc(selector={"matchExpressions": [{"key": "t", "operator": "Bogus"}]}), vols)
 
 
 def test_prebound_volume_wins_and_delay_binding_only_takes_prebound():
@@ -98,43 +100,49 @@ def test_prebound_volume_wins_and_delay_binding_only_takes_prebound():
     assert best(pvc(), vols, delay_binding=True) == "reserved"
 
 
+def _on_node(vol: Obj, node_name: str) -> Obj:
+    vol["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}]}}
+    return vol
+
+
 def test_scheduler_path_checks_node_affinity_and_access_modes():
-    ok = lambda v, node: v["metadata"]["name"] != "elsewhere"  # noqa: E731
-    vols = [pv("elsewhere", "1Gi"), pv("rox", "1Gi", modes=("ReadOnlyMany",)), pv("here", "2Gi")]
-    got = m.find_matching_volume(pvc(), vols, node={"metadata": {"name": "n1"}}, node_affinity_ok=ok)
+    node = {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}
+    vols = [_on_node(pv("elsewhere", "1Gi"), "n2"), pv("rox", "1Gi", modes=("ReadOnlyMany",)),
+            _on_node(pv("here", "2Gi"), "n1")]
+    got = sh.find_matching_volume(pvc(), vols, node=node)
     assert got["metadata"]["name"] == "here"
-    got = m.find_matching_volume(pvc(), vols, node={"metadata": {"name": "n1"}}, node_affinity_ok=ok,
-                                 excluded={"here"})
+    got = sh.find_matching_volume(pvc(), vols, node=node, excluded={"here"})
     assert got is None
     # a pre-bound volume on the wrong node means no match at all
-    pre = pv("elsewhere", "1Gi", ref={"namespace": "ns", "name": "c"})
-    assert m.find_matching_volume(pvc(), [pre, pv("here", "2Gi")], node={}, node_affinity_ok=ok) is None
+    pre = _on_node(pv("elsewhere", "1Gi", ref={"namespace": "ns", "name": "c"}), "n2")
+    assert sh.find_matching_volume(pvc(), [pre, pv("here", "2Gi")], node=node) is None
 
 
 def test_classes_annotation_wins_over_field():
-    claim = pvc(cls="field", annotations={m.BETA_CLASS_ANNOTATION: "beta"})
-    assert m.claim_class(claim) == "beta" and m.claim_has_class(claim)
-    assert m.claim_class(pvc(cls=None)) == "" and not m.claim_has_class(pvc(cls=None))
-    assert m.claim_has_class(pvc(cls=""))  # the empty class is a choice: no default is assigned
+    claim = pvc(cls="field", annotations={sh.BETA_CLASS_ANNOTATION: "beta"})
+    assert sh.claim_class(claim) == "beta" and sh.claim_has_class(claim)
+    assert sh.claim_class(pvc(cls=None)) == "" and not sh.claim_has_class(pvc(cls=None))
+    assert sh.claim_has_class(pvc(cls=""))  # the empty class is a choice: no default is assigned
     vol = pv("v", "1Gi", cls="field")
-    vol["metadata"]["annotations"] = {m.BETA_CLASS_ANNOTATION: ""}
-    assert m.volume_class(vol) == ""
+    vol["metadata"]["annotations"] = {sh.BETA_CLASS_ANNOTATION: ""}
+    assert sh.volume_class(vol) == ""
 
 
 def test_bind_volume_to_claim_sets_reference_and_marks_controller_bindings():
     claim = pvc()
-    clone, dirty = m.bind_volume_to_claim(pv("v", "1Gi"), claim)
+    clone, dirty = sh.bind_volume_to_claim(pv("v", "1Gi"), claim)
     assert dirty
     assert clone["spec"]["claimRef"] == {"kind": "PersistentVolumeClaim", "namespace": "ns", "name": "c",
                                          "uid": "u1", "apiVersion": "v1", "resourceVersion": "7"}
-    assert clone["metadata"]["annotations"] == {m.ANN_BOUND_BY_CONTROLLER: "yes"}
+    assert clone["metadata"]["annotations"] == {sh.ANN_BOUND_BY_CONTROLLER: "yes"}
     # already bound: nothing to write
-    _, dirty = m.bind_volume_to_claim(clone, claim)
+    _, dirty = sh.bind_volume_to_claim(clone, claim)
     assert not dirty
     # a user's pre-binding (no uid) is completed with the uid but not marked as the controller's
-    clone, dirty = m.bind_volume_to_claim(pv("v", "1Gi", ref={"namespace": "ns", "name": "c"}), claim)
+    clone, dirty = sh.bind_volume_to_claim(pv("v", "1Gi", ref={"namespace": "ns", "name": "c"}), claim)
     assert dirty and clone["spec"]["claimRef"]["uid"] == "u1"
-    assert m.ANN_BOUND_BY_CONTROLLER not in (clone["metadata"].get("annotations") or {})
+    assert sh.ANN_BOUND_BY_CONTROLLER not in (clone["metadata"].get("annotations") or {})
 
 
 def test_requested_volume_must_satisfy_the_claim():
@@ -151,14 +159,14 @@ def test_pods_and_claims():
            "spec": {"volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "data"}},
                                 {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {}}},
                                 {"name": "e", "emptyDir": {}}]}}
-    assert m.pod_claim_keys(pod) == ["ns/data", "ns/p-scratch"]
-    assert not m.is_pod_terminated(pod)
-    assert m.is_pod_terminated({**pod, "status": {"phase": "Succeeded"}})
+    assert sh.pod_claim_keys(pod) == ["ns/data", "ns/p-scratch"]
+    assert not sh.is_pod_terminated(pod)
+    assert sh.is_pod_terminated({**pod, "status": {"phase": "Succeeded"}})
     deleted = {"metadata": {"name": "p", "deletionTimestamp": "t"},
                "status": {"containerStatuses": [{"state": {"terminated": {}}}]}}
-    assert m.is_pod_terminated(deleted)
+    assert sh.is_pod_terminated(deleted)
     deleted["status"]["containerStatuses"].append({"state": {"running": {}}})
-    assert not m.is_pod_terminated(deleted)
+    assert not sh.is_pod_terminated(deleted)
 
 
 def test_default_class_is_the_newest_marked_one():
@@ -169,3 +177,51 @@ def test_default_class_is_the_newest_marked_one():
     got = m.default_class([sc("old", "2020-01-01T00:00:00Z", True), sc("b", "2021-01-01T00:00:00Z", True),
                            sc("a", "2021-01-01T00:00:00Z", True), sc("x", "2022", False)])
     assert got["metadata"]["name"] == "a"
+
+
+def test_volume_attributes_class_must_match_on_both_paths():
+    vac = pv("vac", "1Gi")
+    vac["spec"]["volumeAttributesClassName"] = "gold"
+    node = {"metadata": {"name": "n1", "labels": {}}}
+    assert sh.find_matching_volume(pvc(), [vac]) is None
+    assert sh.find_matching_volume(pvc(), [vac], node=node) is None
+    gold = pvc()
+    gold["spec"]["volumeAttributesClassName"] = "gold"
+    assert sh.find_matching_volume(gold, [vac, pv("plain", "1Gi")], node=node)["metadata"]["name"] == "vac"
+
+
+def test_node_affinity_sees_only_the_node_labels():
+    assert sh.check_node_affinity(pv("any", "1Gi"), {})
+    on_n1 = _on_node(pv("v", "1Gi"), "n1")
+    assert sh.check_node_affinity(on_n1, {"kubernetes.io/hostname": "n1"})
+    assert not sh.check_node_affinity(on_n1, {"kubernetes.io/hostname": "n2"})
+    # as upstream's CheckNodeAffinity: the node is its labels alone, so a term on the name never matches
+    by_name = pv("f", "1Gi")
+    by_name["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchFields": [
+        {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}
+    assert not sh.check_node_affinity(by_name, {"kubernetes.io/hostname": "n1"})
+
+
+def test_delay_binding_mode_follows_the_class():
+    classes = {"wffc": {"volumeBindingMode": "WaitForFirstConsumer"}, "now": {"volumeBindingMode": "Immediate"},
+               "unset": {}}
+    assert not sh.is_delay_binding_mode(pvc(cls=""), classes.get)
+    assert not sh.is_delay_binding_mode(pvc(cls="missing"), classes.get)
+    assert not sh.is_delay_binding_mode(pvc(cls="now"), classes.get)
+    assert sh.is_delay_binding_mode(pvc(cls="wffc"), classes.get)
+    with pytest.raises(sh.MatchError, match='VolumeBindingMode not set for StorageClass "unset"'):
+        sh.is_delay_binding_mode(pvc(cls="unset"), classes.get)
+
+
+def test_claims_of_a_pod_and_ephemeral_ownership():
+    pod = {"metadata": {"name": "p", "namespace": "ns", "uid": "pu"},
+           "spec": {"volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "data"}},
+                                {"name": "b", "persistentVolumeClaim": {}},
+                                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {}}}]}}
+    assert sh.pod_claims(pod) == [("data", False), ("", False), ("p-scratch", True)]
+    assert sh.pod_claim_names(pod) == ["data", "p-scratch"]
+    assert sh.pod_uses_claim(pod, "ns", "p-scratch") and not sh.pod_uses_claim(pod, "other", "data")
+    claim = pvc("p-scratch")
+    assert sh.volume_is_for_pod(pod, claim) == "PVC ns/p-scratch was not created for pod ns/p (pod is not owner)"
+    claim["metadata"]["ownerReferences"] = [{"uid": "other", "controller": False}, {"uid": "pu", "controller": True}]
+    assert sh.volume_is_for_pod(pod, claim) is None

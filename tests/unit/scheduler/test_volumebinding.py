@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
+from kybernetes.api import storagehelpers as sh
 from kybernetes.scheduler.framework import Code, CycleState
 from kybernetes.scheduler.plugins import volumebinding as vb
-from kybernetes.scheduler.plugins import volumehelpers as vh
 from kybernetes.scheduler.queue import PVC_UPDATE, SchedulingQueue
 from kybernetes.scheduler.scheduler import FitError
 from kybernetes.scheduler.volumecache import AssumeCache
@@ -43,11 +43,11 @@ def pvc(name, size="5Gi", cls="local", volume=None, bound=False, modes=("ReadWri
     if volume:
         o["spec"]["volumeName"] = volume
     if bound:
-        o["metadata"]["annotations"] = {vh.ANN_BIND_COMPLETED: "yes"}
+        o["metadata"]["annotations"] = {sh.ANN_BIND_COMPLETED: "yes"}
     return o
 
 
-def sc(name, mode="WaitForFirstConsumer", provisioner=vh.NOT_SUPPORTED_PROVISIONER, **extra):
+def sc(name, mode="WaitForFirstConsumer", provisioner=sh.NOT_SUPPORTED_PROVISIONER, **extra):
     return {"metadata": {"name": name}, "provisioner": provisioner, "volumeBindingMode": mode, **extra}
 
 
@@ -84,63 +84,63 @@ def test_find_matching_volume_smallest_fitting_and_exclusions():
             pv("taken", "5Gi", claim={"namespace": NS, "name": "someone", "uid": "u1"}),
             pv("pending", "5Gi", phase="Pending"), pv("elsewhere", "5Gi", node_name="b"),
             pv("block", "5Gi", volumeMode="Block")]
-    assert vh.find_matching_volume(claim, vols, n)["metadata"]["name"] == "small"
-    assert vh.find_matching_volume(claim, vols, n, {"small": 1})["metadata"]["name"] == "big"
+    assert sh.find_matching_volume(claim, vols, n)["metadata"]["name"] == "small"
+    assert sh.find_matching_volume(claim, vols, n, {"small": 1})["metadata"]["name"] == "big"
     gone = pv("dying", "5Gi")
     gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    assert vh.find_matching_volume(claim, [gone], n) is None
+    assert sh.find_matching_volume(claim, [gone], n) is None
     # the PV controller's path (no node) leaves delayed-binding claims unmatched
-    assert vh.find_matching_volume(claim, vols, None) is None
+    assert sh.find_matching_volume(claim, vols, None, delay_binding=True) is None
 
 
 def test_find_matching_volume_selector_and_prebound():
     claim = pvc("c", selector={"matchLabels": {"disk": "ssd"}})
     n = node("a")
-    assert vh.find_matching_volume(claim, [pv("plain")], n) is None
-    assert vh.find_matching_volume(claim, [pv("plain"), pv("ssd", labels={"disk": "ssd"})], n)["metadata"]["name"] == "ssd"
+    assert sh.find_matching_volume(claim, [pv("plain")], n) is None
+    assert sh.find_matching_volume(claim, [pv("plain"), pv("ssd", labels={"disk": "ssd"})], n)["metadata"]["name"] == "ssd"
     # a PV pre-bound to the claim wins even over a smaller one, whatever its phase or class
     pre = pv("pre", "50Gi", cls="other", phase="Pending", claim={"namespace": NS, "name": "c"})
-    assert vh.find_matching_volume(pvc("c"), [pv("s", "5Gi"), pre], n)["metadata"]["name"] == "pre"
+    assert sh.find_matching_volume(pvc("c"), [pv("s", "5Gi"), pre], n)["metadata"]["name"] == "pre"
     # ... unless it does not accept the node: then nothing matches
     pre_b = pv("pre", claim={"namespace": NS, "name": "c", "uid": "uid-c"}, node_name="b")
-    assert vh.find_matching_volume(pvc("c"), [pv("s", "5Gi"), pre_b], n) is None
+    assert sh.find_matching_volume(pvc("c"), [pv("s", "5Gi"), pre_b], n) is None
     # a claimRef with another uid is someone else's
     old = pv("old", claim={"namespace": NS, "name": "c", "uid": "stale"})
-    assert vh.find_matching_volume(pvc("c"), [old], n) is None
+    assert sh.find_matching_volume(pvc("c"), [old], n) is None
 
 
 def test_check_node_affinity_uses_labels():
     n_labels = {"kubernetes.io/hostname": "a", "zone": "z1"}
-    assert vh.check_node_affinity(pv("x"), n_labels)
-    assert vh.check_node_affinity(pv("x", node_name="a"), n_labels)
-    assert not vh.check_node_affinity(pv("x", node_name="b"), n_labels)
+    assert sh.check_node_affinity(pv("x"), n_labels)
+    assert sh.check_node_affinity(pv("x", node_name="a"), n_labels)
+    assert not sh.check_node_affinity(pv("x", node_name="b"), n_labels)
     two_terms = pv("y", nodeAffinity={"required": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]}]},
         {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}]}})
-    assert vh.check_node_affinity(two_terms, n_labels)
-    assert not vh.check_node_affinity(two_terms, {})
+    assert sh.check_node_affinity(two_terms, n_labels)
+    assert not sh.check_node_affinity(two_terms, {})
 
 
 def test_bind_volume_to_claim_sets_claim_ref_and_annotation():
     v = pv("x", rv="7")
-    new, dirty = vh.bind_volume_to_claim(v, pvc("c", rv="3"))
+    new, dirty = sh.bind_volume_to_claim(v, pvc("c", rv="3"))
     assert dirty and "claimRef" not in v["spec"]  # the cached object is left alone
     assert new["spec"]["claimRef"] == {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": NS,
                                        "name": "c", "uid": "uid-c", "resourceVersion": "3"}
-    assert new["metadata"]["annotations"][vh.ANN_BOUND_BY_CONTROLLER] == "yes"
+    assert new["metadata"]["annotations"][sh.ANN_BOUND_BY_CONTROLLER] == "yes"
     assert new["metadata"]["resourceVersion"] == "7"
     # pre-bound by the user (name only): the uid is filled in, no bound-by-controller
     pre = pv("p", claim={"namespace": NS, "name": "c"})
-    new, dirty = vh.bind_volume_to_claim(pre, pvc("c"))
+    new, dirty = sh.bind_volume_to_claim(pre, pvc("c"))
     assert dirty and new["spec"]["claimRef"]["uid"] == "uid-c"
-    assert vh.ANN_BOUND_BY_CONTROLLER not in (new["metadata"].get("annotations") or {})
+    assert sh.ANN_BOUND_BY_CONTROLLER not in (new["metadata"].get("annotations") or {})
 
 
 def test_topology_terms():
     terms = [{"matchLabelExpressions": [{"key": "zone", "values": ["z1", "z2"]}]}]
-    assert vh.match_topology_terms(None, {})
-    assert vh.match_topology_terms(terms, {"zone": "z2"})
-    assert not vh.match_topology_terms(terms, {"zone": "z3"})
+    assert vb.match_topology_terms(None, {})
+    assert vb.match_topology_terms(terms, {"zone": "z2"})
+    assert not vb.match_topology_terms(terms, {"zone": "z3"})
 
 
 def test_assume_cache_keeps_assumed_until_newer_version():
@@ -266,11 +266,11 @@ def test_provisioning_class_selects_node_and_respects_allowed_topologies():
     p = claim_pod("p", "c")
     assert c.s.schedule_pod(c.fwk, state, p) == "a"
     assert c.fwk.run_reserve(state, p, "a").is_success()
-    assert c.cache.volumes.pvc(NS, "c")["metadata"]["annotations"][vh.ANN_SELECTED_NODE] == "a"
+    assert c.cache.volumes.pvc(NS, "c")["metadata"]["annotations"][sh.ANN_SELECTED_NODE] == "a"
     # another pod sharing the claim now goes to the selected node only
     assert c.schedule(claim_pod("q", "c")) == "a"
     c.fwk.run_unreserve(state, p, "a")
-    assert vh.ANN_SELECTED_NODE not in (c.cache.volumes.pvc(NS, "c")["metadata"].get("annotations") or {})
+    assert sh.ANN_SELECTED_NODE not in (c.cache.volumes.pvc(NS, "c")["metadata"].get("annotations") or {})
 
 
 def test_missing_class_for_provisioning_is_an_error():
@@ -325,7 +325,7 @@ async def test_prebind_writes_claim_ref_and_waits_for_the_binding():
     plural, written = fake.writes[0]
     assert plural == "persistentvolumes" and written["kind"] == "PersistentVolume"
     assert written["spec"]["claimRef"]["uid"] == "uid-c"
-    assert written["metadata"]["annotations"][vh.ANN_BOUND_BY_CONTROLLER] == "yes"
+    assert written["metadata"]["annotations"][sh.ANN_BOUND_BY_CONTROLLER] == "yes"
     assert not task.done()
     # the PV controller's part: the PV comes back bound, then the claim
     vols = c.cache.volumes
@@ -392,7 +392,7 @@ async def test_claim_events_move_only_pods_using_the_claim():
         q.add(p)
         qpi = await q.pop()
         q.requeue_unschedulable(qpi, {"VolumeBinding"}, qpi.cycle)
-    moved = q.move_all(PVC_UPDATE, lambda p: vh.pod_uses_claim(p, NS, "c"))
+    moved = q.move_all(PVC_UPDATE, lambda p: sh.pod_uses_claim(p, NS, "c"))
     assert moved == 1
     assert q.where(f"{NS}/uses") == "active" and q.where(f"{NS}/other") == "unschedulable"
     assert vb.storage_class_change_matters(None, sc("x"))
@@ -436,7 +436,7 @@ async def test_prebind_provisioning_path_annotates_the_claim_and_waits():
     plugin.client = fake = _FakeClient()
     p = claim_pod("p", "c")
     state = _reserved(c, p, "a")
-    chosen = c.cache.volumes.pvc(NS, "c")["metadata"]["annotations"][vh.ANN_SELECTED_NODE]
+    chosen = c.cache.volumes.pvc(NS, "c")["metadata"]["annotations"][sh.ANN_SELECTED_NODE]
     assert chosen == "a"
     task = asyncio.ensure_future(plugin.pre_bind(state, p, chosen))
     for _ in range(50):
@@ -444,7 +444,7 @@ async def test_prebind_provisioning_path_annotates_the_claim_and_waits():
             break
         await asyncio.sleep(0)
     plural, written = fake.writes[0]
-    assert plural == "persistentvolumeclaims" and written["metadata"]["annotations"][vh.ANN_SELECTED_NODE] == chosen
+    assert plural == "persistentvolumeclaims" and written["metadata"]["annotations"][sh.ANN_SELECTED_NODE] == chosen
     vols = c.cache.volumes
     vols.set_pvc(dict(written, metadata=dict(written["metadata"], resourceVersion="15")))
     await asyncio.sleep(0)
