@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
 
 from kybernetes.admission import lookup
+from kybernetes.api.storagehelpers import claim_class
 from kybernetes.apiserver.objects import ObjectStore, collection_prefix, object_key
 from kybernetes.storage.interface import ConflictError, KeyNotFoundError
 
@@ -128,7 +129,6 @@ def pretty(rl: ResourceList) -> str:
 
 # ---------------------------------------------------------------- resource names
 STORAGE_CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
-BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 COMPUTE_VALIDATION = {"cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"}
 POD_RESOURCES = {"pods", "count/pods", "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
                  "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage"}
@@ -337,13 +337,6 @@ def service_usage(svc: Obj) -> ResourceList:
             out["services.nodeports"] = Q(len(ports))
         out["services.loadbalancers"] = Q(1)
     return out
-
-
-def claim_class(pvc: Obj) -> str:
-    ann = (pvc.get("metadata") or {}).get("annotations") or {}
-    if BETA_CLASS_ANNOTATION in ann:
-        return ann[BETA_CLASS_ANNOTATION]
-    return (pvc.get("spec") or {}).get("storageClassName") or ""
 
 
 def pvc_usage(pvc: Obj) -> ResourceList:

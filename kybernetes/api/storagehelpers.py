@@ -28,6 +28,10 @@ ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 NOT_SUPPORTED_PROVISIONER = "kubernetes.io/no-provisioner"
+# the order upstream's GetAccessModesAsString writes them in
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
 
 
@@ -83,12 +87,17 @@ def volume_capacity(volume: Mapping[str, Any]) -> Fraction:
     return storage_quantity(spec(volume).get("capacity"))
 
 
-def claim_class(claim: Mapping[str, Any]) -> str:
-    """GetPersistentVolumeClaimClass: the beta annotation wins over spec.storageClassName."""
-    ann = annotations(claim)
+def _class_of(obj: Mapping[str, Any]) -> str:
+    # claims and volumes name their class alike: the beta annotation wins over the field
+    ann = annotations(obj)
     if BETA_CLASS_ANNOTATION in ann:
         return ann[BETA_CLASS_ANNOTATION]
-    return spec(claim).get("storageClassName") or ""
+    return spec(obj).get("storageClassName") or ""
+
+
+def claim_class(claim: Mapping[str, Any]) -> str:
+    """GetPersistentVolumeClaimClass: the beta annotation wins over spec.storageClassName."""
+    return _class_of(claim)
 
 
 def claim_has_class(claim: Mapping[str, Any]) -> bool:
@@ -98,10 +107,24 @@ def claim_has_class(claim: Mapping[str, Any]) -> bool:
 
 def volume_class(volume: Mapping[str, Any]) -> str:
     """GetPersistentVolumeClass: the beta annotation wins over spec.storageClassName."""
-    ann = annotations(volume)
-    if BETA_CLASS_ANNOTATION in ann:
-        return ann[BETA_CLASS_ANNOTATION]
-    return spec(volume).get("storageClassName") or ""
+    return _class_of(volume)
+
+
+def is_default_class(storage_class: Mapping[str, Any]) -> bool:
+    """IsDefaultAnnotation: the class is marked default (GA or beta annotation "true")."""
+    ann = annotations(storage_class)
+    return any(ann.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def default_class(classes: Iterable[Mapping[str, Any]]) -> Optional[Obj]:
+    """GetDefaultClass: of the classes marked default, the newest (then by name)."""
+    defaults = [c for c in classes if is_default_class(c)]
+    if not defaults:
+        return None
+    # RFC 3339 UTC timestamps sort by time; two stable sorts give "newest, then name"
+    defaults.sort(key=lambda c: meta(c).get("name", ""))
+    defaults.sort(key=lambda c: meta(c).get("creationTimestamp", ""), reverse=True)
+    return defaults[0]  # type: ignore[return-value]
 
 
 def is_delay_binding_mode(claim: Mapping[str, Any], storage_class: Callable[[str], Optional[Obj]]) -> bool:

@@ -34,11 +34,7 @@ from typing import Any, Optional
 from kybernetes.api import storagehelpers as m
 from kybernetes.client.errors import NotFound
 from kybernetes.client.informer import Informer, object_key
-from kybernetes.controllers.persistentvolume_match import (
-    check_volume_satisfies_claim,
-    default_class,
-    find_best_match_for_claim,
-)
+from kybernetes.controllers.persistentvolume_match import check_volume_satisfies_claim, find_best_match_for_claim
 from kybernetes.controllers.base import Controller, ReconcileError
 
 Obj = dict[str, Any]
@@ -298,7 +294,7 @@ class PersistentVolumeController(Controller):
         gets the default class now (retroactive default StorageClass assignment)."""
         if m.claim_has_class(claim):
             return False
-        sc = default_class(self.classes.list())
+        sc = m.default_class(self.classes.list())
         if sc is None:
             return False
         clone = self._typed(claim, "PersistentVolumeClaim")

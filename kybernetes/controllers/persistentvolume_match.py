@@ -1,18 +1,18 @@
 """The PV binder's own matching (upstream pkg/controller/volume/persistentvolume index.go
-and pv_controller.go): the closest-fitting volume for a claim by access-mode groups, why a
-volume a claim names does not fit, and the default storage class.
+and pv_controller.go): the closest-fitting volume for a claim by access-mode groups, and
+why a volume a claim names does not fit it.
 
-The rules the scheduler shares (classes, sizes, modes, FindMatchingVolume, binding) are
-in kybernetes/api/storagehelpers.py; no I/O here either."""
+The rules other components share (classes, sizes, modes, FindMatchingVolume, binding,
+the default class) are in kybernetes/api/storagehelpers.py; no I/O here either."""
 
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
 from kybernetes.api.storagehelpers import (
+    ACCESS_MODES,
     Obj,
     access_modes_satisfied,
-    annotations,
     claim_class,
     find_matching_volume,
     meta,
@@ -22,13 +22,6 @@ from kybernetes.api.storagehelpers import (
     volume_class,
     volume_mode_mismatch,
 )
-
-DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
-                             "storageclass.beta.kubernetes.io/is-default-class")
-
-# the order upstream's GetAccessModesAsString writes them in
-ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
-
 
 def access_modes_key(modes: Optional[Iterable[str]]) -> tuple[str, ...]:
     """A volume's access modes as upstream's index keys them: known modes, fixed order, once."""
@@ -69,12 +62,3 @@ def find_best_match_for_claim(claim: Obj, volumes: Iterable[Obj], *, delay_bindi
             return best
     return None
 
-
-def default_class(classes: Iterable[Obj]) -> Optional[Obj]:
-    """GetDefaultClass: of the classes marked default, the newest (then by name)."""
-    defaults = [c for c in classes if any((annotations(c).get(a) == "true") for a in DEFAULT_CLASS_ANNOTATIONS)]
-    if not defaults:
-        return None
-    defaults.sort(key=lambda c: meta(c).get("name", ""))
-    defaults.sort(key=lambda c: meta(c).get("creationTimestamp", ""), reverse=True)
-    return defaults[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kybernetes.api.storagehelpers import BETA_CLASS_ANNOTATION, claim_class
 from kybernetes.registry.base import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -25,7 +26,6 @@ from kybernetes.registry.base import (
 from kybernetes.registry.core.persistentvolumes import (
     VOLUME_MODES,
     access_modes_cell,
-    storage_class_of,
     validate_access_modes,
 )
 
@@ -33,7 +33,6 @@ _SPEC = "io.k8s.api.core.v1.PersistentVolumeClaimSpec"
 _STATUS = "io.k8s.api.core.v1.PersistentVolumeClaimStatus"
 SPEC_IMMUTABLE = ("spec is immutable after creation except resources.requests and "
                   "volumeAttributesClassName for bound claims")
-BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
 def default_claim_spec(spec: Obj) -> None:
@@ -152,6 +151,6 @@ class PersistentVolumeClaimStrategy(Strategy):
             capacity = str(dig(obj, "status", "capacity", "storage", default="0"))
         return [
             obj["metadata"]["name"], phase, spec.get("volumeName") or "", capacity, access,
-            storage_class_of(obj), spec.get("volumeAttributesClassName") or "<unset>", age_of(obj),
+            claim_class(obj), spec.get("volumeAttributesClassName") or "<unset>", age_of(obj),
             spec.get("volumeMode") or "<unset>",
         ]

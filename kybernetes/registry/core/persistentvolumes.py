@@ -6,6 +6,7 @@ import copy
 from typing import Any, Optional
 
 from kybernetes.api.meta import now_rfc3339
+from kybernetes.api.storagehelpers import ACCESS_MODES, volume_class
 from kybernetes.registry.base import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -23,11 +24,9 @@ from kybernetes.registry.base import (
     spec_diff_summary,
 )
 
-ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 _SHORT = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
 RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
 VOLUME_MODES = ("Block", "Filesystem")
-STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 # spec keys that are not the volume source
 _NOT_SOURCE = {"accessModes", "capacity", "claimRef", "persistentVolumeReclaimPolicy", "storageClassName",
                "mountOptions", "volumeMode", "nodeAffinity", "volumeAttributesClassName"}
@@ -38,14 +37,6 @@ def access_modes_cell(modes: Optional[list[str]]) -> str:
     """upstream GetAccessModesAsString: short names in a fixed order, no repeats."""
     modes = modes or []
     return ",".join(_SHORT[m] for m in ACCESS_MODES if m in modes)
-
-
-def storage_class_of(obj: Obj) -> str:
-    """The beta annotation wins over spec.storageClassName, as upstream reads it."""
-    ann = dig(obj, "metadata", "annotations", STORAGE_CLASS_ANNOTATION)
-    if ann is not None:
-        return ann
-    return dig(obj, "spec", "storageClassName", default="") or ""
 
 
 def volume_source(spec: Obj) -> dict[str, Any]:
@@ -187,7 +178,7 @@ class PersistentVolumeStrategy(Strategy):
             spec.get("persistentVolumeReclaimPolicy") or "",
             phase,
             f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "",
-            storage_class_of(obj),
+            volume_class(obj),
             spec.get("volumeAttributesClassName") or "<unset>",
             dig(obj, "status", "reason", default=""),
             age_of(obj),

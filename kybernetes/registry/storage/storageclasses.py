@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.storagehelpers import is_default_class
 from kybernetes.registry import _checks
 from kybernetes.registry.base import (
     AGE_COLUMN,
@@ -13,7 +14,6 @@ from kybernetes.registry.base import (
     Strategy,
     age_of,
     column,
-    dig,
     forbidden,
     immutable,
     invalid,
@@ -21,16 +21,9 @@ from kybernetes.registry.base import (
     required,
 )
 
-DEFAULT_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
-                       "storageclass.beta.kubernetes.io/is-default-class")
 RECLAIM = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
 _SC = "io.k8s.api.storage.v1.StorageClass"
-
-
-def is_default_class(obj: Obj) -> bool:
-    ann = dig(obj, "metadata", "annotations") or {}
-    return any(ann.get(k) == "true" for k in DEFAULT_ANNOTATIONS)
 
 
 class StorageClassStrategy(Strategy):

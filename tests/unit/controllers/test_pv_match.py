@@ -173,8 +173,8 @@ def test_default_class_is_the_newest_marked_one():
     def sc(name: str, created: str, default: bool) -> Obj:
         ann = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
         return {"metadata": {"name": name, "creationTimestamp": created, "annotations": ann}}
-    assert m.default_class([sc("a", "2020", False)]) is None
-    got = m.default_class([sc("old", "2020-01-01T00:00:00Z", True), sc("b", "2021-01-01T00:00:00Z", True),
+    assert sh.default_class([sc("a", "2020", False)]) is None
+    got = sh.default_class([sc("old", "2020-01-01T00:00:00Z", True), sc("b", "2021-01-01T00:00:00Z", True),
                            sc("a", "2021-01-01T00:00:00Z", True), sc("x", "2022", False)])
     assert got["metadata"]["name"] == "a"
 
