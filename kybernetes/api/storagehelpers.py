@@ -4,8 +4,8 @@ volume modes, which volume fits a claim, binding a volume to a claim, node affin
 which claims a pod uses.
 
 Pure functions over dict objects, no I/O: the PV controller, the scheduler's volume
-plugins, PVC protection, the Node authorizer and the kubelet all call these, so each rule
-is written once."""
+plugins, PVC protection, the Node authorizer, the kubelet, the storage admission plugins
+and the PV/PVC/StorageClass printers all call these, so each rule is written once."""
 
 from __future__ import annotations
 
