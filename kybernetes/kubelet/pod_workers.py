@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import pod_dns, qos_cgroups, security_context
+from kybernetes.kubelet import image_pull, pod_dns, qos_cgroups, security_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -341,35 +341,35 @@ class PodWorker:
         return sid, cfg
 
     # ------------------------------------------------------------ containers
-    async def ensure_image(self, c: Obj) -> Optional[str]:
-        cri, image = self.w.cri, c.get("image", "")
-        policy = pull_policy(c)
-        have = await cri.image_status(image)
-        if policy == "Never" and have is None:
-            msg = f'Container image "{image}" is not present with pull policy of Never'
-            self.waiting[c["name"]] = ("ErrImageNeverPull", msg)
-            self.event(WARNING, "ErrImageNeverPull", msg, c["name"])
-            return None
-        if have is not None and policy != "Always":
-            self.event(NORMAL, "Pulled", f'Container image "{image}" already present on machine', c["name"])
-            return have.id
-        self.event(NORMAL, "Pulling", f'Pulling image "{image}"', c["name"])
-        t0 = time.monotonic()
-        try:
-            await cri.pull_image(image)
-        except CRIError as e:
-            if have is not None:
-                return have.id
-            self.waiting[c["name"]] = ("ErrImagePull", str(e))
-            self.event(WARNING, "Failed", f'Failed to pull image "{image}": {e}', c["name"])
-            return None
-        self.event(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s',
-                   c["name"])
-        img = await cri.image_status(image)
-        return img.id if img else None
+    async def ensure_image(self, c: Obj, sconfig=None) -> Optional[str]:
+        """The container's image, pulled per its pull policy with the pod's pull secrets and
+        the node's pull back-off (kubelet.image_pull); None, with the waiting reason set, if
+        it is not there."""
+        ref, reason, msg = await self.w.images.ensure_image(
+            self.pod, c, pull_policy(c), self.pull_secrets, sandbox_config=sconfig,
+            event=lambda etype, why, text: self.event(etype, why, text, c["name"]))
+        if ref is not None:
+            return ref
+        self.waiting[c["name"]] = (reason, msg)
+        self.event(WARNING, "Failed", f"Error: {reason}", c["name"])
+        if reason in (image_pull.ERR_IMAGE_PULL, image_pull.IMAGE_PULL_BACKOFF):
+            # look again within the back-off (ImagePullBackOff shows) and once it ends
+            left = self.w.images.retry_in(self.pod, c)
+            asyncio.get_running_loop().call_later(min(left, self.w.images.backoff.initial / 2) + 0.05,
+                                                  self.wake.set)
+        return None
+
+    async def pull_secrets(self) -> list[Obj]:
+        """The pod's imagePullSecrets that can be read, with upstream's warning for the rest."""
+        secrets, failed = await image_pull.pull_secrets(self.w.client, self.pod)
+        if failed:
+            self.event(WARNING, "FailedToRetrieveImagePullSecret",
+                       f"Unable to retrieve some image pull secrets ({', '.join(failed)}); "
+                       "attempting to pull the image may not succeed.")
+        return secrets
 
     async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str) -> None:
-        if await self.ensure_image(c) is None:
+        if await self.ensure_image(c, sconfig) is None:
             return
         env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip)
         envd = dict(env)
@@ -664,9 +664,12 @@ class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
                  cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None,
                  cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
-                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None):
+                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None,
+                 image_pull_backoff: float = image_pull.BACKOFF_INITIAL):
         self.client = client
         self.cri = cri
+        # the node's image manager: pull secrets, pull back-off, one pull at a time
+        self.images = image_pull.ImagePuller(cri, backoff_initial=image_pull_backoff)
         self.node_name = node_name
         self.host_ip = host_ip
         self.log_root = Path(log_root)
