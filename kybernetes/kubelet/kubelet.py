@@ -32,7 +32,7 @@ from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
-from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod
+from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod, read_manifests
 from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
 from kybernetes.kubelet.volumes import VolumeManager
 
@@ -196,6 +196,11 @@ class Kubelet:
         self.informer.start()
         await self.informer.wait_synced(60)
         await self._setup_qos_cgroups()
+        known = {p["metadata"]["uid"] for p in self.informer.list()}
+        if self.static_pods is not None:  # static pods run under their own uids (not their mirrors')
+            known |= set((await asyncio.to_thread(read_manifests, self.static_pods.directory, self.node_name))[0])
+        # pods deleted while the kubelet was down still run in the runtime: kill them first
+        await self.workers.kill_orphans(known)
         orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
         if orphans:
             log.info("removed the volumes of %d pods that are gone", len(orphans))

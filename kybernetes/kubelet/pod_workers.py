@@ -760,6 +760,32 @@ class PodWorkers:
     def forget(self, uid: str) -> None:
         self.workers.pop(uid, None)
 
+    async def kill_orphans(self, known: set[str], grace: int = 1) -> list[str]:
+        """Kill and remove the runtime's pods that are neither in `known` nor have a worker:
+        pods deleted from the API while the kubelet was down (upstream HandlePodCleanups,
+        which kills such runtime pods with a 1 s grace period, their spec being gone).
+        Returns their uids."""
+        orphans: dict[str, Any] = {}
+        for s in await self.cri.list_pod_sandbox():
+            uid = s.labels.get(L_UID, "")
+            if uid and uid not in known and uid not in self.workers:
+                orphans.setdefault(uid, s)
+        for uid, s in orphans.items():
+            pod = {"metadata": {"uid": uid, "name": s.labels.get(L_NAME) or s.metadata.name,
+                                "namespace": s.labels.get(L_NS) or s.metadata.namespace}, "spec": {}}
+            log.info("killing pod %s/%s (%s): no longer bound to this node", pod["metadata"]["namespace"],
+                     pod["metadata"]["name"], uid)
+            try:
+                await PodWorker(self, uid, pod).kill(grace=grace)
+            except CRIError as e:
+                log.warning("killing orphaned pod %s: %s", uid, e)
+                continue
+            # its QoS class went with its spec: remove the pod cgroup wherever it is
+            for qos in (qos_cgroups.GUARANTEED, qos_cgroups.BURSTABLE):
+                await asyncio.to_thread(cleanup.remove_cgroup,
+                                        qos_cgroups.pod_cgroup(self.cgroup_root, uid, qos).lstrip("/"))
+        return list(orphans)
+
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
         for t in tasks:
