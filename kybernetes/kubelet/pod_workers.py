@@ -521,8 +521,10 @@ class PodWorker:
                 out["lastState"] = {"terminated": prev}
         elif st.state == pb.CONTAINER_EXITED:
             term = self._terminated(spec_c, st, cur.id)
-            if name in self.waiting and self.waiting[name][0] == "CrashLoopBackOff":
-                out["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": self.waiting[name][1]}}
+            if name in self.waiting and self.waiting[name][0] in ("CrashLoopBackOff", *image_pull.WAITING_REASONS):
+                # a restart that is held back, or whose image cannot be had
+                reason, msg = self.waiting[name]
+                out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
                 out["lastState"] = {"terminated": term}
             else:
                 out["state"] = {"terminated": term}

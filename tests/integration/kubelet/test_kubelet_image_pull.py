@@ -245,3 +245,33 @@ async def test_pull_backoff_retries_until_the_image_exists(penv):
         assert cs["restartCount"] == 0 and cs["imageID"].startswith(f"{reg.host}/kyb/late@sha256:")
         evs = await pod_events(admin, "late")
         assert sum(c for t, r, m, _, c in evs if r == "Pulling") >= 2  # retried after the back-off
+
+
+async def test_restart_whose_image_is_gone_waits_with_err_image_pull(penv):
+    """A container restart that must pull (policy Always) and cannot: the status shows the
+    image reason as waiting, with the exited instance as lastState."""
+    reg = penv["registry"]
+    img = busybox_image(marker="gone")
+    ref = await asyncio.to_thread(reg.push, "kyb/gone", "v1", img)
+    async with node_kubelet(penv) as (admin, kl):
+        pods = admin.resource("", "v1", "pods", namespaced=True)
+        p = pod("gone", ref)
+        c = p["spec"]["containers"][0]
+        c["imagePullPolicy"] = "Always"
+        c["command"] = ["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 3"]
+        await pods.create(p, "default")
+        await wait_for(lambda: running(pods, "gone"), 60)
+        st, _, _ = await asyncio.to_thread(reg._call, reg._request, "DELETE",
+                                           f"/v2/kyb/gone/manifests/{img.manifest.digest}")
+        assert st == 202
+        cid = (await pods.get("gone", "default"))["status"]["containerStatuses"][0]["containerID"]
+        await kl.cri.exec_sync(cid.split("://")[1], ["touch", "/tmp/stop"], timeout=10)
+
+        async def waiting_on_image():
+            cs = (await pods.get("gone", "default"))["status"]["containerStatuses"][0]
+            w = (cs.get("state") or {}).get("waiting") or {}
+            return cs if w.get("reason") in ("ErrImagePull", "ImagePullBackOff") else None
+        cs = await wait_for(waiting_on_image, 60)
+        assert cs["lastState"]["terminated"]["exitCode"] == 3
+        assert cs["lastState"]["terminated"]["containerID"] == cid
+        assert "not found" in cs["state"]["waiting"]["message"]
