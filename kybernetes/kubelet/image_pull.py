@@ -392,6 +392,8 @@ class ImagePuller:
                                  f"({go_duration_ms(total)} including waiting). Image size: {size} bytes.")
         self.backoff.reset(key)
         self.backoff.gc()
+        for k in [k for k in self.prev_error if k not in self.backoff.entries]:  # pods long gone
+            del self.prev_error[k]
         return ref, "", ""
 
     def retry_in(self, pod: Obj, container: Obj) -> float:

@@ -168,6 +168,17 @@ async def test_pull_secrets_and_pull_backoff(penv):
         await pods.create(pod("private-ok", ok_ref, secrets=["regcred"]), "default")
         await wait_for(lambda: running(pods, "private-ok"), 60)
 
+        # the service account's imagePullSecrets, merged into the pod by admission (policy
+        # Always: the image is already here, and must be pulled again with them)
+        sas = admin.resource("", "v1", "serviceaccounts", namespaced=True)
+        await sas.create({"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "regcred"}]}, "default")
+        via_sa = pod("via-sa", ok_ref)
+        via_sa["spec"]["serviceAccountName"] = "puller"
+        via_sa["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+        created = await pods.create(via_sa, "default")
+        assert created["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+        await wait_for(lambda: running(pods, "via-sa"), 60)
+
         # without a usable secret (the one named does not exist): 401 from the registry
         watch = Waiting(pods, "denied")
         await pods.create(pod("denied", denied_ref, secrets=["nope"]), "default")
@@ -201,13 +212,14 @@ async def test_pull_secrets_and_pull_backoff(penv):
         evs = await wait_for(denied_events, 30)
         assert all(f == "spec.containers{main}" for t, r, m, f, _ in evs if r in ("Pulling", "Failed", "BackOff"))
 
-        async def ok_events():
-            evs = await pod_events(admin, "private-ok")
-            return [m for t, r, m, _, _ in evs if r == "Pulled"] or None
-        pulled = (await wait_for(ok_events, 30))[0]
-        assert pulled.startswith(f'Successfully pulled image "{ok_ref}" in ')
-        assert "including waiting). Image size: " in pulled
-        assert int(pulled.rsplit("Image size: ", 1)[1].split()[0]) > 0
+        for name in ("private-ok", "via-sa"):
+            async def ok_events():
+                evs = await pod_events(admin, name)
+                return [m for t, r, m, _, _ in evs if r == "Pulled"] or None
+            pulled = (await wait_for(ok_events, 30))[0]
+            assert pulled.startswith(f'Successfully pulled image "{ok_ref}" in ')
+            assert "including waiting). Image size: " in pulled
+            assert int(pulled.rsplit("Image size: ", 1)[1].split()[0]) > 0
 
         # the node may read a secret only while one of its pods names it
         node_secrets = kl.client.resource("", "v1", "secrets", namespaced=True)
@@ -218,6 +230,7 @@ async def test_pull_secrets_and_pull_backoff(penv):
             await node_secrets.get("unrelated", "default")
         await secrets.delete("unrelated", "default")
         await secrets.delete("regcred", "default")
+        await sas.delete("puller", "default")
 
 
 async def _status_is(srv, name, want):
