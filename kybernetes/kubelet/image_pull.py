@@ -319,9 +319,8 @@ def go_duration_ms(seconds: float) -> str:
 def grpc_error_text(e: Exception) -> str:
     """A CRI error as a Go client prints a gRPC status: rpc error: code = NotFound desc = ..."""
     if isinstance(e, CRIError) and e.code is not None:
-        code = "".join(w.capitalize() for w in e.code.name.split("_"))
-        if code == "Ok":
-            code = "OK"
+        code = {"OK": "OK", "CANCELLED": "Canceled"}.get(e.code.name) or \
+            "".join(w.capitalize() for w in e.code.name.split("_"))
         return f"rpc error: code = {code} desc = {e.details}"
     return str(e)
 

@@ -243,3 +243,13 @@ async def test_puller_never_policy_invalid_name_and_serialised_pulls():
     p2 = ImagePuller(parallel, serialize=False)
     await asyncio.gather(*(p2.ensure_image(POD, {"image": f"img{i}:1"}, "Always") for i in range(4)))
     assert parallel.max_active > 1
+
+
+def test_grpc_error_text_as_go_prints_it():
+    from kybernetes.kubelet.image_pull import grpc_error_text
+    assert grpc_error_text(CRIError("PullImage", grpc.StatusCode.NOT_FOUND, "x")) == \
+        "rpc error: code = NotFound desc = x"
+    assert grpc_error_text(CRIError("PullImage", grpc.StatusCode.DEADLINE_EXCEEDED, "y")) == \
+        "rpc error: code = DeadlineExceeded desc = y"
+    assert grpc_error_text(CRIError("PullImage", grpc.StatusCode.CANCELLED, "z")) == \
+        "rpc error: code = Canceled desc = z"
