@@ -768,7 +768,12 @@ class PodWorkers:
         which kills such runtime pods with a 1 s grace period, their spec being gone).
         Returns their uids."""
         orphans: dict[str, Any] = {}
-        for s in await self.cri.list_pod_sandbox():
+        try:
+            sandboxes = await self.cri.list_pod_sandbox()
+        except CRIError as e:  # the periodic sync cannot do this: say so, and carry on
+            log.warning("looking for pods no longer bound here: %s", e)
+            return []
+        for s in sandboxes:
             uid = s.labels.get(L_UID, "")
             if uid and uid not in known and uid not in self.workers:
                 orphans.setdefault(uid, s)

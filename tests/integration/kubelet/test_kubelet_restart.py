@@ -40,10 +40,21 @@ def pod(name, init=False, burstable=False):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
-def new_kubelet(env, cl):
+STATIC = f"""apiVersion: v1
+kind: Pod
+metadata: {{name: static-web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: main, image: "{BUSYBOX_REF}", imagePullPolicy: Never, command: [sleep, "3600"]}}
+"""
+
+
+def new_kubelet(env, cl, static_dir=None):
     rt = env["rt"]
     return Kubelet(cl, rt.endpoint, node_name=NODE, data_dir=env["data_dir"], node_ip="10.88.78.1",
-                   pod_log_root=rt.pod_log_root, cgroup_root=env["name"], pleg_period=0.5)
+                   pod_log_root=rt.pod_log_root, cgroup_root=env["name"], pleg_period=0.5,
+                   static_pod_path=static_dir, file_check_frequency=0.3)
 
 
 @contextlib.asynccontextmanager
@@ -83,17 +94,22 @@ async def delete_all(pods, kl, names):
     await wait_for(none_left, 60)
 
 
-async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env):
+async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env, tmp_path):
+    static_dir = tmp_path / "manifests"
+    static_dir.mkdir()
+    (static_dir / "web.yaml").write_text(STATIC)
     async with admin(env) as (cl, pods):
-        kl = await new_kubelet(env, cl).start()
+        kl = await new_kubelet(env, cl, static_dir).start()
         stopped = False
         try:
             for p in (pod("steady"), pod("inited", init=True), pod("doomed", burstable=True)):
                 await pods.create(p, "default")
             before = {}
-            for n in ("steady", "inited", "doomed"):
+            for n in ("steady", "inited", "doomed", f"static-web-{NODE}"):
                 p = await wait_for(lambda n=n: running_ready(pods, n), 60)
-                before[n] = (p, await runtime_view(kl.cri, p["metadata"]["uid"]))
+                # a static pod runs under its own uid, not its mirror's
+                uid = (p["metadata"].get("annotations") or {}).get("kubernetes.io/config.mirror") or p["metadata"]["uid"]
+                before[n] = (p, await runtime_view(kl.cri, uid))
             await kl.stop()
             stopped = True
 
@@ -103,7 +119,7 @@ async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env):
 
             watches = {n: PodStates(pods, n) for n in ("steady", "inited")}
             try:
-                kl = await new_kubelet(env, cl).start()
+                kl = await new_kubelet(env, cl, static_dir).start()
                 stopped = False
 
                 async def doomed_gone():
@@ -125,6 +141,9 @@ async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env):
                 # adopted as they were: never anything but Running with a running container
                 assert w.seen and all(ph == "Running" and states == ["running"] for ph, states in w.seen), (n, w.seen)
 
+            static_view = before[f"static-web-{NODE}"][1]
+            assert await runtime_view(kl.cri, before[f"static-web-{NODE}"][0]["metadata"]["annotations"][
+                "kubernetes.io/config.mirror"]) == static_view
             for n in ("steady", "inited"):
                 old, view = before[n]
                 p = await pods.get(n, "default")
@@ -141,8 +160,13 @@ async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env):
             assert init["containerID"] == before["inited"][0]["status"]["initContainerStatuses"][0]["containerID"]
             assert len(before["inited"][1][1]["setup"]) == 1
         finally:
+            (static_dir / "web.yaml").unlink()
             if not stopped:
                 try:
+                    async def mirror_gone():
+                        return not [p for p in (await pods.list("default"))["items"]
+                                    if p["metadata"]["name"] == f"static-web-{NODE}"]
+                    await wait_for(mirror_gone, 30)
                     await delete_all(pods, kl, ["steady", "inited", "doomed"])
                 finally:
                     await kl.stop()
