@@ -211,12 +211,18 @@ async def test_containerd_restart_under_a_running_kubelet(env):
             uid = p["metadata"]["uid"]
             view = await runtime_view(kl.cri, uid)
 
-            await rt.stop(remove_pods=False)
-            failures = kl.pleg.relists
-            await rt.start()
+            states = PodStates(pods, "survivor")
+            try:
+                await rt.stop(remove_pods=False)
+                failures = kl.pleg.relists
+                await rt.start()
 
-            # the kubelet's CRI client reconnects; the PLEG relists again
-            await wait_for(lambda: _true(kl.pleg.relists >= failures + 3), 30)
+                # the kubelet's CRI client reconnects; the PLEG relists again
+                await wait_for(lambda: _true(kl.pleg.relists >= failures + 3), 30)
+                await wait_for(lambda: running_ready(pods, "survivor"), 30)
+            finally:
+                await states.close()
+            assert states.seen and all(ph == "Running" and st == ["running"] for ph, st in states.seen), states.seen
             assert await runtime_view(kl.cri, uid) == view
             [s] = await kl.cri.list_pod_sandbox(labels={L_UID: uid})
             assert s.state == pb.SANDBOX_READY
