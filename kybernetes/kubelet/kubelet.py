@@ -32,7 +32,7 @@ from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
-from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod
+from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod, read_manifests
 from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
 from kybernetes.kubelet.volumes import VolumeManager
 
@@ -54,7 +54,8 @@ class Kubelet:
                  eviction_hard: Optional[list[Threshold]] = None,
                  eviction_pressure_transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
                  eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD,
-                 eviction_max_pod_grace_period: int = 0, local_storage_capacity_isolation: bool = True):
+                 eviction_max_pod_grace_period: int = 0, local_storage_capacity_isolation: bool = True,
+                 image_pull_backoff: float = 10.0):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
@@ -67,7 +68,8 @@ class Kubelet:
         `eviction_hard` are the eviction thresholds, hard and soft (eviction_thresholds.
         parse_threshold_config; upstream's hard defaults when None, none when empty), checked
         every `eviction_monitoring_period` seconds, with local storage limits enforced unless
-        `local_storage_capacity_isolation` is False."""
+        `local_storage_capacity_isolation` is False.  A failed image pull backs off from
+        `image_pull_backoff` seconds, doubling to 300 s."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -86,7 +88,7 @@ class Kubelet:
                                   log_root=pod_log_root or self.data_dir / "pods", cgroup_root=cgroup_root,
                                   resync=sync_frequency, volumes=self.volumes, cluster_dns=cluster_dns,
                                   cluster_domain=cluster_domain, resolv_conf=resolv_conf,
-                                  events=self.events)
+                                  events=self.events, image_pull_backoff=image_pull_backoff)
         self.stats = StatsProvider(self.cri, node_name=node_name, data_dir=self.data_dir,
                                    log_root=pod_log_root or self.data_dir / "pods")
         self.image_gc = ImageGCManager(self.cri, policy=image_gc_policy, sandbox_image=sandbox_image,
@@ -194,6 +196,11 @@ class Kubelet:
         self.informer.start()
         await self.informer.wait_synced(60)
         await self._setup_qos_cgroups()
+        known = {p["metadata"]["uid"] for p in self.informer.list()}
+        if self.static_pods is not None:  # static pods run under their own uids (not their mirrors')
+            known |= set((await asyncio.to_thread(read_manifests, self.static_pods.directory, self.node_name))[0])
+        # pods deleted while the kubelet was down still run in the runtime: kill them first
+        await self.workers.kill_orphans(known)
         orphans = await self.volumes.cleanup_orphans({p["metadata"]["uid"] for p in self.informer.list()})
         if orphans:
             log.info("removed the volumes of %d pods that are gone", len(orphans))

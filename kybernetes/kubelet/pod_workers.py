@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 from kybernetes.client import Client, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import pod_dns, qos_cgroups, security_context
+from kybernetes.kubelet import image_pull, pod_dns, qos_cgroups, security_context
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -341,35 +341,35 @@ class PodWorker:
         return sid, cfg
 
     # ------------------------------------------------------------ containers
-    async def ensure_image(self, c: Obj) -> Optional[str]:
-        cri, image = self.w.cri, c.get("image", "")
-        policy = pull_policy(c)
-        have = await cri.image_status(image)
-        if policy == "Never" and have is None:
-            msg = f'Container image "{image}" is not present with pull policy of Never'
-            self.waiting[c["name"]] = ("ErrImageNeverPull", msg)
-            self.event(WARNING, "ErrImageNeverPull", msg, c["name"])
-            return None
-        if have is not None and policy != "Always":
-            self.event(NORMAL, "Pulled", f'Container image "{image}" already present on machine', c["name"])
-            return have.id
-        self.event(NORMAL, "Pulling", f'Pulling image "{image}"', c["name"])
-        t0 = time.monotonic()
-        try:
-            await cri.pull_image(image)
-        except CRIError as e:
-            if have is not None:
-                return have.id
-            self.waiting[c["name"]] = ("ErrImagePull", str(e))
-            self.event(WARNING, "Failed", f'Failed to pull image "{image}": {e}', c["name"])
-            return None
-        self.event(NORMAL, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s',
-                   c["name"])
-        img = await cri.image_status(image)
-        return img.id if img else None
+    async def ensure_image(self, c: Obj, sconfig=None) -> Optional[str]:
+        """The container's image, pulled per its pull policy with the pod's pull secrets and
+        the node's pull back-off (kubelet.image_pull); None, with the waiting reason set, if
+        it is not there."""
+        ref, reason, msg = await self.w.images.ensure_image(
+            self.pod, c, pull_policy(c), self.pull_secrets, sandbox_config=sconfig,
+            event=lambda etype, why, text: self.event(etype, why, text, c["name"]))
+        if ref is not None:
+            return ref
+        self.waiting[c["name"]] = (reason, msg)
+        self.event(WARNING, "Failed", f"Error: {reason}", c["name"])
+        if reason in (image_pull.ERR_IMAGE_PULL, image_pull.IMAGE_PULL_BACKOFF):
+            # look again within the back-off (ImagePullBackOff shows) and once it ends
+            left = self.w.images.retry_in(self.pod, c)
+            asyncio.get_running_loop().call_later(min(left, self.w.images.backoff.initial / 2) + 0.05,
+                                                  self.wake.set)
+        return None
+
+    async def pull_secrets(self) -> list[Obj]:
+        """The pod's imagePullSecrets that can be read, with upstream's warning for the rest."""
+        secrets, failed = await image_pull.pull_secrets(self.w.client, self.pod)
+        if failed:
+            self.event(WARNING, "FailedToRetrieveImagePullSecret",
+                       f"Unable to retrieve some image pull secrets ({', '.join(failed)}); "
+                       "attempting to pull the image may not succeed.")
+        return secrets
 
     async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str) -> None:
-        if await self.ensure_image(c) is None:
+        if await self.ensure_image(c, sconfig) is None:
             return
         env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip)
         envd = dict(env)
@@ -521,8 +521,10 @@ class PodWorker:
                 out["lastState"] = {"terminated": prev}
         elif st.state == pb.CONTAINER_EXITED:
             term = self._terminated(spec_c, st, cur.id)
-            if name in self.waiting and self.waiting[name][0] == "CrashLoopBackOff":
-                out["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": self.waiting[name][1]}}
+            if name in self.waiting and self.waiting[name][0] in ("CrashLoopBackOff", *image_pull.WAITING_REASONS):
+                # a restart that is held back, or whose image cannot be had
+                reason, msg = self.waiting[name]
+                out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
                 out["lastState"] = {"terminated": term}
             else:
                 out["state"] = {"terminated": term}
@@ -664,9 +666,12 @@ class PodWorkers:
     def __init__(self, client: Client, cri, *, node_name: str, host_ip: str, log_root: Path,
                  cgroup_root: str = "kubepods", resync: float = 10.0, volumes=None,
                  cluster_dns: Sequence[str] = (), cluster_domain: str = "cluster.local",
-                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None):
+                 resolv_conf: str = "/etc/resolv.conf", events: Optional[EventRecorder] = None,
+                 image_pull_backoff: float = image_pull.BACKOFF_INITIAL):
         self.client = client
         self.cri = cri
+        # the node's image manager: pull secrets, pull back-off, one pull at a time
+        self.images = image_pull.ImagePuller(cri, backoff_initial=image_pull_backoff)
         self.node_name = node_name
         self.host_ip = host_ip
         self.log_root = Path(log_root)
@@ -756,6 +761,37 @@ class PodWorkers:
 
     def forget(self, uid: str) -> None:
         self.workers.pop(uid, None)
+
+    async def kill_orphans(self, known: set[str], grace: int = 1) -> list[str]:
+        """Kill and remove the runtime's pods that are neither in `known` nor have a worker:
+        pods deleted from the API while the kubelet was down (upstream HandlePodCleanups,
+        which kills such runtime pods with a 1 s grace period, their spec being gone).
+        Returns their uids."""
+        orphans: dict[str, Any] = {}
+        try:
+            sandboxes = await self.cri.list_pod_sandbox()
+        except CRIError as e:  # the periodic sync cannot do this: say so, and carry on
+            log.warning("looking for pods no longer bound here: %s", e)
+            return []
+        for s in sandboxes:
+            uid = s.labels.get(L_UID, "")
+            if uid and uid not in known and uid not in self.workers:
+                orphans.setdefault(uid, s)
+        for uid, s in orphans.items():
+            pod = {"metadata": {"uid": uid, "name": s.labels.get(L_NAME) or s.metadata.name,
+                                "namespace": s.labels.get(L_NS) or s.metadata.namespace}, "spec": {}}
+            log.info("killing pod %s/%s (%s): no longer bound to this node", pod["metadata"]["namespace"],
+                     pod["metadata"]["name"], uid)
+            try:
+                await PodWorker(self, uid, pod).kill(grace=grace)
+            except CRIError as e:
+                log.warning("killing orphaned pod %s: %s", uid, e)
+                continue
+            # its QoS class went with its spec: remove the pod cgroup wherever it is
+            for qos in (qos_cgroups.GUARANTEED, qos_cgroups.BURSTABLE):
+                await asyncio.to_thread(cleanup.remove_cgroup,
+                                        qos_cgroups.pod_cgroup(self.cgroup_root, uid, qos).lstrip("/"))
+        return list(orphans)
 
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
