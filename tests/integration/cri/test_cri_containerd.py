@@ -271,7 +271,10 @@ async def test_pod_exit_codes_and_oom(node):
             states = {}
             while time.monotonic() < deadline:
                 states = {c: (await cri.container_status(c)).status for c in (done, oom)}
-                if all(s.state == pb.CONTAINER_EXITED for s in states.values()):
+                # containerd handles the task's exit and its OOM event separately: under load the
+                # exit lands first ("Error") and the OOM event then rewrites the reason
+                if all(s.state == pb.CONTAINER_EXITED for s in states.values()) and \
+                        states[oom].reason == "OOMKilled":
                     break
                 await asyncio.sleep(0.1)
             assert states[done].exit_code == 7 and states[done].reason == "Error"
