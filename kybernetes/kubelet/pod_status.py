@@ -7,6 +7,7 @@ import datetime
 from decimal import Decimal
 from typing import Any, Mapping, Optional
 
+from kybernetes.kubelet import env_sources
 from kybernetes.scheduler.resources import parse_quantity
 
 Obj = dict[str, Any]
@@ -77,6 +78,8 @@ def _field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
         "status.podIP": pod_ip,
         "status.hostIP": host_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIPs": host_ip,
     }
     if path in simple:
         return simple[path]
@@ -89,13 +92,18 @@ def _field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
 
 def container_env(pod: Obj, container: Obj, *, pod_ip: str = "", host_ip: str = "",
                   service_env: Optional[Mapping[str, str]] = None,
-                  allocatable: Optional[Mapping[str, str]] = None) -> list[tuple[str, str]]:
-    """The container's env as upstream's makeEnvironmentVariables builds it: its `env` in
-    order (values `$(VAR)`-expanded against earlier entries, then the service variables;
-    fieldRef and resourceFieldRef, limits defaulting to the node's allocatable), then the
-    service variables the container does not set itself."""
+                  allocatable: Optional[Mapping[str, str]] = None,
+                  sources: Optional[env_sources.Sources] = None) -> list[tuple[str, str]]:
+    """The container's env as upstream's makeEnvironmentVariables builds it: its envFrom
+    (ConfigMaps/Secrets from `sources`, see kubelet.env_sources), then its `env` in order
+    (values `$(VAR)`-expanded against earlier entries, then the service variables;
+    fieldRef, resourceFieldRef with limits defaulting to the node's allocatable,
+    configMapKeyRef/secretKeyRef), then the service variables the container does not set
+    itself.  env_sources.EnvSourceError when a required object or key is missing."""
     service_env = service_env or {}
-    env: dict[str, str] = {}
+    sources = sources or {}
+    ns = (pod.get("metadata") or {}).get("namespace", "")
+    env: dict[str, str] = env_sources.env_from(container, sources, ns)
     lookup = _Chain(env, service_env)
     for e in container.get("env") or []:
         name = e.get("name", "")
@@ -105,8 +113,12 @@ def container_env(pod: Obj, container: Obj, *, pod_ip: str = "", host_ip: str = 
         elif vf.get("fieldRef"):
             env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
         elif vf.get("resourceFieldRef"):
-            from kybernetes.kubelet.volumes.projection import resource_value  # volumes import this module
+            from kybernetes.kubelet.volumes.projection import resource_value  # late: the volumes import this module
             env[name] = resource_value(pod, vf["resourceFieldRef"], dict(allocatable or {}), container.get("name", ""))
+        elif vf.get("configMapKeyRef") or vf.get("secretKeyRef"):
+            v = env_sources.key_ref(vf, sources, ns)
+            if v is not None:  # an optional reference to something missing sets nothing
+                env[name] = v
         else:
             env[name] = ""
     return list(env.items()) + [(k, v) for k, v in service_env.items() if k not in env]

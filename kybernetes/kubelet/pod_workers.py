@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from kybernetes.client import Client, Conflict, NotFound
+from kybernetes.client import Client, ClientError, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import active_deadline, image_pull, pod_dns, qos_cgroups, security_context, sysctls
+from kybernetes.kubelet import active_deadline, env_sources, image_pull, pod_dns, qos_cgroups, security_context, sysctls
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -408,11 +408,13 @@ class PodWorker:
         try:
             env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip,
                                    service_env=self.w.service_env.for_pod(self.pod, static=self.is_static),
-                                   allocatable=getattr(self.w.volumes, "node_allocatable", dict)())
-        except (ServicesNotSynced, VolumeError) as e:
+                                   allocatable=getattr(self.w.volumes, "node_allocatable", dict)(),
+                                   sources=await env_sources.fetch(c, self.env_object))
+        except (ServicesNotSynced, VolumeError, env_sources.EnvSourceError, ClientError) as e:
             self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
             self.event(WARNING, "Failed", f"Error: {e}", c["name"])
-            asyncio.get_running_loop().call_later(1.0, self.wake.set)  # the services informer syncs soon
+            if isinstance(e, ServicesNotSynced):  # the services informer syncs soon; the rest waits for a resync
+                asyncio.get_running_loop().call_later(1.0, self.wake.set)
             return
         envd = dict(env)
         cmd, args = ps.command_and_args(c, envd)
@@ -465,6 +467,10 @@ class PodWorker:
                 log.warning("pod %s: FailedPostStartHook: %s", self.name, err)
                 self.event(WARNING, "FailedPostStartHook", err, c["name"])
                 await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
+
+    async def env_object(self, resource: str, name: str) -> Optional[Obj]:
+        """A ConfigMap or Secret of the pod's namespace for its env (None: not found)."""
+        return await self.w.volumes.objects.get(resource, self.pod["metadata"]["namespace"], name)
 
     async def write_hosts(self, pod_ip: str) -> Path:
         """pods/<uid>/etc-hosts, the Kubernetes-managed /etc/hosts of every container."""

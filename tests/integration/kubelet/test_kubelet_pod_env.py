@@ -179,3 +179,37 @@ async def test_sysctls(node):
     # the API validates sysctl names
     with pytest.raises(Exception, match="must have at most 253 characters and match regex"):
         await pods.create(pod("sysctl-invalid", "true", securityContext={"sysctls": [{"name": "Bad_Name", "value": "1"}]}))
+
+
+async def test_env_from_configmap_and_secret(node):
+    c, pods = node
+    await c.resource("", "v1", "configmaps", namespaced=True).create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS},
+         "data": {"COLOUR": "blue", "FOO_SVC_SERVICE_HOST": "from-configmap"}})
+    await c.resource("", "v1", "secrets", namespaced=True).create(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec", "namespace": NS},
+         "stringData": {"password": "s3cret"}})
+    await pods.create(pod("from-sources", ENV_SCRIPT, container={
+        "envFrom": [{"configMapRef": {"name": "cfg"}}, {"prefix": "S_", "secretRef": {"name": "sec"}}],
+        "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}},
+                {"name": "MAYBE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope", "optional": True}}},
+                {"name": "SAID", "value": "$(COLOUR)-$(PASSWORD)"}]}))
+    await pods.create(pod("missing-cm", "true", container={"envFrom": [{"configMapRef": {"name": "nope"}}]}))
+    p = await finished(pods, "from-sources")
+    env = env_of(p)
+    assert (env["COLOUR"], env["S_password"], env["PASSWORD"], env["SAID"]) == ("blue", "s3cret", "s3cret", "blue-s3cret")
+    assert env["FOO_SVC_SERVICE_HOST"] == "from-configmap"  # envFrom overrides a service variable
+    assert "MAYBE" not in env
+
+    async def config_error():
+        p = await pods.get("missing-cm", NS)
+        cs = ((p.get("status") or {}).get("containerStatuses") or [{}])[0]
+        w = (cs.get("state") or {}).get("waiting") or {}
+        return w if w.get("reason") == "CreateContainerConfigError" else None
+    w = await wait_for(config_error, 60)
+    assert w["message"] == 'configmap "nope" not found'
+
+    async def event():
+        evs = [e for e in await pod_events(c, "missing-cm", NS) if e[1] == "Failed"]
+        return evs or None
+    assert (await wait_for(event, 30))[0][:3] == ("Warning", "Failed", 'Error: configmap "nope" not found')

@@ -120,3 +120,69 @@ def test_resource_field_ref_defaults_to_node_allocatable():
     pod = {"metadata": {"namespace": "app"}, "spec": {"containers": [c]}}
     d = dict(ps.container_env(pod, c, allocatable={"cpu": "2", "memory": "4Gi"}))
     assert d == {"CPU": "2", "MEM": "64", "CPU_REQ": "0"}
+
+
+# ---------------------------------------------------------------- envFrom and key references
+from kybernetes.kubelet import env_sources  # noqa: E402
+
+CM = {"data": {"A": "cm-a", "B": "cm-b", "HOST_REF": "$(KUBERNETES_SERVICE_HOST)"}}
+SECRET = {"data": {"B": "c2VjcmV0LWI=", "TOKEN": "dG9r"}}  # secret-b, tok
+
+
+def sources(**extra):
+    return {("configmaps", "cm"): CM, ("secrets", "sec"): SECRET, ("configmaps", "gone"): None,
+            ("secrets", "gone"): None, **extra}
+
+
+def env_of(c, **kw):
+    pod = {"metadata": {"namespace": "app"}, "spec": {"containers": [c]}}
+    return ps.container_env(pod, c, sources=sources(), **kw)
+
+
+def test_env_from_and_key_refs_in_upstream_order():
+    c = {"name": "main",
+         "envFrom": [{"configMapRef": {"name": "cm"}}, {"secretRef": {"name": "sec"}, "prefix": "S_"},
+                     {"configMapRef": {"name": "gone", "optional": True}}],
+         "env": [{"name": "A", "value": "env-a $(B) $(S_TOKEN)"},
+                 {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "B"}}},
+                 {"name": "FROM_SEC", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "TOKEN"}}},
+                 {"name": "OPT_KEY", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "nope",
+                                                                       "optional": True}}},
+                 {"name": "OPT_OBJ", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "x",
+                                                                    "optional": True}}}]}
+    assert env_sources.references(c) == [("configmaps", "cm"), ("secrets", "sec"), ("configmaps", "gone"),
+                                         ("secrets", "gone")]
+    d = dict(env_of(c, service_env={"KUBERNETES_SERVICE_HOST": "10.43.0.1", "S_TOKEN": "svc"}))
+    # env overrides envFrom, literal values expand, values from objects do not
+    assert d["A"] == "env-a cm-b tok" and d["B"] == "cm-b" and d["S_B"] == "secret-b"
+    assert d["HOST_REF"] == "$(KUBERNETES_SERVICE_HOST)" and d["S_TOKEN"] == "tok"
+    assert d["FROM_CM"] == "cm-b" and d["FROM_SEC"] == "tok"
+    assert "OPT_KEY" not in d and "OPT_OBJ" not in d  # optional and missing: not set at all
+
+
+@pytest.mark.parametrize("c,message", [
+    ({"envFrom": [{"configMapRef": {"name": "gone"}}]}, 'configmap "gone" not found'),
+    ({"envFrom": [{"secretRef": {"name": "gone"}}]}, 'secret "gone" not found'),
+    ({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "nope"}}}]},
+     "couldn't find key nope in ConfigMap app/cm"),
+    ({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "nope"}}}]},
+     "couldn't find key nope in Secret app/sec"),
+    ({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k"}}}]},
+     'secret "gone" not found'),
+])
+def test_missing_required_sources(c, message):
+    with pytest.raises(env_sources.EnvSourceError) as e:
+        env_of(dict(c, name="main"))
+    assert str(e.value) == message
+
+
+async def test_fetch_reads_each_object_once():
+    calls = []
+
+    async def get(resource, name):
+        calls.append((resource, name))
+        return {"data": {}}
+    c = {"envFrom": [{"configMapRef": {"name": "cm"}}],
+         "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}
+    assert await env_sources.fetch(c, get) == {("configmaps", "cm"): {"data": {}}}
+    assert calls == [("configmaps", "cm")]
