@@ -118,6 +118,10 @@ class PodWorker:
                 await asyncio.sleep(1.0)
 
     @property
+    def host_network(self) -> bool:
+        return bool((self.pod.get("spec") or {}).get("hostNetwork"))
+
+    @property
     def is_static(self) -> bool:
         """A pod from the kubelet's manifest directory, not from the API server."""
         src = ((self.pod.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/config.source")
@@ -183,6 +187,8 @@ class PodWorker:
             sconfig = self.sandbox_config(sorted(ready, key=lambda s: s.created_at)[-1].metadata.attempt)
         st = await cri.pod_sandbox_status(sid)
         pod_ip = st.status.network.ip if st.status.HasField("network") else ""
+        if self.host_network:  # the runtime reports no IP for the node's network: the pod has the node's
+            pod_ip = self.w.host_ip
         latest = self.latest(containers, sid)
         spec = pod["spec"]
         policy = spec.get("restartPolicy") or "Always"
@@ -345,7 +351,8 @@ class PodWorker:
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=meta["name"], uid=self.uid, namespace=meta["namespace"],
                                            attempt=attempt),
-            hostname=pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
+            # a host-network pod keeps the node's hostname (and its network, ipc and pid as asked)
+            hostname="" if self.host_network else pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
             log_directory=str(log_dir),
             dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
@@ -353,7 +360,10 @@ class PodWorker:
                 cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
                 sysctls=sysctls.sandbox_sysctls(self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD),
+                    namespace_options=pb.NamespaceOption(
+                        network=pb.NODE if self.host_network else pb.POD,
+                        pid=pb.NODE if self.pod["spec"].get("hostPID") else pb.CONTAINER,
+                        ipc=pb.NODE if self.pod["spec"].get("hostIPC") else pb.POD),
                     **security_context.sandbox_identity(self.pod))),
         )
 
@@ -475,9 +485,12 @@ class PodWorker:
     async def write_hosts(self, pod_ip: str) -> Path:
         """pods/<uid>/etc-hosts, the Kubernetes-managed /etc/hosts of every container."""
         path = self.w.volumes.pod_dir(self.uid) / "etc-hosts"
-        text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
 
         def write() -> None:
+            if self.host_network:
+                text = pod_dns.host_network_hosts_file(self.pod, Path(self.w.hosts_file).read_text())
+            else:
+                text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(".etc-hosts.tmp")
             tmp.write_text(text)
@@ -731,6 +744,7 @@ class PodWorkers:
         self.events = events
         self.cluster_domain = cluster_domain
         self.resolv_conf = resolv_conf
+        self.hosts_file = "/etc/hosts"  # what host-network pods see, with their hostAliases
         self.host_dns = pod_dns.DNS()
         # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)

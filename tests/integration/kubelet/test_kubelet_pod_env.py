@@ -1,11 +1,13 @@
 """What a container sees and how long a pod may run, on a real kubelet + containerd:
 service environment variables (with enableServiceLinks, precedence and $(VAR) expansion),
-activeDeadlineSeconds (also shortened later), and pod sysctls (safe ones in /proc/sys,
-allowed unsafe ones, forbidden ones rejected with SysctlForbidden)."""
+envFrom/configMapKeyRef/secretKeyRef, activeDeadlineSeconds (also shortened later), pod
+sysctls (safe ones in /proc/sys, allowed unsafe ones, forbidden ones rejected with
+SysctlForbidden) and the /etc/hosts of a host-network pod."""
 
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import pytest_asyncio
@@ -213,3 +215,17 @@ async def test_env_from_configmap_and_secret(node):
         evs = [e for e in await pod_events(c, "missing-cm", NS) if e[1] == "Failed"]
         return evs or None
     assert (await wait_for(event, 30))[0][:3] == ("Warning", "Failed", 'Error: configmap "nope" not found')
+
+
+async def test_host_network_pod_gets_the_nodes_hosts_file(node):
+    c, pods = node
+    await pods.create(pod("hostnet", "cat /etc/hosts > /dev/termination-log; hostname >> /dev/termination-log",
+                          hostNetwork=True, hostAliases=[{"ip": "10.9.8.7", "hostnames": ["alias-x", "alias-y"]}]))
+    p = await finished(pods, "hostnet")
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    assert p["status"]["podIP"] == "127.0.0.1" == p["status"]["hostIP"]  # the node's address
+    with open("/etc/hosts") as f:
+        node_hosts = f.read()
+    want = ("# Kubernetes-managed hosts file (host network).\n" + node_hosts +
+            "\n# Entries added by HostAliases.\n10.9.8.7\talias-x\talias-y\n" + socket.gethostname() + "\n")
+    assert output(p) == want
