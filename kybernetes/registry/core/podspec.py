@@ -398,7 +398,9 @@ def validate_pod_spec_update(new: Obj, old: Obj, path: str = "spec") -> list[Cau
         if old_ads is not None and old_ads < new_ads:
             return [invalid(f"{path}.activeDeadlineSeconds", new_ads, "must be less than or equal to previous value")]
     elif old_ads is not None:
-        return [invalid(f"{path}.activeDeadlineSeconds", None, "must not update from a positive integer to nil value")]
+        # upstream shows the nil value as the quoted string "null"
+        return [invalid(f"{path}.activeDeadlineSeconds", "null",
+                        "must not update from a positive integer to nil value")]
     munged = copy.deepcopy(old)
     # the fields that may change are copied from `new`; anything else that differs is forbidden
     for key in ("containers", "initContainers"):
