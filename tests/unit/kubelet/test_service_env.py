@@ -186,3 +186,15 @@ async def test_fetch_reads_each_object_once():
          "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}
     assert await env_sources.fetch(c, get) == {("configmaps", "cm"): {"data": {}}}
     assert calls == [("configmaps", "cm")]
+
+
+async def test_nodes_may_list_and_watch_services_everywhere():
+    """The kubelet's Services informer runs as system:node:<name> (as upstream's system:node rules)."""
+    from kybernetes.auth.authorizer import Attributes, Decision, UserInfo
+    from kybernetes.auth.node_authorizer import Graph, NodeAuthorizer
+
+    node = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
+    authz = NodeAuthorizer(Graph())
+    for verb in ("list", "watch"):
+        a = Attributes(user=node, verb=verb, namespace="", api_group="", resource="services", subresource="", name="")
+        assert (await authz.authorize(a))[0] == Decision.ALLOW
