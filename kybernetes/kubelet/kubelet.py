@@ -33,9 +33,9 @@ from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
 from kybernetes.kubelet.service_env import ServiceEnv
-from kybernetes.kubelet.sysctls import Allowlist
 from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod, read_manifests
 from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
+from kybernetes.kubelet.sysctls import Allowlist
 from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
@@ -111,7 +111,8 @@ class Kubelet:
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
         # every Service, for the containers' service environment variables
-        self.services = Informer(client.resource("", "v1", "services", namespaced=True), name=f"kubelet-services-{node_name}")
+        self.services = Informer(client.resource("", "v1", "services", namespaced=True),
+                                 name=f"kubelet-services-{node_name}")
         self.workers.service_env = ServiceEnv(self.services)
         self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
                                    on_delete=self._on_pod_deleted)

@@ -612,8 +612,8 @@ class PodWorker:
         self.event(WARNING, reason, message)
 
     async def evicted(self, message: str, reason: str = "Evicted") -> None:
-        """Eviction: kill everything with the eviction manager's grace period and report
-        the pod Failed with reason Evicted."""
+        """Eviction (or another end the kubelet decides, by `reason`): kill everything with
+        the eviction grace period and report the pod Failed with that reason."""
         await self.kill(grace=self.eviction_grace, keep_sandbox_record=True)
         sandboxes = sorted(await self.w.cri.list_pod_sandbox(labels={L_UID: self.uid}), key=lambda s: s.created_at)
         sid = sandboxes[-1].id if sandboxes else ""
