@@ -80,6 +80,8 @@ def _field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
         "status.hostIP": host_ip,
         "status.podIPs": pod_ip,
         "status.hostIPs": host_ip,
+        "spec.terminationGracePeriodSeconds": str(30 if spec.get("terminationGracePeriodSeconds") is None
+                                                  else int(spec["terminationGracePeriodSeconds"])),
     }
     if path in simple:
         return simple[path]

@@ -198,3 +198,12 @@ async def test_nodes_may_list_and_watch_services_everywhere():
     for verb in ("list", "watch"):
         a = Attributes(user=node, verb=verb, namespace="", api_group="", resource="services", subresource="", name="")
         assert (await authz.authorize(a))[0] == Decision.ALLOW
+
+
+def test_field_refs():
+    c = {"name": "main", "env": [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": p}}} for n, p in (
+        ("IPS", "status.podIPs"), ("HOSTS", "status.hostIPs"), ("GRACE", "spec.terminationGracePeriodSeconds"),
+        ("NODE", "spec.nodeName"))]}
+    pod = {"metadata": {"namespace": "app"}, "spec": {"nodeName": "n1", "containers": [c]}}
+    d = dict(ps.container_env(pod, c, pod_ip="10.88.0.5", host_ip="10.0.0.1"))
+    assert d == {"IPS": "10.88.0.5", "HOSTS": "10.0.0.1", "GRACE": "30", "NODE": "n1"}
