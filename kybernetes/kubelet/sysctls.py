@@ -48,7 +48,7 @@ class Allowlist:
             p = normalize(p)
             ns = sysctl_namespace(p.rstrip("*") if p.endswith("*") else p)
             if not ns:
-                raise ValueError(f"the sysctls {p!r} are not known to be namespaced")
+                raise ValueError(f'the sysctls "{p}" are not known to be namespaced')
             if p.endswith("*"):
                 self.prefixes[p[:-1]] = ns
             else:

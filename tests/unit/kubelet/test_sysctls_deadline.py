@@ -90,3 +90,19 @@ def test_remaining_time():
     # before the status shows a start time, the worker's own counts
     assert active_deadline.remaining({"spec": {"activeDeadlineSeconds": 5}}, "2026-01-01T00:00:08Z", now) == 3
     assert active_deadline.remaining({"spec": {"activeDeadlineSeconds": 5}}, None, now) is None
+
+
+def test_allowed_unsafe_sysctls_flag():
+    import argparse
+
+    from kybernetes.cli import agent
+
+    def parse(*argv):
+        p = argparse.ArgumentParser()
+        agent.add_arguments(p)
+        return agent.kubelet_options(p.parse_args(list(argv)))
+    assert "allowed_unsafe_sysctls" not in parse()
+    assert parse("--allowed-unsafe-sysctls", "kernel.msg*, net.core.somaxconn")["allowed_unsafe_sysctls"] == \
+        ["kernel.msg*", "net.core.somaxconn"]
+    with pytest.raises(ValueError, match='--allowed-unsafe-sysctls: the sysctls "vm.swappiness" are not known'):
+        parse("--allowed-unsafe-sysctls", "vm.swappiness")
