@@ -259,9 +259,10 @@ SYSCTL_MAX_LENGTH = 253
 
 
 def sysctl_namespace(name: str) -> str:
-    """The namespace a sysctl belongs to: "ipc", "net", or "" (not namespaced)."""
-    name = name.replace("/", ".") if "/" in name and (name.find(".") == -1 or name.find("/") < name.find(".")) else name
-    if name in ("kernel.sem", "kernel.shm_rmid_forced") or name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue.")):
+    """The namespace a sysctl belongs to: "ipc", "net", or "" (not namespaced); names
+    may use `/` as the separator (only the leading part matters here)."""
+    name = name.replace("/", ".")
+    if name == "kernel.sem" or name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue.")):
         return "ipc"
     if name.startswith("net."):
         return "net"
