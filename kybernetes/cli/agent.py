@@ -84,6 +84,9 @@ def add_kubelet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-storage-capacity-isolation", type=lambda v: v.lower() in ("1", "true", "yes"),
                    default=True, help="evict pods over their emptyDir sizeLimit or ephemeral-storage limits "
                                       "(upstream's localStorageCapacityIsolation; default true)")
+    p.add_argument("--allowed-unsafe-sysctls", default="",
+                   help="comma-separated unsafe sysctls or patterns (e.g. 'kernel.msg*,net.core.somaxconn') "
+                        "pods may set beside the safe ones")
 
 
 def kubelet_options(args: argparse.Namespace) -> dict:
@@ -98,6 +101,15 @@ def kubelet_options(args: argparse.Namespace) -> dict:
     dns = getattr(args, "cluster_dns", "") or ""
     out["cluster_dns"] = [a.strip() for a in dns.split(",") if a.strip()]
     out["cluster_domain"] = getattr(args, "cluster_domain", "") or DEFAULT_CLUSTER_DOMAIN
+    unsafe = getattr(args, "allowed_unsafe_sysctls", "") or ""
+    if unsafe:
+        from kybernetes.kubelet.sysctls import Allowlist
+
+        out["allowed_unsafe_sysctls"] = [s.strip() for s in unsafe.split(",") if s.strip()]
+        try:
+            Allowlist(out["allowed_unsafe_sysctls"])
+        except ValueError as e:
+            raise ValueError(f"--allowed-unsafe-sysctls: {e}") from None
     from kybernetes.kubelet import eviction_thresholds as et
 
     hard = getattr(args, "eviction_hard", et.DEFAULT_EVICTION_HARD)

@@ -32,8 +32,10 @@ from kybernetes.kubelet.node_status import NodeStatusManager
 from kybernetes.kubelet.pod_cidr import wait_pod_cidrs
 from kybernetes.kubelet.pleg import PLEG
 from kybernetes.kubelet.pod_workers import PodWorkers
+from kybernetes.kubelet.service_env import ServiceEnv
 from kybernetes.kubelet.static_pods import FILE_CHECK_FREQUENCY, StaticPods, is_mirror_pod, read_manifests
 from kybernetes.kubelet.stats import StatsProvider, clear_provider, set_provider
+from kybernetes.kubelet.sysctls import Allowlist
 from kybernetes.kubelet.volumes import VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet")
@@ -55,7 +57,7 @@ class Kubelet:
                  eviction_pressure_transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
                  eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD,
                  eviction_max_pod_grace_period: int = 0, local_storage_capacity_isolation: bool = True,
-                 image_pull_backoff: float = 10.0):
+                 image_pull_backoff: float = 10.0, allowed_unsafe_sysctls: Sequence[str] = ()):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
@@ -69,7 +71,8 @@ class Kubelet:
         parse_threshold_config; upstream's hard defaults when None, none when empty), checked
         every `eviction_monitoring_period` seconds, with local storage limits enforced unless
         `local_storage_capacity_isolation` is False.  A failed image pull backs off from
-        `image_pull_backoff` seconds, doubling to 300 s."""
+        `image_pull_backoff` seconds, doubling to 300 s.  Pods may use the safe sysctls and
+        those matching `allowed_unsafe_sysctls` (names or `prefix*` patterns)."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -102,10 +105,15 @@ class Kubelet:
             if local_storage_capacity_isolation else None, pod_cleaned_up=self._pod_cleaned_up,
             node_event=lambda etype, reason, message: self.events.node_event(etype, reason, message))
         self.node.pressure = lambda: self.eviction.pressure
-        self.workers.admit = self.eviction.admit
+        self.sysctls = Allowlist(allowed_unsafe_sysctls)
+        self.workers.admit = lambda pod: self.eviction.admit(pod) or self.sysctls.admit(pod)
         self.pleg = PLEG(self.cri, self.workers.wake, period=pleg_period)
         self.informer = Informer(client.resource("", "v1", "pods", namespaced=True),
                                  field_selector=f"spec.nodeName={node_name}", name=f"kubelet-pods-{node_name}")
+        # every Service, for the containers' service environment variables
+        self.services = Informer(client.resource("", "v1", "services", namespaced=True),
+                                 name=f"kubelet-services-{node_name}")
+        self.workers.service_env = ServiceEnv(self.services)
         self.informer.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
                                    on_delete=self._on_pod_deleted)
         self.static_pods: Optional[StaticPods] = None
@@ -193,6 +201,7 @@ class Kubelet:
         if self.on_pod_cidr is not None:
             self.pod_cidrs = await wait_pod_cidrs(self.client, self.node_name, self.pod_cidr_timeout)
             await self.on_pod_cidr(self.pod_cidrs)
+        self.services.start()
         self.informer.start()
         await self.informer.wait_synced(60)
         await self._setup_qos_cgroups()
@@ -225,6 +234,7 @@ class Kubelet:
         await self.image_gc.stop()
         await self.pleg.stop()
         await self.informer.stop()
+        await self.services.stop()
         await self.workers.stop()
         await self.node.stop()
         try:  # the events still being written (the client closes after this)

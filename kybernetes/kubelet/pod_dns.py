@@ -117,15 +117,26 @@ def pod_dns(pod: Obj, *, cluster_dns: list[str], cluster_domain: str, host: DNS)
     return d
 
 
+def _host_aliases(pod: Obj) -> str:
+    aliases = (pod.get("spec") or {}).get("hostAliases") or []
+    if not aliases:
+        return ""
+    return "\n# Entries added by HostAliases.\n" + "".join(
+        f"{a.get('ip', '')}\t{chr(9).join(a.get('hostnames') or [])}\n" for a in aliases)
+
+
 def hosts_file(pod: Obj, pod_ips: list[str], cluster_domain: str) -> str:
     """The Kubernetes-managed /etc/hosts of a pod on the pod network."""
     name, domain = hostname_and_domain(pod, cluster_domain)
     out = [HOSTS_HEADER]
     for ip in pod_ips:
         out.append(f"{ip}\t{name}.{domain}\t{name}\n" if domain else f"{ip}\t{name}\n")
-    aliases = (pod.get("spec") or {}).get("hostAliases") or []
-    if aliases:
-        out.append("\n# Entries added by HostAliases.\n")
-        for a in aliases:
-            out.append(f"{a.get('ip', '')}\t{chr(9).join(a.get('hostnames') or [])}\n")
-    return "".join(out)
+    return "".join(out) + _host_aliases(pod)
+
+
+HOST_NETWORK_HOSTS_HEADER = "# Kubernetes-managed hosts file (host network).\n"
+
+
+def host_network_hosts_file(pod: Obj, node_hosts: str) -> str:
+    """The /etc/hosts of a host-network pod: the node's own, then the pod's hostAliases."""
+    return HOST_NETWORK_HOSTS_HEADER + node_hosts + _host_aliases(pod)

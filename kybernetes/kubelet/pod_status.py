@@ -7,6 +7,7 @@ import datetime
 from decimal import Decimal
 from typing import Any, Mapping, Optional
 
+from kybernetes.kubelet import env_sources
 from kybernetes.scheduler.resources import parse_quantity
 
 Obj = dict[str, Any]
@@ -77,6 +78,10 @@ def _field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
         "status.podIP": pod_ip,
         "status.hostIP": host_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIPs": host_ip,
+        "spec.terminationGracePeriodSeconds": str(30 if spec.get("terminationGracePeriodSeconds") is None
+                                                  else int(spec["terminationGracePeriodSeconds"])),
     }
     if path in simple:
         return simple[path]
@@ -87,18 +92,57 @@ def _field_ref(pod: Obj, path: str, pod_ip: str, host_ip: str) -> str:
     return ""
 
 
-def container_env(pod: Obj, container: Obj, *, pod_ip: str = "", host_ip: str = "") -> list[tuple[str, str]]:
-    """The container's env in order (value with $(VAR) expansion against earlier entries, fieldRef)."""
-    env: dict[str, str] = {}
+def container_env(pod: Obj, container: Obj, *, pod_ip: str = "", host_ip: str = "",
+                  service_env: Optional[Mapping[str, str]] = None,
+                  allocatable: Optional[Mapping[str, str]] = None,
+                  sources: Optional[env_sources.Sources] = None) -> list[tuple[str, str]]:
+    """The container's env as upstream's makeEnvironmentVariables builds it: its envFrom
+    (ConfigMaps/Secrets from `sources`, see kubelet.env_sources), then its `env` in order
+    (values `$(VAR)`-expanded against earlier entries, then the service variables;
+    fieldRef, resourceFieldRef with limits defaulting to the node's allocatable,
+    configMapKeyRef/secretKeyRef), then the service variables the container does not set
+    itself.  env_sources.EnvSourceError when a required object or key is missing."""
+    service_env = service_env or {}
+    sources = sources or {}
+    ns = (pod.get("metadata") or {}).get("namespace", "")
+    env: dict[str, str] = env_sources.env_from(container, sources, ns)
+    lookup = _Chain(env, service_env)
     for e in container.get("env") or []:
         name = e.get("name", "")
-        if "value" in e:
-            env[name] = expand(str(e.get("value") or ""), env)
-        elif (e.get("valueFrom") or {}).get("fieldRef"):
-            env[name] = _field_ref(pod, e["valueFrom"]["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
+        vf = e.get("valueFrom") or {}
+        if e.get("value"):
+            env[name] = expand(str(e["value"]), lookup)
+        elif vf.get("fieldRef"):
+            env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
+        elif vf.get("resourceFieldRef"):
+            from kybernetes.kubelet.volumes.projection import resource_value  # late: the volumes import this module
+            env[name] = resource_value(pod, vf["resourceFieldRef"], dict(allocatable or {}), container.get("name", ""))
+        elif vf.get("configMapKeyRef") or vf.get("secretKeyRef"):
+            v = env_sources.key_ref(vf, sources, ns)
+            if v is not None:  # an optional reference to something missing sets nothing
+                env[name] = v
         else:
             env[name] = ""
-    return list(env.items())
+    return list(env.items()) + [(k, v) for k, v in service_env.items() if k not in env]
+
+
+class _Chain(Mapping[str, str]):
+    """Two mappings looked up in order (the container's env first, then the services')."""
+
+    def __init__(self, first: Mapping[str, str], second: Mapping[str, str]):
+        self.first, self.second = first, second
+
+    def __getitem__(self, k: str) -> str:
+        return self.first[k] if k in self.first else self.second[k]
+
+    def __contains__(self, k: object) -> bool:
+        return k in self.first or k in self.second
+
+    def __iter__(self):
+        return iter({**self.second, **self.first})
+
+    def __len__(self) -> int:
+        return len({**self.second, **self.first})
 
 
 def command_and_args(container: Obj, env: Mapping[str, str]) -> tuple[list[str], list[str]]:

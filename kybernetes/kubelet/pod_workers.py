@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from kybernetes.client import Client, Conflict, NotFound
+from kybernetes.client import Client, ClientError, Conflict, NotFound
 from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import image_pull, pod_dns, qos_cgroups, security_context
+from kybernetes.kubelet import active_deadline, env_sources, image_pull, pod_dns, qos_cgroups, security_context, sysctls
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -22,6 +22,7 @@ from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
 from kybernetes.kubelet.prober import PodProbes
 from kybernetes.kubelet.prober.manager import Running
 from kybernetes.kubelet.prober.netns import sandbox_netns
+from kybernetes.kubelet.service_env import ServiceEnv, ServicesNotSynced
 from kybernetes.kubelet.volumes import ContainerConfigError, MountedVolume, VolumeError, VolumeManager
 
 log = logging.getLogger("kybernetes.kubelet.pods")
@@ -73,6 +74,7 @@ class PodWorker:
         self.eviction: Optional[str] = None  # the message, once the eviction manager chose this pod
         self.eviction_grace, self.eviction_condition = 0, True  # its grace period, DisruptionTarget or not
         self.rejection: Optional[tuple[str, str]] = None  # (reason, message) when not admitted
+        self.deadline_timer: Optional[asyncio.TimerHandle] = None  # wakes the worker at activeDeadlineSeconds
 
     def update(self, pod: Obj) -> None:
         old, self.pod = self.pod, pod
@@ -116,6 +118,16 @@ class PodWorker:
                 await asyncio.sleep(1.0)
 
     @property
+    def host_network(self) -> bool:
+        return bool((self.pod.get("spec") or {}).get("hostNetwork"))
+
+    @property
+    def is_static(self) -> bool:
+        """A pod from the kubelet's manifest directory, not from the API server."""
+        src = ((self.pod.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/config.source")
+        return src not in (None, "api")
+
+    @property
     def name(self) -> str:
         m = self.pod.get("metadata") or {}
         return f"{m.get('namespace')}/{m.get('name')}"
@@ -148,6 +160,9 @@ class PodWorker:
         if self.eviction is not None:
             await self.evicted(self.eviction)
             return
+        if self.past_active_deadline():
+            await self.deadline_exceeded()
+            return
         sandboxes = await cri.list_pod_sandbox(labels={L_UID: self.uid})
         ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
         containers = await cri.list_containers(labels={L_UID: self.uid})
@@ -172,6 +187,8 @@ class PodWorker:
             sconfig = self.sandbox_config(sorted(ready, key=lambda s: s.created_at)[-1].metadata.attempt)
         st = await cri.pod_sandbox_status(sid)
         pod_ip = st.status.network.ip if st.status.HasField("network") else ""
+        if self.host_network:  # the runtime reports no IP for the node's network: the pod has the node's
+            pod_ip = self.w.host_ip
         latest = self.latest(containers, sid)
         spec = pod["spec"]
         policy = spec.get("restartPolicy") or "Always"
@@ -226,6 +243,28 @@ class PodWorker:
                     await self.maybe_restart(sid, sconfig, c, cur, "app", pod_ip)
         containers = await cri.list_containers(labels={L_UID: self.uid})
         await self.write_status(sid, pod_ip, self.latest(containers, sid), init_failed, init_done)
+        self.past_active_deadline()  # arms the deadline's timer now that the pod has a start time
+
+    def past_active_deadline(self) -> bool:
+        """Whether the pod ran past spec.activeDeadlineSeconds; if not, a timer wakes the
+        worker when it will (re-armed on every sync, so a shortened deadline counts)."""
+        left = active_deadline.remaining(self.pod, self.start_time)
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+        if left is None:
+            return False
+        if left <= 0:
+            return True
+        self.deadline_timer = asyncio.get_running_loop().call_later(left + 0.05, self.wake.set)
+        return False
+
+    async def deadline_exceeded(self) -> None:
+        """Past the active deadline: stop the containers with the pod's grace period and
+        report the pod Failed with reason DeadlineExceeded (no DisruptionTarget, as upstream)."""
+        self.event(NORMAL, active_deadline.REASON, active_deadline.MESSAGE)
+        self.eviction_grace, self.eviction_condition = self.grace_period(), False
+        await self.evicted(active_deadline.MESSAGE, active_deadline.REASON)
 
     async def enforce_liveness(self, c: Obj, cur, sid: str, pod_ip: str) -> bool:
         """Kill a running container whose liveness or startup probe failed; True if it did."""
@@ -312,14 +351,19 @@ class PodWorker:
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=meta["name"], uid=self.uid, namespace=meta["namespace"],
                                            attempt=attempt),
-            hostname=pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
+            # a host-network pod keeps the node's hostname (and its network, ipc and pid as asked)
+            hostname="" if self.host_network else pod_dns.sandbox_hostname(self.pod, self.w.cluster_domain),
             log_directory=str(log_dir),
             dns_config=self.dns_config(),
             labels={L_UID: self.uid, L_NAME: meta["name"], L_NS: meta["namespace"]},
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
+                sysctls=sysctls.sandbox_sysctls(self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD),
+                    namespace_options=pb.NamespaceOption(
+                        network=pb.NODE if self.host_network else pb.POD,
+                        pid=pb.NODE if self.pod["spec"].get("hostPID") else pb.CONTAINER,
+                        ipc=pb.NODE if self.pod["spec"].get("hostIPC") else pb.POD),
                     **security_context.sandbox_identity(self.pod))),
         )
 
@@ -371,7 +415,17 @@ class PodWorker:
     async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str) -> None:
         if await self.ensure_image(c, sconfig) is None:
             return
-        env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip)
+        try:
+            env = ps.container_env(self.pod, c, pod_ip=pod_ip, host_ip=self.w.host_ip,
+                                   service_env=self.w.service_env.for_pod(self.pod, static=self.is_static),
+                                   allocatable=getattr(self.w.volumes, "node_allocatable", dict)(),
+                                   sources=await env_sources.fetch(c, self.env_object))
+        except (ServicesNotSynced, VolumeError, env_sources.EnvSourceError, ClientError) as e:
+            self.waiting[c["name"]] = ("CreateContainerConfigError", str(e))
+            self.event(WARNING, "Failed", f"Error: {e}", c["name"])
+            if isinstance(e, ServicesNotSynced):  # the services informer syncs soon; the rest waits for a resync
+                asyncio.get_running_loop().call_later(1.0, self.wake.set)
+            return
         envd = dict(env)
         cmd, args = ps.command_and_args(c, envd)
         res = ps.linux_resources(c)
@@ -424,12 +478,19 @@ class PodWorker:
                 self.event(WARNING, "FailedPostStartHook", err, c["name"])
                 await self.kill_container(c, cid, self.grace_period(c), "FailedPostStartHook", pod_ip=pod_ip)
 
+    async def env_object(self, resource: str, name: str) -> Optional[Obj]:
+        """A ConfigMap or Secret of the pod's namespace for its env (None: not found)."""
+        return await self.w.volumes.objects.get(resource, self.pod["metadata"]["namespace"], name)
+
     async def write_hosts(self, pod_ip: str) -> Path:
         """pods/<uid>/etc-hosts, the Kubernetes-managed /etc/hosts of every container."""
         path = self.w.volumes.pod_dir(self.uid) / "etc-hosts"
-        text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
 
         def write() -> None:
+            if self.host_network:
+                text = pod_dns.host_network_hosts_file(self.pod, Path(self.w.hosts_file).read_text())
+            else:
+                text = pod_dns.hosts_file(self.pod, [pod_ip], self.w.cluster_domain)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(".etc-hosts.tmp")
             tmp.write_text(text)
@@ -550,9 +611,9 @@ class PodWorker:
         self.last_status = status
         self.event(WARNING, reason, message)
 
-    async def evicted(self, message: str) -> None:
-        """Eviction: kill everything with the eviction manager's grace period and report
-        the pod Failed with reason Evicted."""
+    async def evicted(self, message: str, reason: str = "Evicted") -> None:
+        """Eviction (or another end the kubelet decides, by `reason`): kill everything with
+        the eviction grace period and report the pod Failed with that reason."""
         await self.kill(grace=self.eviction_grace, keep_sandbox_record=True)
         sandboxes = sorted(await self.w.cri.list_pod_sandbox(labels={L_UID: self.uid}), key=lambda s: s.created_at)
         sid = sandboxes[-1].id if sandboxes else ""
@@ -560,7 +621,7 @@ class PodWorker:
         pod_ip = (self.pod.get("status") or {}).get("podIP") or ""
         init_done = not (self.pod["spec"].get("initContainers")) or self.initialized
         await self.write_status(sid, pod_ip, self.latest(containers, sid), False, init_done, final=True,
-                                terminal=("Evicted", message), disruption_condition=self.eviction_condition)
+                                terminal=(reason, message), disruption_condition=self.eviction_condition)
 
     async def write_status(self, sid: str, pod_ip: str, latest: dict, init_failed: bool, init_done: bool,
                            final: bool = False, terminal: Optional[tuple[str, str]] = None,
@@ -683,11 +744,14 @@ class PodWorkers:
         self.events = events
         self.cluster_domain = cluster_domain
         self.resolv_conf = resolv_conf
+        self.hosts_file = "/etc/hosts"  # what host-network pods see, with their hostAliases
         self.host_dns = pod_dns.DNS()
         # pod directories (volumes) under <log_root>/<uid> unless the kubelet names a place
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
         # admission of pods this kubelet has not started yet: None to admit, or (reason, message)
         self.admit: Optional[Callable[[Obj], Optional[tuple[str, str]]]] = None
+        # the Services behind the containers' service environment variables (kubelet sets the informer)
+        self.service_env = ServiceEnv(None)
 
     async def load_host_dns(self) -> None:
         """The node's resolver settings (for dnsPolicy Default and the host search list)."""

@@ -8,6 +8,7 @@ Not a resource module; `all_strategies()` does not list it.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Optional
 
 from kybernetes.registry import _checks
@@ -239,6 +240,7 @@ def validate_pod_spec(spec: Obj, path: str, *, is_pod: bool = False) -> list[Cau
     for k, v in (spec.get("nodeSelector") or {}).items():
         causes += [invalid(f"{path}.nodeSelector", k, m) for m in _checks.is_qualified_name(k)]
         causes += [invalid(f"{path}.nodeSelector", v, m) for m in _checks.is_valid_label_value(v)]
+    causes += _validate_sysctls(spec, f"{path}.securityContext.sysctls")
     sa = spec.get("serviceAccountName")
     if sa:
         causes += [invalid(f"{path}.serviceAccountName", sa, m) for m in _checks.is_dns1123_subdomain(sa)]
@@ -248,6 +250,46 @@ def validate_pod_spec(spec: Obj, path: str, *, is_pod: bool = False) -> list[Cau
     sub = spec.get("subdomain")
     if sub:
         causes += [invalid(f"{path}.subdomain", sub, m) for m in _checks.is_dns1123_label(sub)]
+    return causes
+
+
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+SYSCTL_NAME_RE = f"^({_SYSCTL_SEGMENT}[\\./])*{_SYSCTL_SEGMENT}$"
+SYSCTL_MAX_LENGTH = 253
+
+
+def sysctl_namespace(name: str) -> str:
+    """The namespace a sysctl belongs to: "ipc", "net", or "" (not namespaced); names
+    may use `/` as the separator (only the leading part matters here)."""
+    name = name.replace("/", ".")
+    if name == "kernel.sem" or name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue.")):
+        return "ipc"
+    if name.startswith("net."):
+        return "net"
+    return ""
+
+
+def _validate_sysctls(spec: Obj, path: str) -> list[Cause]:
+    """spec.securityContext.sysctls: valid unique names, none of the host's namespaces."""
+    sc = spec.get("securityContext") or {}
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, s in enumerate(sc.get("sysctls") or []):
+        name = str(s.get("name") or "")
+        np = f"{path}[{i}].name"
+        if not name:
+            causes.append(required(np))
+        elif len(name) > SYSCTL_MAX_LENGTH or not re.match(SYSCTL_NAME_RE, name):
+            causes.append(invalid(np, name, f"must have at most {SYSCTL_MAX_LENGTH} characters and match regex "
+                                            f"{SYSCTL_NAME_RE}"))
+        elif name in seen:
+            causes.append(duplicate(np, name))
+        ns = sysctl_namespace(name)
+        if spec.get("hostNetwork") and ns == "net":
+            causes.append(invalid(np, name, "may not be specified when 'hostNetwork' is true"))
+        elif spec.get("hostIPC") and ns == "ipc":
+            causes.append(invalid(np, name, "may not be specified when 'hostIPC' is true"))
+        seen.add(name)
     return causes
 
 
@@ -349,6 +391,17 @@ def validate_pod_spec_update(new: Obj, old: Obj, path: str = "spec") -> list[Cau
         return [forbidden(f"{path}.containers", "pod updates may not add or remove containers")]
     if len(new.get("initContainers") or []) != len(old.get("initContainers") or []):
         return [forbidden(f"{path}.initContainers", "pod updates may not add or remove containers")]
+    # activeDeadlineSeconds may be set or shortened, never lengthened or removed
+    new_ads, old_ads = new.get("activeDeadlineSeconds"), old.get("activeDeadlineSeconds")
+    if new_ads is not None:
+        if not 0 <= new_ads <= 2**31 - 1:
+            return [invalid(f"{path}.activeDeadlineSeconds", new_ads, "must be between 0 and 2147483647, inclusive")]
+        if old_ads is not None and old_ads < new_ads:
+            return [invalid(f"{path}.activeDeadlineSeconds", new_ads, "must be less than or equal to previous value")]
+    elif old_ads is not None:
+        # upstream shows the nil value as the quoted string "null"
+        return [invalid(f"{path}.activeDeadlineSeconds", "null",
+                        "must not update from a positive integer to nil value")]
     munged = copy.deepcopy(old)
     # the fields that may change are copied from `new`; anything else that differs is forbidden
     for key in ("containers", "initContainers"):
