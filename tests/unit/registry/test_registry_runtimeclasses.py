@@ -52,3 +52,13 @@ def test_overhead_and_scheduling_validation() -> None:
     assert fields(S.validate(rc(scheduling=dup))) == [("scheduling.tolerations[1]", "FieldValueDuplicate")]
     badsel = {"nodeSelector": {"bad key!": "x"}}
     assert fields(S.validate(rc(scheduling=badsel))) == [("scheduling.nodeSelector", "FieldValueInvalid")]
+
+
+def test_protobuf_round_trip() -> None:
+    from kybernetes.api.protobuf import decode, encode
+
+    obj = rc(overhead={"podFixed": {"cpu": "250m", "memory": "120Mi"}},
+             scheduling={"nodeSelector": {"a": "b"},
+                         "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]})
+    obj["metadata"].pop("creationTimestamp")
+    assert decode(encode(obj)) == obj
