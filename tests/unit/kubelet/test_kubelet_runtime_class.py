@@ -58,3 +58,18 @@ async def test_missing_class_and_other_errors() -> None:
     with pytest.raises(RuntimeClassError) as e:
         await runtime_handler(FakeClient(FakeHandle({}, denied)), pod("x"))
     assert str(e.value).startswith("failed to lookup RuntimeClass x: ")
+
+
+async def test_node_authorizer_lets_a_node_read_runtimeclasses() -> None:
+    from kybernetes.auth.authorizer import Attributes, Decision, UserInfo
+    from kybernetes.auth.node_authorizer import Graph, NodeAuthorizer
+
+    node = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
+    authz = NodeAuthorizer(Graph())
+
+    def attrs(verb: str, name: str = "") -> Attributes:
+        return Attributes(user=node, verb=verb, namespace="", api_group="node.k8s.io", resource="runtimeclasses",
+                          subresource="", name=name)
+    for verb, name in (("get", "kata"), ("list", ""), ("watch", "")):
+        assert (await authz.authorize(attrs(verb, name)))[0] is Decision.ALLOW
+    assert (await authz.authorize(attrs("create")))[0] is not Decision.ALLOW
