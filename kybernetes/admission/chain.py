@@ -5,7 +5,7 @@ phase (each plugin's Validate).  Upstream's order, of which these are implemente
 
   NamespaceLifecycle (in the REST handlers), LimitRanger, ServiceAccount,
   [NodeRestriction], PodSecurity, Priority, DefaultTolerationSeconds,
-  DefaultStorageClass, StorageObjectInUseProtection, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+  DefaultStorageClass, StorageObjectInUseProtection, RuntimeClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
   ValidatingAdmissionWebhook, ResourceQuota
 """
 
@@ -19,6 +19,7 @@ from kybernetes.admission.limitranger import LimitRanger
 from kybernetes.admission.policy import ValidatingAdmissionPolicy
 from kybernetes.admission.priority import Priority, bootstrap_system_classes
 from kybernetes.admission.resourcequota import ResourceQuota
+from kybernetes.admission.runtimeclass import RuntimeClass
 from kybernetes.admission.serviceaccount import ServiceAccount
 from kybernetes.admission.storageobjectinuse import StorageObjectInUseProtection
 from kybernetes.admission.webhooks import WebhookAdmission
@@ -37,6 +38,7 @@ def plugins(objects: ObjectStore, *, require_service_account: bool = True, podse
         DefaultTolerationSeconds(),
         DefaultStorageClass(objects),
         StorageObjectInUseProtection(),
+        RuntimeClass(objects),
         ValidatingAdmissionPolicy(objects),  # validates before the validating webhooks, as upstream
         WebhookAdmission(objects),  # MutatingAdmissionWebhook (admit), ValidatingAdmissionWebhook (validate)
         ResourceQuota(objects),

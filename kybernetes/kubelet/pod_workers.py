@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from kybernetes.client import Client, ClientError, Conflict, NotFound
-from kybernetes.cri import CRIError, pb
+from kybernetes.cri import CRIError, CRIUnavailable, pb
 from kybernetes.kubelet import pod_status as ps
 from kybernetes.kubelet import active_deadline, env_sources, image_pull, pod_dns, qos_cgroups, security_context, sysctls
 from kybernetes.kubelet import runtime_cleanup as cleanup
@@ -22,6 +22,7 @@ from kybernetes.kubelet.lifecycle import MIN_GRACE_SECONDS, run_hook
 from kybernetes.kubelet.prober import PodProbes
 from kybernetes.kubelet.prober.manager import Running
 from kybernetes.kubelet.prober.netns import sandbox_netns
+from kybernetes.kubelet.runtime_class import RuntimeClassError, runtime_handler
 from kybernetes.kubelet.service_env import ServiceEnv, ServicesNotSynced
 from kybernetes.kubelet.volumes import ContainerConfigError, MountedVolume, VolumeError, VolumeManager
 
@@ -35,6 +36,7 @@ L_CONTAINER = "io.kubernetes.container.name"
 L_KIND = "kyb.io/container-kind"  # "init" or "app"
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
+SANDBOX_RETRY = 5.0  # seconds before a pod whose sandbox could not be created is synced again
 
 
 def is_sidecar(c: Obj) -> bool:
@@ -179,7 +181,17 @@ class PodWorker:
                 return
         if not ready:
             attempt = len(sandboxes)
-            sid, sconfig = await self.run_sandbox(attempt)
+            try:
+                sid, sconfig = await self.run_sandbox(attempt)
+            except CRIUnavailable:
+                raise  # containerd away: retried by the worker loop, the status stays as it is
+            except (RuntimeClassError, CRIError) as e:
+                # upstream: a FailedCreatePodSandBox event, the pod stays ContainerCreating, retried later
+                text = image_pull.grpc_error_text(e) if isinstance(e, CRIError) else str(e)
+                self.event(WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {text}")
+                await self.write_status("", "", {}, False, False)
+                asyncio.get_running_loop().call_later(SANDBOX_RETRY, self.wake.set)
+                return
             containers = []
             # Containers of a dead sandbox restart in the new one.
         else:
@@ -379,7 +391,8 @@ class PodWorker:
         await self.w.update_qos_cgroups()
         await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
                                 qos_cgroups.pod_resources(self.pod))
-        sid = await self.w.cri.run_pod_sandbox(cfg)
+        handler = await runtime_handler(self.w.client, self.pod)
+        sid = await self.w.cri.run_pod_sandbox(cfg, handler)
         if self.start_time is None:
             self.start_time = ps.now()
         return sid, cfg

@@ -1,6 +1,9 @@
 """The pod's and containers' securityContext as CRI Linux security contexts, as upstream's
 determineEffectiveSecurityContext: container fields override the pod's; the supplemental
-groups are the pod's plus its fsGroup, so the process can use fsGroup-owned volumes."""
+groups are the pod's plus its fsGroup, so the process can use fsGroup-owned volumes.
+A privileged container is privileged in CRI too (all capabilities, host devices, writable
+/sys), and so is the sandbox of a pod with any privileged container, since containerd
+refuses a privileged container in an unprivileged sandbox."""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def _int64(v: Optional[Any]) -> Optional["pb.Int64Value"]:
 
 def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSecurityContext":
     """The CRI security context of one container: user, group, supplemental groups,
-    capabilities, read-only root filesystem and no_new_privs."""
+    capabilities, read-only root filesystem, no_new_privs and privileged."""
     csc = container.get("securityContext") or {}
     caps = csc.get("capabilities") or {}
     out = pb.LinuxContainerSecurityContext(
@@ -50,6 +53,7 @@ def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSe
         readonly_rootfs=bool(csc.get("readOnlyRootFilesystem")),
         # allowPrivilegeEscalation false sets no_new_privs (true or unset leave it off)
         no_new_privs=csc.get("allowPrivilegeEscalation") is False,
+        privileged=bool(csc.get("privileged")),
     )
     if caps.get("add") or caps.get("drop"):
         out.capabilities.CopyFrom(pb.Capability(add_capabilities=list(caps.get("add") or []),
@@ -57,12 +61,21 @@ def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSe
     return out
 
 
+def has_privileged_container(pod: Obj) -> bool:
+    """Whether any init, app or ephemeral container asks for securityContext.privileged."""
+    spec = pod.get("spec") or {}
+    return any(((c.get("securityContext") or {}).get("privileged")) is True
+               for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or [])
+
+
 def sandbox_identity(pod: Obj) -> dict[str, Any]:
     """The pod-level fields of LinuxSandboxSecurityContext (the pause container's user and
-    groups), as keyword arguments."""
+    groups; privileged when a container is), as keyword arguments."""
     sc = _pod_sc(pod)
     out: dict[str, Any] = {"supplemental_groups": supplemental_groups(pod),
                            "supplemental_groups_policy": _groups_policy(pod)}
+    if has_privileged_container(pod):
+        out["privileged"] = True
     if sc.get("runAsUser") is not None:
         out["run_as_user"] = pb.Int64Value(value=int(sc["runAsUser"]))
     if sc.get("runAsGroup") is not None:

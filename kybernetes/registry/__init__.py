@@ -81,6 +81,9 @@ def _strategies() -> tuple[Strategy, ...]:
     from kybernetes.registry.scheduling import (
         priorityclasses as scheduling_priorityclasses,
     )
+    from kybernetes.registry.node import (
+        runtimeclasses as node_runtimeclasses,
+    )
     from kybernetes.registry.certificates import (
         certificatesigningrequests as certificates_certificatesigningrequests,
     )
@@ -137,6 +140,7 @@ def _strategies() -> tuple[Strategy, ...]:
         discovery_endpointslices.EndpointSliceStrategy(),
         policy_poddisruptionbudgets.PodDisruptionBudgetStrategy(),
         scheduling_priorityclasses.PriorityClassStrategy(),
+        node_runtimeclasses.RuntimeClassStrategy(),
         certificates_certificatesigningrequests.CertificateSigningRequestStrategy(),
         admreg_validating.ValidatingWebhookConfigurationStrategy(),
         admreg_mutating.MutatingWebhookConfigurationStrategy(),

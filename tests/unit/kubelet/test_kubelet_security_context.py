@@ -31,3 +31,13 @@ def test_nothing_set_leaves_the_runtime_defaults():
     assert sandbox_identity({"spec": {}}) == {"supplemental_groups": [], "supplemental_groups_policy": pb.Merge}
     strict = {"spec": {"securityContext": {"supplementalGroupsPolicy": "Strict"}}}
     assert container_security_context(strict, {}).supplemental_groups_policy == pb.Strict
+
+
+def test_privileged_container_makes_its_sandbox_privileged():
+    pod = {"spec": {"initContainers": [{"name": "i", "securityContext": {"privileged": True}}],
+                    "containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": False}}]}}
+    assert container_security_context(pod, pod["spec"]["initContainers"][0]).privileged
+    assert not container_security_context(pod, pod["spec"]["containers"][1]).privileged
+    assert pb.LinuxSandboxSecurityContext(**sandbox_identity(pod)).privileged
+    pod["spec"]["initContainers"][0]["securityContext"]["privileged"] = False
+    assert "privileged" not in sandbox_identity(pod)

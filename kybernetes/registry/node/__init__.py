@@ -1,0 +1,1 @@
+"""Registry modules of node.k8s.io."""
