@@ -8,10 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
+import subprocess
+import time
 
 import pytest
 
 from fixtures.images import BUSYBOX_REF
+from fixtures.server import KUBECTL
 from kl_helpers import serving_kubelet, wait_for
 
 pytestmark = [pytest.mark.slow,
@@ -51,6 +56,33 @@ async def eph_status(pods, pod, name, state):
                 return s
         return None
     return await wait_for(check, 60)
+
+
+def on_pty(argv, after: bytes, send: bytes, until: bytes, timeout: float = 60) -> bytes:
+    """Run `argv` on a pseudo-terminal (kubectl -t needs a real tty), type `send` once
+    `after` shows up, and read what it prints until `until` does or the deadline passes."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        sent = False
+        while until not in out and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+            if not sent and after in out:
+                os.write(master, send)
+                sent = True
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
 
 
 async def runtime_info(kl, cid):
@@ -99,6 +131,14 @@ async def test_kubectl_debug_target_logs_status(env, node):
     assert "got-ping" in r.stdout
     st = await eph_status(pods, "app", "talk", "terminated")
     assert st["state"]["terminated"]["exitCode"] == 0
+    # -it: a terminal of its own, attached; it says "waiting" until the attach carries input
+    seen = await asyncio.to_thread(on_pty, [KUBECTL, "--kubeconfig", str(srv.kubeconfig), "debug", "-it", "app",
+                                            "-c", "term", f"--image={BUSYBOX_REF}", "--image-pull-policy=Never",
+                                            "--", "sh", "-c", "until read -t 1 x; do echo waiting; done; "
+                                                              "echo got-$x-on-$(tty)"],
+                                   b"waiting", b"abc\r", b"got-abc-on-/dev/pts/")
+    assert b"got-abc-on-/dev/pts/" in seen
+    await eph_status(pods, "app", "term", "terminated")
     # ephemeral containers go with the pod
     await pods.delete("app", "default", grace_period_seconds=1)
 
