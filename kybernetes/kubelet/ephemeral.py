@@ -9,7 +9,7 @@ NamespaceOption pid=TARGET with target_id), so it sees the target's processes.""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from kybernetes.cri import pb
 

@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.images import BUSYBOX_REF
 from fixtures.server import KUBECTL
-from kl_helpers import serving_kubelet, wait_for
+from kl_helpers import pod_events, serving_kubelet, wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containerd, runc, network namespaces)")]
@@ -121,6 +121,10 @@ async def test_kubectl_debug_target_logs_status(env, node):
                                                  "io.kubernetes.container.name": "main"}))[0]
     main_pid = (await runtime_info(kl, main.id))["pid"]
     assert pid_namespace(await runtime_info(kl, ctrs[0].id)) == f"/proc/{main_pid}/ns/pid"
+    async def started_event():
+        return [e for e in await pod_events(cl, "app")
+                if e[1] == "Started" and e[3] == "spec.ephemeralContainers{dbg}"]
+    assert (await wait_for(started_event, 30))[0][2] == "Started container dbg"
     described = (await kubectl(srv, "describe", "pod", "app")).stdout
     assert "Ephemeral Containers:" in described and "dbg:" in described
 
@@ -149,9 +153,9 @@ async def test_kubectl_debug_target_logs_status(env, node):
 
 async def test_invalid_updates_rejected(env, node):
     srv = env["srv"]
-    _, _, pods, names = node
+    _, kl, pods, names = node
     p = await running_pod(pods, names, "target")
-    base = f"/api/v1/namespaces/default/pods/target/ephemeralcontainers"
+    base = "/api/v1/namespaces/default/pods/target/ephemeralcontainers"
     cur = json.loads((await kubectl(srv, "get", "--raw", base)).stdout)
     assert cur["kind"] == "Pod" and cur["metadata"]["uid"] == p["metadata"]["uid"]
 
@@ -184,3 +188,42 @@ async def test_invalid_updates_rejected(env, node):
     res = json.loads((await kubectl(srv, "get", "--raw", "/api/v1")).stdout)["resources"]
     sub = next(x for x in res if x["name"] == "pods/ephemeralcontainers")
     assert sorted(sub["verbs"]) == ["get", "patch", "update"] and sub["kind"] == "Pod"
+    # the running ephemeral container is killed with the pod
+    await pods.delete("target", "default", grace_period_seconds=1)
+
+    async def gone():
+        return not await kl.cri.list_containers(labels={"io.kubernetes.pod.name": "target"})
+    await wait_for(gone, 60)
+
+
+async def test_pod_security_and_rbac(env):
+    """PodSecurity looks at the ephemeral containers a pods/ephemeralcontainers write adds, and
+    RBAC authorizes that write as `patch pods/ephemeralcontainers`."""
+    srv = env["srv"]
+    ns = "eph-psa"
+    await kubectl(srv, "create", "namespace", ns)
+    try:
+        await kubectl(srv, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
+        # no node: it stays Pending, which is all the API needs
+        await kubectl(srv, "-n", ns, "run", "p", f"--image={BUSYBOX_REF}", "--image-pull-policy=Never",
+                      "--", "sleep", "3600")
+        r = await kubectl(srv, "-n", ns, "debug", "p", "-c", "dbg", f"--image={BUSYBOX_REF}", "--profile=sysadmin",
+                          "--", "true", check=False)
+        assert r.returncode == 1
+        assert ('pods "p" is forbidden: violates PodSecurity "baseline:latest": privileged '
+                '(container "dbg" must not set securityContext.privileged=true)') in r.stderr
+        # the baseline profile's debug container is fine
+        await kubectl(srv, "-n", ns, "debug", "p", "-c", "ok", f"--image={BUSYBOX_REF}", "--profile=baseline",
+                      "--", "true")
+        # a user who may read and change pods but not their ephemeral containers
+        await kubectl(srv, "-n", ns, "create", "role", "pods", "--verb=get,list,watch,patch,update", "--resource=pods")
+        await kubectl(srv, "-n", ns, "create", "rolebinding", "pods", "--role=pods", "--user=eve")
+        r = await kubectl(srv, "--as=eve", "-n", ns, "debug", "p", "-c", "nope", f"--image={BUSYBOX_REF}",
+                          "--profile=baseline", "--", "true", check=False)
+        assert r.returncode == 1
+        assert (f'pods "p" is forbidden: User "eve" cannot patch resource "pods/ephemeralcontainers" in API group "" '
+                f'in the namespace "{ns}"') in r.stderr
+        spec = json.loads((await kubectl(srv, "-n", ns, "get", "pod", "p", "-o", "json")).stdout)["spec"]
+        assert [c["name"] for c in spec["ephemeralContainers"]] == ["ok"]
+    finally:
+        await kubectl(srv, "delete", "namespace", ns, "--wait=false")

@@ -60,3 +60,11 @@ async def test_status_is_never_ready_nor_started():
 def test_target_namespaces():
     ns = ephemeral.target_namespaces("abc")
     assert (ns.pid, ns.target_id, ns.network, ns.ipc) == (pb.TARGET, "abc", pb.POD, pb.POD)
+
+
+def test_event_field_path():
+    from kybernetes.kubelet.events import container_field_path
+
+    w = Worker({"name": "dbg", "image": "b"})
+    assert container_field_path(w.pod, "dbg") == "spec.ephemeralContainers{dbg}"
+    assert container_field_path(w.pod, "main") == "spec.containers{main}"
