@@ -175,7 +175,10 @@ async def test_invalid_updates_rejected(env, node):
     # one that only sleeps, then an attempt to change it and to remove it
     ok = [{"name": "idle", "image": BUSYBOX_REF, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]
     await replace(ok, expect_ok=True)
-    await eph_status(pods, "target", "idle", "running")
+    st = await eph_status(pods, "target", "idle", "running")
+    assert "started" not in st and st["ready"] is False
+    # exec reaches a running ephemeral container
+    assert (await kubectl(srv, "exec", "target", "-c", "idle", "--", "echo", "in-idle")).stdout == "in-idle\n"
     r = await replace([dict(ok[0], command=["sleep", "1"])])
     assert 'spec.ephemeralContainers: Forbidden: existing ephemeral containers "idle" may not be changed' in r.stderr
     r = await replace([])
