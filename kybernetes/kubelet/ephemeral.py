@@ -56,10 +56,18 @@ async def start_new(w: "PodWorker", sid: str, sconfig: Any, containers: list, la
 
 async def statuses(w: "PodWorker", latest: dict) -> list[Obj]:
     """status.ephemeralContainerStatuses: like a container's, never ready, never started
-    (no probes), restartCount always 0."""
+    (no probes), restartCount always 0. One that ran in an earlier sandbox of the pod (and
+    is never started again) reports that instance."""
+    from kybernetes.kubelet.pod_workers import L_CONTAINER, L_KIND, L_UID
+
+    found = dict(latest)
+    if any(c["name"] not in found for c in specs(w.pod)):
+        earlier = await w.w.cri.list_containers(labels={L_UID: w.uid, L_KIND: KIND})
+        for ctr in sorted(earlier, key=lambda x: x.created_at, reverse=True):
+            found.setdefault(ctr.labels.get(L_CONTAINER), ctr)
     out = []
     for c in specs(w.pod):
-        st = await w.container_status(c, latest.get(c["name"]), KIND)
+        st = await w.container_status(c, found.get(c["name"]), KIND)
         st.pop("started", None)
         st["ready"] = False
         out.append(st)

@@ -7,18 +7,31 @@ from types import SimpleNamespace
 
 from kybernetes.cri import pb
 from kybernetes.kubelet import ephemeral
-from kybernetes.kubelet.pod_workers import L_CONTAINER, L_KIND
+from kybernetes.kubelet.pod_workers import L_CONTAINER, L_KIND, L_UID
 
 
-def ctr(name: str, kind: str, state=pb.CONTAINER_RUNNING, cid: str = ""):
-    return SimpleNamespace(id=cid or f"id-{name}", state=state, labels={L_CONTAINER: name, L_KIND: kind})
+def ctr(name: str, kind: str, state=pb.CONTAINER_RUNNING, cid: str = "", created: int = 0):
+    return SimpleNamespace(id=cid or f"id-{name}", state=state, created_at=created,
+                           labels={L_CONTAINER: name, L_KIND: kind, L_UID: "u1"})
+
+
+class CRI:
+    def __init__(self, containers=()):
+        self.containers = list(containers)
+        self.asked: list = []
+
+    async def list_containers(self, labels):
+        self.asked.append(labels)
+        return [c for c in self.containers if all(c.labels.get(k) == v for k, v in labels.items())]
 
 
 class Worker:
     """The parts of a PodWorker the ephemeral module uses."""
 
-    def __init__(self, *eph):
+    def __init__(self, *eph, runtime=()):
         self.pod = {"spec": {"containers": [{"name": "main", "image": "i"}], "ephemeralContainers": list(eph)}}
+        self.uid = "u1"
+        self.w = SimpleNamespace(cri=CRI(runtime))
         self.waiting: dict = {}
         self.started: list = []
 
@@ -26,7 +39,7 @@ class Worker:
         self.started.append((c["name"], attempt, kind, target_id))
 
     async def container_status(self, c, cur, kind):
-        state = {"running": {}} if cur is not None else {"waiting": {"reason": "ContainerCreating"}}
+        state = {"running": {"id": cur.id}} if cur is not None else {"waiting": {"reason": "ContainerCreating"}}
         return {"name": c["name"], "ready": True, "started": True, "restartCount": 0, "state": state}
 
 
@@ -52,7 +65,7 @@ async def test_status_is_never_ready_nor_started():
     w = Worker({"name": "dbg", "image": "b"}, {"name": "later", "image": "b"})
     got = await ephemeral.statuses(w, {"dbg": ctr("dbg", ephemeral.KIND)})
     assert got == [
-        {"name": "dbg", "ready": False, "restartCount": 0, "state": {"running": {}}},
+        {"name": "dbg", "ready": False, "restartCount": 0, "state": {"running": {"id": "id-dbg"}}},
         {"name": "later", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}},
     ]
 
@@ -68,3 +81,17 @@ def test_event_field_path():
     w = Worker({"name": "dbg", "image": "b"})
     assert container_field_path(w.pod, "dbg") == "spec.ephemeralContainers{dbg}"
     assert container_field_path(w.pod, "main") == "spec.containers{main}"
+
+
+async def test_status_of_one_from_an_earlier_sandbox():
+    # the sandbox was recreated: "dbg" ran in the old one and is not started again
+    older = ctr("dbg", ephemeral.KIND, state=pb.CONTAINER_EXITED, cid="old", created=1)
+    newer = ctr("dbg", ephemeral.KIND, state=pb.CONTAINER_EXITED, cid="newer", created=2)
+    w = Worker({"name": "dbg", "image": "b"}, runtime=[older, newer, ctr("main", "app")])
+    got = await ephemeral.statuses(w, {})
+    assert got[0]["state"] == {"running": {"id": "newer"}}
+    assert w.w.cri.asked == [{L_UID: "u1", L_KIND: ephemeral.KIND}]
+    # all there in the current sandbox: no extra runtime call
+    w.w.cri.asked.clear()
+    await ephemeral.statuses(w, {"dbg": newer})
+    assert w.w.cri.asked == []
