@@ -108,6 +108,7 @@ async def test_kubectl_debug_target_logs_status(env, node):
     out = (await kubectl(srv, "logs", "app", "-c", "dbg")).stdout
     assert out.startswith("hello-from-dbg\n") and "sleep 3600" in out
     p = await pods.get("app", "default")
+    assert p["metadata"]["generation"] == 2  # the spec changed (upstream updatePodGeneration)
     eph = p["spec"]["ephemeralContainers"][0]
     assert eph["name"] == "dbg" and eph["targetContainerName"] == "main"
     # the app container never restarted, the pod still runs, and the exited one stays exited
@@ -159,9 +160,11 @@ async def test_invalid_updates_rejected(env, node):
     cur = json.loads((await kubectl(srv, "get", "--raw", base)).stdout)
     assert cur["kind"] == "Pod" and cur["metadata"]["uid"] == p["metadata"]["uid"]
 
-    async def replace(ephemeral, expect_ok=False):
+    async def replace(ephemeral, expect_ok=False, **labels):
         body = json.loads((await kubectl(srv, "get", "--raw", base)).stdout)
         body["spec"]["ephemeralContainers"] = ephemeral
+        body["metadata"]["labels"] = labels
+        body["spec"]["activeDeadlineSeconds"] = 5
         path = env["data_dir"] / "eph.json"
         path.write_text(json.dumps(body))
         return await kubectl(srv, "replace", "--raw", base, "-f", str(path), check=expect_ok)
@@ -174,7 +177,11 @@ async def test_invalid_updates_rejected(env, node):
     assert "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container" in r.stderr
     # one that only sleeps, then an attempt to change it and to remove it
     ok = [{"name": "idle", "image": BUSYBOX_REF, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]
-    await replace(ok, expect_ok=True)
+    await replace(ok, expect_ok=True, sneaky="yes")
+    # only the ephemeral containers were taken from the write
+    after = await pods.get("target", "default")
+    assert "labels" not in after["metadata"] and "activeDeadlineSeconds" not in after["spec"]
+    assert [c["name"] for c in after["spec"]["ephemeralContainers"]] == ["idle"]
     st = await eph_status(pods, "target", "idle", "running")
     assert "started" not in st and st["ready"] is False
     # exec reaches a running ephemeral container
