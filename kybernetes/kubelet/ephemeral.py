@@ -8,7 +8,6 @@ NamespaceOption pid=TARGET with target_id), so it sees the target's processes.""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from kybernetes.cri import pb
@@ -16,7 +15,6 @@ from kybernetes.cri import pb
 if TYPE_CHECKING:
     from kybernetes.kubelet.pod_workers import PodWorker
 
-log = logging.getLogger("kybernetes.kubelet.ephemeral")
 Obj = dict[str, Any]
 
 KIND = "ephemeral"  # the kyb.io/container-kind label of their CRI containers
