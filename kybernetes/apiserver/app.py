@@ -30,8 +30,8 @@ KUBE_VERSION = "v1.37.1"
 FILTERS = [metrics.instrument, panics.recover, requestinfo.with_request_info, authentication.authenticate, audit.audit,
            impersonation.impersonate, authorization.authorize]
 
-_READ_SUBRESOURCES = {"status", "scale", "approval"}
-_WRITE_SUBRESOURCES = {"status", "scale", "finalize", "approval"}
+_READ_SUBRESOURCES = {"status", "scale", "approval", "ephemeralcontainers"}
+_WRITE_SUBRESOURCES = {"status", "scale", "finalize", "approval", "ephemeralcontainers"}
 
 
 @dataclass
@@ -221,7 +221,8 @@ async def _resource(api: APIServer, request: web.Request) -> web.StreamResponse:
     if sub and sub not in _READ_SUBRESOURCES | _WRITE_SUBRESOURCES:
         raise _not_found_path()
 
-    if sub == "finalize" and verb != "update":
+    if sub == "finalize" and verb != "update" or \
+            sub == "ephemeralcontainers" and verb not in ("get", "update", "patch"):
         raise errors.method_not_allowed()
     if verb == "get":
         return await h.get(r)

@@ -160,7 +160,7 @@ class ResourceHandlers:
 
     async def _validate(self, r: Request, obj: Obj, old: Optional[Obj]) -> None:
         """Field rules after defaulting and admission (422 Invalid with causes)."""
-        causes = self.validator.validate(r.strategy, obj, old)
+        causes = self.validator.validate(r.strategy, obj, old, r.info.subresource)
         if causes:
             raise errors.invalid(r.strategy.kind, r.strategy.group, obj["metadata"].get("name", ""), causes)
 
@@ -292,12 +292,18 @@ class ResourceHandlers:
         apimeta.drop_empty_meta(new)
         check_update_preconditions(s, new, old, r.info.subresource)
         status_only = r.info.subresource == "status"
-        carry_meta(new, old, reset=s.status_reset_meta if status_only or r.info.subresource == "approval" else
+        ephemeral = r.info.subresource == "ephemeralcontainers"
+        carry_meta(new, old, reset=s.status_reset_meta if status_only or ephemeral or r.info.subresource == "approval" else
                    ("labels", "annotations", "finalizers", "ownerReferences") if r.info.subresource == "finalize" else ())
         if status_only:
             s.prepare_for_status_update(new, old)
         elif r.info.subresource == "approval":
             s.prepare_for_approval_update(new, old)
+        elif ephemeral:
+            # pods/ephemeralcontainers: only spec.ephemeralContainers changes (and generation with it)
+            s.prepare_for_ephemeral_update(new, old)
+            if "generation" in old["metadata"] and s.generation_changes(new, old):
+                new["metadata"]["generation"] = old["metadata"]["generation"] + 1
         elif r.info.subresource == "finalize":
             # finalize changes only spec.finalizers (namespaces)
             finalizers = (new.get("spec") or {}).get("finalizers")
@@ -746,7 +752,7 @@ class Validator:
         causes, unknown = validation.validate_schema_for(obj, s.group, s.version, s.kind)
         return validation.decode_errors(causes), unknown
 
-    def validate(self, s: Strategy, obj: Obj, old: Optional[Obj]) -> list[Cause]:
+    def validate(self, s: Strategy, obj: Obj, old: Optional[Obj], subresource: str = "") -> list[Cause]:
         from kybernetes.api import validation
 
         causes = validation.validate_object_meta(obj, namespaced=s.namespaced, name_format=s.name_format)
@@ -756,7 +762,12 @@ class Validator:
         schema_causes, _ = validation.validate_schema_for(obj, s.group, s.version, s.kind, strict_unknown=False)
         causes = [c for c in schema_causes if c.reason != validation.DECODE_ERROR_REASON]
         if not causes:
-            causes = s.validate(obj) if old is None else s.validate_update(obj, old)
+            if old is None:
+                causes = s.validate(obj)
+            elif subresource == "ephemeralcontainers":
+                causes = s.validate_ephemeral_update(obj, old)
+            else:
+                causes = s.validate_update(obj, old)
         return causes
 
     def prune(self, s: Strategy, obj: Obj) -> None:

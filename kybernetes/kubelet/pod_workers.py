@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional, Sequence
 from kybernetes.client import Client, ClientError, Conflict, NotFound
 from kybernetes.cri import CRIError, CRIUnavailable, pb
 from kybernetes.kubelet import pod_status as ps
-from kybernetes.kubelet import active_deadline, env_sources, image_pull, pod_dns, qos_cgroups, security_context, sysctls
+from kybernetes.kubelet import (active_deadline, env_sources, ephemeral, image_pull, pod_dns, qos_cgroups,
+                                security_context, sysctls)
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet import termination as term
 from kybernetes.kubelet.events import NORMAL, WARNING, EventRecorder
@@ -33,7 +34,7 @@ L_UID = "io.kubernetes.pod.uid"
 L_NAME = "io.kubernetes.pod.name"
 L_NS = "io.kubernetes.pod.namespace"
 L_CONTAINER = "io.kubernetes.container.name"
-L_KIND = "kyb.io/container-kind"  # "init" or "app"
+L_KIND = "kyb.io/container-kind"  # "init", "app" or "ephemeral"
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 SANDBOX_RETRY = 5.0  # seconds before a pod whose sandbox could not be created is synced again
@@ -208,6 +209,8 @@ class PodWorker:
         if self.initialized_sid != sid:
             self.initialized_sid, self.initialized = sid, False
         await self.update_probes(spec, latest, sid, pod_ip)
+        if ready:  # ephemeral containers start in a sandbox that already ran (upstream's order)
+            await ephemeral.start_new(self, sid, sconfig, containers, latest, pod_ip)
         # init containers, in order; a sidecar (restartPolicy Always) counts once it has started
         init_done = True
         for c in spec.get("initContainers") or []:
@@ -425,7 +428,8 @@ class PodWorker:
                        "attempting to pull the image may not succeed.")
         return secrets
 
-    async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str) -> None:
+    async def start_container(self, sid: str, sconfig, c: Obj, attempt: int, kind: str, pod_ip: str,
+                              target_id: str = "") -> None:
         if await self.ensure_image(c, sconfig) is None:
             return
         try:
@@ -467,6 +471,8 @@ class PodWorker:
             linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(**res),
                                           security_context=security_context.container_security_context(self.pod, c)),
         )
+        if target_id:  # an ephemeral container sharing its target's process namespace
+            cfg.linux.security_context.namespace_options.CopyFrom(ephemeral.target_namespaces(target_id))
         try:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)
         except CRIError as e:
@@ -660,6 +666,8 @@ class PodWorker:
         }
         if inits:
             status["initContainerStatuses"] = inits
+        if ephemeral.specs(self.pod):
+            status["ephemeralContainerStatuses"] = await ephemeral.statuses(self, latest)
         if terminal:
             # the kubelet ended the pod: reason and message on the pod, and the
             # DisruptionTarget condition upstream adds for a kubelet-initiated termination

@@ -18,6 +18,8 @@ from kybernetes.registry.base import (
     age_of,
     column,
     dig,
+    forbidden,
+    not_found,
     since,
 )
 from kybernetes.registry.core import podspec
@@ -201,9 +203,10 @@ class PodStrategy(Strategy):
     return_deleted_object = True
     categories = ("all",)
     # log, exec, attach and portforward are served by the pod's kubelet (apiserver/kubelet_proxy.py)
-    subresources = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
+    subresources = ("status", "binding", "eviction", "log", "exec", "attach", "portforward",
+                    "ephemeralcontainers")
     # upstream also serves these; routed once their handlers exist
-    future_subresources = ("ephemeralcontainers", "proxy", "resize")
+    future_subresources = ("proxy", "resize")
     has_status_split = True
 
     columns = (
@@ -254,12 +257,23 @@ class PodStrategy(Strategy):
         obj["status"] = status
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return podspec.validate_pod_spec(obj.get("spec") or {}, "spec", is_pod=True)
+        causes = _validate_pod_spec(obj)
+        if (obj.get("spec") or {}).get("ephemeralContainers"):
+            # upstream ValidatePodCreate: they are added through pods/ephemeralcontainers only
+            causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+        return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        causes = self.validate(new)
+        causes = _validate_pod_spec(new)
         causes += podspec.validate_pod_spec_update(new.get("spec") or {}, old.get("spec") or {})
         return causes
+
+    def prepare_for_ephemeral_update(self, new: Obj, old: Obj) -> None:
+        """pods/ephemeralcontainers: only spec.ephemeralContainers comes from `new`."""
+        prepare_for_ephemeral_update(new, old)
+
+    def validate_ephemeral_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validate_ephemeral_update(new, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         """The addresses a status write reports must be IPs (upstream validatePodIPs /
@@ -275,6 +289,94 @@ class PodStrategy(Strategy):
             dig(obj, "status", "nominatedNodeName", default="") or "<none>",
             readiness_gates_cell(obj),
         ]
+
+
+# ---------------------------------------------------------------- ephemeral containers
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+_EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
+# the EphemeralContainerCommon fields upstream's allow list rejects, in declaration order
+_EPHEMERAL_DISALLOWED = ("ports", "resources", "resizePolicy", "restartPolicy", "restartPolicyRules",
+                         "livenessProbe", "readinessProbe", "startupProbe", "lifecycle")
+
+
+def _validate_pod_spec(pod: Obj) -> list[Cause]:
+    spec = pod.get("spec") or {}
+    return podspec.validate_pod_spec(spec, "spec", is_pod=True) + validate_ephemeral_containers(spec)
+
+
+def _is_set(value: Any) -> bool:
+    """A Go field that is not its zero value (nil, empty struct or list, "")."""
+    return value is not None and value != {} and value != [] and value != ""
+
+
+def validate_ephemeral_containers(spec: Obj, path: str = "spec.ephemeralContainers") -> list[Cause]:
+    """upstream validateEphemeralContainers: container rules, names unique across all the
+    pod's containers, a target among the regular or init containers, and no fields the
+    pod's own workload relies on (ports, probes, lifecycle, resources, subPath mounts)."""
+    ephemeral = spec.get("ephemeralContainers") or []
+    if not ephemeral:
+        return []
+    others = {c.get("name") for key in ("initContainers", "containers") for c in spec.get(key) or []}
+    names = set(others)
+    volumes = {v.get("name") for v in spec.get("volumes") or [] if v.get("name")}
+    causes: list[Cause] = []
+    for i, ec in enumerate(ephemeral):
+        p = f"{path}[{i}]"
+        if not isinstance(ec, dict):
+            continue
+        causes += podspec._validate_container(ec, p, names, volumes, is_pod=True)
+        target = ec.get("targetContainerName")
+        if target and target not in others:
+            causes.append(not_found(f"{p}.targetContainerName", target))
+        causes += [forbidden(f"{p}.{f}", _EPHEMERAL_FORBIDDEN) for f in _EPHEMERAL_DISALLOWED if _is_set(ec.get(f))]
+        for j, m in enumerate(ec.get("volumeMounts") or []):
+            for f in ("subPath", "subPathExpr"):
+                if m.get(f):
+                    causes.append(forbidden(f"{p}.volumeMounts[{j}].{f}", _EPHEMERAL_FORBIDDEN))
+    return causes
+
+
+def prepare_for_ephemeral_update(new: Obj, old: Obj) -> None:
+    """upstream dropNonEphemeralContainerUpdates: the stored spec and status with the
+    request's ephemeral containers (defaulted as on decode); metadata is reset by the caller."""
+    import copy
+
+    eph = (new.get("spec") or {}).get("ephemeralContainers")
+    new["spec"] = copy.deepcopy(old.get("spec") or {})
+    if eph:
+        for c in eph:
+            if isinstance(c, dict):
+                podspec.default_container(c)
+        new["spec"]["ephemeralContainers"] = eph
+    else:
+        new["spec"].pop("ephemeralContainers", None)
+    if "status" in old:
+        new["status"] = copy.deepcopy(old["status"])
+    else:
+        new.pop("status", None)
+
+
+def validate_ephemeral_update(new: Obj, old: Obj) -> list[Cause]:
+    """upstream ValidatePodEphemeralContainersUpdate: the pod as a whole must be valid, a
+    static pod's mirror takes none, and the ephemeral containers already there may be
+    neither removed nor changed (patches reorder lists, so they are matched by name)."""
+    causes = _validate_pod_spec(new)
+    if MIRROR_POD_ANNOTATION in (dig(old, "metadata", "annotations") or {}):
+        return [forbidden("[]", "static pods do not support ephemeral containers")]
+    now = {c.get("name"): c for c in dig(new, "spec", "ephemeralContainers", default=[]) or []
+           if isinstance(c, dict)}
+    for was in dig(old, "spec", "ephemeralContainers", default=[]) or []:
+        name = was.get("name")
+        cur = now.get(name)
+        if cur is None:
+            causes.append(forbidden("spec.ephemeralContainers",
+                                    f'existing ephemeral containers "{name}" may not be removed\n'))
+        elif cur != was:
+            changed = sorted(k for k in set(cur) | set(was) if cur.get(k) != was.get(k))
+            diff = "  core.EphemeralContainer{\n" + "".join(f"  \t{k}: changed\n" for k in changed) + "  }\n"
+            causes.append(forbidden("spec.ephemeralContainers",
+                                    f'existing ephemeral containers "{name}" may not be changed\n{diff}'))
+    return causes
 
 
 def validate_log_options(query: Any) -> list[Cause]:

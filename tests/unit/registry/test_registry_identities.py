@@ -105,7 +105,7 @@ def test_special_verbs_and_subresources() -> None:
     assert "deletecollection" not in by[("", "namespaces")].verbs
     assert by[("", "bindings")].verbs == ("create",)
     assert set(by[("", "pods")].subresources) == {"status", "binding", "eviction", "log", "exec", "attach",
-                                                  "portforward"}
+                                                  "portforward", "ephemeralcontainers"}
     assert "resize" in by[("", "pods")].future_subresources
     assert set(by[("", "nodes")].subresources) == {"status", "proxy"}
     assert set(by[("apps", "deployments")].subresources) == {"status", "scale"}
