@@ -49,6 +49,17 @@ def pull_policy(c: Obj) -> str:
     return "Always" if ":" not in tag and "@" not in img or tag.endswith(":latest") else "IfNotPresent"
 
 
+def observe(workers: Any, event: str, *args: Any) -> None:
+    """Report `event` to the pod workers' metrics observer, if any (kubelet.server.
+    metrics_endpoint); a failing observer never fails a sync."""
+    observer = getattr(workers, "observer", None)
+    if observer is not None:
+        try:
+            getattr(observer, event)(*args)
+        except Exception:
+            log.exception("kubelet metrics: %s", event)
+
+
 class PodWorker:
     def __init__(self, workers: "PodWorkers", uid: str, pod: Obj):
         self.w = workers
@@ -64,7 +75,12 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
         self.volumes: dict[str, MountedVolume] = {}
-        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed)
+        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed,
+                                on_result=lambda kind, name, result, secs:
+                                observe(workers, "probe_result", self.pod, kind, name, result, secs))
+        self.first_seen = time.monotonic()  # for the pod start latency metric
+        self.seen_running = False
+        self.syncs = 0
         self.netns: Optional[str] = None
         self.netns_sid = ""
         self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
@@ -107,8 +123,12 @@ class PodWorker:
             except asyncio.TimeoutError:
                 pass
             self.wake.clear()
+            start = time.monotonic()
             try:
                 await self.sync()
+                observe(self.w, "pod_worker_duration", "create" if self.syncs == 0 else "sync",
+                               time.monotonic() - start)
+                self.syncs += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -335,7 +355,12 @@ class PodWorker:
         await self.w.update_qos_cgroups()
         await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
                                 qos_cgroups.pod_resources(self.pod))
-        sid = await self.w.cri.run_pod_sandbox(cfg)
+        try:
+            sid = await self.w.cri.run_pod_sandbox(cfg)
+        except CRIError:
+            observe(self.w, "pod_sandbox_started", False)
+            raise
+        observe(self.w, "pod_sandbox_started", True)
         if self.start_time is None:
             self.start_time = ps.now()
         return sid, cfg
@@ -606,6 +631,9 @@ class PodWorker:
         except NotFound:
             return
         self.last_status = status
+        if phase == "Running" and not self.seen_running:
+            self.seen_running = True
+            observe(self.w, "pod_running", time.monotonic() - self.first_seen)
         self.stored_status = (resp.get("status") if isinstance(resp, dict) else None) or status
         self.written_over_rv = meta.get("resourceVersion")
         if phase in ("Succeeded", "Failed") and not final:
@@ -688,6 +716,8 @@ class PodWorkers:
         self.volumes = volumes if volumes is not None else VolumeManager(client, self.log_root)
         # admission of pods this kubelet has not started yet: None to admit, or (reason, message)
         self.admit: Optional[Callable[[Obj], Optional[tuple[str, str]]]] = None
+        # the kubelet's metrics (kubelet.server.metrics_endpoint.KubeletMetrics), when served
+        self.observer: Any = None
 
     async def load_host_dns(self) -> None:
         """The node's resolver settings (for dnsPolicy Default and the host search list)."""

@@ -1,0 +1,155 @@
+"""The kubelet's own Prometheus metrics: `/metrics` (runtime operations, pod workers, pod
+start latency, running pods and containers, process figures) and `/metrics/probes`
+(prober results), each from its own registry as upstream keeps them apart.
+
+The kubelet's parts report through small hooks: the CRI client's `observer` (every RPC,
+its duration and error), the pod workers' `observer` (sync durations, sandboxes started,
+pods first seen running, probe results).  Running pods and containers are counted from
+the runtime when the metrics are scraped, as upstream reads its runtime cache.
+
+    m = KubeletMetrics("node-1"); m.attach(kubelet)
+    text = await m.render()            # /metrics
+    text = m.render_probes()           # /metrics/probes
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from kybernetes.cri import pb
+
+log = logging.getLogger("kybernetes.kubelet.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+NS = "kubelet"
+
+# upstream's buckets for the kubelet's latency histograms (seconds)
+_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_POD_START_BUCKETS = (0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900,
+                      1200, 1800, 2700, 3600)
+_PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+_CONTAINER_STATES = {pb.CONTAINER_CREATED: "created", pb.CONTAINER_RUNNING: "running",
+                     pb.CONTAINER_EXITED: "exited", pb.CONTAINER_UNKNOWN: "unknown"}
+
+PROBE_TYPES = {"liveness": "Liveness", "readiness": "Readiness", "startup": "Startup"}
+
+
+def operation_type(method: str) -> str:
+    """A CRI method as upstream names the operation: RunPodSandbox -> run_podsandbox,
+    ListContainers -> list_containers."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
+    return snake.replace("pod_sandbox", "podsandbox")
+
+
+class KubeletMetrics:
+    """The kubelet's metric families in two registries (never the process-global one)."""
+
+    def __init__(self, node_name: str, *, process: bool = True):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.probe_registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.node_name = Gauge(f"{NS}_node_name", "The node's name. The count is always 1.", ["node"], registry=r)
+        self.node_name.labels(node_name).set(1)
+        self.running_pods = Gauge(f"{NS}_running_pods", "Number of pods that have a running pod sandbox",
+                                  registry=r)
+        self.running_containers = Gauge(f"{NS}_running_containers", "Number of containers currently running",
+                                        ["container_state"], registry=r)
+        self.pod_start = Histogram(f"{NS}_pod_start_duration_seconds",
+                                   "Duration in seconds from kubelet seeing a pod for the first time to the pod "
+                                   "starting to run", buckets=_POD_START_BUCKETS, registry=r)
+        self.pod_worker = Histogram(f"{NS}_pod_worker_duration_seconds",
+                                    "Duration in seconds to sync a single pod. Broken down by operation type: "
+                                    "create, update, or sync", ["operation_type"], buckets=_DEFAULT_BUCKETS,
+                                    registry=r)
+        self.started_pods = Counter(f"{NS}_started_pods", "Cumulative number of pods started", registry=r)
+        self.started_pods_errors = Counter(f"{NS}_started_pods_errors", "Cumulative number of errors when starting pods",
+                                           registry=r)
+        self.runtime_ops = Counter(f"{NS}_runtime_operations", "Cumulative number of runtime operations by operation type.",
+                                   ["operation_type"], registry=r)
+        self.runtime_errors = Counter(f"{NS}_runtime_operations_errors",
+                                      "Cumulative number of runtime operation errors by operation type.",
+                                      ["operation_type"], registry=r)
+        self.runtime_duration = Histogram(f"{NS}_runtime_operations_duration_seconds",
+                                          "Duration in seconds of runtime operations. Broken down by operation type.",
+                                          ["operation_type"], buckets=_DEFAULT_BUCKETS, registry=r)
+        self.evictions = Counter(f"{NS}_evictions", "Cumulative number of pod evictions by eviction signal",
+                                 ["eviction_signal"], registry=r)
+        if process:
+            ProcessCollector(registry=r)
+        p = self.probe_registry
+        labels = ["probe_type", "result", "container", "pod", "namespace", "pod_uid"]
+        self.probe_total = Counter("prober_probe", "Cumulative number of a liveness, readiness or startup probe "
+                                   "for a container by result.", labels, registry=p)
+        self.probe_duration = Histogram("prober_probe_duration_seconds",
+                                        "Duration in seconds for a probe response.",
+                                        ["probe_type", "container", "pod", "namespace"], buckets=_PROBE_BUCKETS,
+                                        registry=p)
+        self._cri = None
+
+    # ------------------------------------------------------------ hooks
+
+    def attach(self, kubelet) -> "KubeletMetrics":
+        """Hook into the kubelet's CRI client and pod workers."""
+        self._cri = kubelet.cri
+        kubelet.cri.observer = self.runtime_operation
+        kubelet.workers.observer = self
+        return self
+
+    def runtime_operation(self, method: str, seconds: float, error: Optional[BaseException]) -> None:
+        op = operation_type(method)
+        self.runtime_ops.labels(op).inc()
+        self.runtime_duration.labels(op).observe(seconds)
+        if error is not None:
+            self.runtime_errors.labels(op).inc()
+
+    def pod_worker_duration(self, operation: str, seconds: float) -> None:
+        self.pod_worker.labels(operation).observe(seconds)
+
+    def pod_sandbox_started(self, ok: bool) -> None:
+        (self.started_pods if ok else self.started_pods_errors).inc()
+
+    def pod_running(self, seconds: float) -> None:
+        self.pod_start.observe(seconds)
+
+    def pod_evicted(self, signal: str) -> None:
+        self.evictions.labels(signal).inc()
+
+    def probe_result(self, pod: dict, kind: str, container: str, result: str, seconds: float) -> None:
+        """One probe run: `result` is successful, failed or unknown (upstream's labels)."""
+        m = pod.get("metadata") or {}
+        ptype = PROBE_TYPES.get(kind, kind)
+        self.probe_total.labels(ptype, result, container, m.get("name", ""), m.get("namespace", ""),
+                                m.get("uid", "")).inc()
+        if result == "successful":
+            self.probe_duration.labels(ptype, container, m.get("name", ""), m.get("namespace", "")).observe(seconds)
+
+    # ------------------------------------------------------------ scrape
+
+    async def refresh(self) -> None:
+        """Count running sandboxes and containers by state from the runtime."""
+        if self._cri is None:
+            return
+        sandboxes = await self._cri.list_pod_sandbox(state=pb.SANDBOX_READY)
+        containers = await self._cri.list_containers()
+        self.running_pods.set(len(sandboxes))
+        counts = dict.fromkeys(_CONTAINER_STATES.values(), 0)
+        for c in containers:
+            counts[_CONTAINER_STATES.get(c.state, "unknown")] += 1
+        for state, n in counts.items():
+            self.running_containers.labels(state).set(n)
+
+    async def render(self) -> bytes:
+        try:
+            await self.refresh()
+        except Exception as e:  # noqa: BLE001 - the runtime away: the other figures still count
+            log.warning("kubelet metrics: runtime not counted: %s", e)
+        return generate_latest(self.registry)
+
+    def render_probes(self) -> bytes:
+        return generate_latest(self.probe_registry)
