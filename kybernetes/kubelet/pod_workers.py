@@ -124,10 +124,11 @@ class PodWorker:
                 pass
             self.wake.clear()
             start = time.monotonic()
+            # upstream's sync types: the first sync creates, a deleted pod is killed
+            op = "kill" if self.pod["metadata"].get("deletionTimestamp") else "create" if self.syncs == 0 else "sync"
             try:
                 await self.sync()
-                observe(self.w, "pod_worker_duration", "create" if self.syncs == 0 else "sync",
-                               time.monotonic() - start)
+                observe(self.w, "pod_worker_duration", op, time.monotonic() - start)
                 self.syncs += 1
             except asyncio.CancelledError:
                 raise

@@ -47,6 +47,29 @@ def operation_type(method: str) -> str:
     return snake.replace("pod_sandbox", "podsandbox")
 
 
+class _WithoutCreated:
+    """A registry's metrics without prometheus-client's `_created` samples (timestamps of
+    each series' birth), which the kubelet's Go metrics never expose."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+
+    def collect(self):
+        for m in self.registry.collect():
+            if m.type in ("counter", "histogram", "summary"):
+                m.samples = [s for s in m.samples if not s.name.endswith("_created")]
+            yield m
+
+
+def _evictions_text(counts: dict[str, int]) -> bytes:
+    """kubelet_evictions{eviction_signal} in text exposition: a counter named without the
+    _total suffix, as upstream names it (prometheus-client insists on one for counters)."""
+    name = f"{NS}_evictions"
+    lines = [f"# HELP {name} Cumulative number of pod evictions by eviction signal", f"# TYPE {name} counter"]
+    lines += [f'{name}{{eviction_signal="{sig}"}} {float(n)}' for sig, n in sorted(counts.items())]
+    return ("\n".join(lines) + "\n").encode()
+
+
 class KubeletMetrics:
     """The kubelet's metric families in two registries (never the process-global one)."""
 
@@ -78,8 +101,7 @@ class KubeletMetrics:
         self.runtime_duration = Histogram(f"{NS}_runtime_operations_duration_seconds",
                                           "Duration in seconds of runtime operations. Broken down by operation type.",
                                           ["operation_type"], buckets=_DEFAULT_BUCKETS, registry=r)
-        self.evictions = Counter(f"{NS}_evictions", "Cumulative number of pod evictions by eviction signal",
-                                 ["eviction_signal"], registry=r)
+        self.evictions: dict[str, int] = {}  # signal -> pods evicted (exposed by _evictions_text)
         if process:
             ProcessCollector(registry=r)
         p = self.probe_registry
@@ -95,10 +117,11 @@ class KubeletMetrics:
     # ------------------------------------------------------------ hooks
 
     def attach(self, kubelet) -> "KubeletMetrics":
-        """Hook into the kubelet's CRI client and pod workers."""
+        """Hook into the kubelet's CRI client, pod workers and eviction manager."""
         self._cri = kubelet.cri
         kubelet.cri.observer = self.runtime_operation
         kubelet.workers.observer = self
+        kubelet.eviction.on_evicted = self.pod_evicted
         return self
 
     def runtime_operation(self, method: str, seconds: float, error: Optional[BaseException]) -> None:
@@ -118,7 +141,7 @@ class KubeletMetrics:
         self.pod_start.observe(seconds)
 
     def pod_evicted(self, signal: str) -> None:
-        self.evictions.labels(signal).inc()
+        self.evictions[signal] = self.evictions.get(signal, 0) + 1
 
     def probe_result(self, pod: dict, kind: str, container: str, result: str, seconds: float) -> None:
         """One probe run: `result` is successful, failed or unknown (upstream's labels)."""
@@ -149,7 +172,7 @@ class KubeletMetrics:
             await self.refresh()
         except Exception as e:  # noqa: BLE001 - the runtime away: the other figures still count
             log.warning("kubelet metrics: runtime not counted: %s", e)
-        return generate_latest(self.registry)
+        return generate_latest(_WithoutCreated(self.registry)) + _evictions_text(self.evictions)
 
     def render_probes(self) -> bytes:
-        return generate_latest(self.probe_registry)
+        return generate_latest(_WithoutCreated(self.probe_registry))

@@ -127,8 +127,11 @@ def test_operation_type_names():
 async def test_metrics_families_and_hooks():
     cri = FakeCRI()
     workers = SimpleNamespace(observer=None)
-    m = metrics_endpoint.KubeletMetrics("n1", process=False).attach(SimpleNamespace(cri=cri, workers=workers))
+    eviction = SimpleNamespace(on_evicted=None)
+    m = metrics_endpoint.KubeletMetrics("n1", process=False).attach(
+        SimpleNamespace(cri=cri, workers=workers, eviction=eviction))
     assert cri.observer == m.runtime_operation and workers.observer is m
+    eviction.on_evicted("memory.available")
     cri.observer("ListContainers", 0.01, None)
     cri.observer("ListContainers", 0.02, RuntimeError("x"))
     m.pod_worker_duration("create", 0.3)
@@ -146,6 +149,9 @@ async def test_metrics_families_and_hooks():
     assert sample(text, "kubelet_pod_start_duration_seconds_count") == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="2.0"}') == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="1.0"}') == 0
+    assert "_created" not in text  # prometheus-client's series birth times: not in the kubelet's metrics
+    assert sample(text, 'kubelet_evictions{eviction_signal="memory.available"}') == 1
+    assert "# TYPE kubelet_evictions counter" in text
     assert "prober_probe_total" not in text
 
 
