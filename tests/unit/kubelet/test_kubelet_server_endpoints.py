@@ -27,6 +27,7 @@ def logroot(tmp_path):
     (root / "a <b>.log").write_text("x")
     (root / "blob").write_bytes(b"\x00\x01\x02binary")
     (root / "data.json").write_text("{}")
+    (root / "syslog.gz").write_bytes(b"\x1f\x8b\x08\x00old rotated log")
     (tmp_path / "secret").write_text("outside")
     os.symlink(tmp_path / "secret", root / "escape")
     return root
@@ -50,7 +51,8 @@ async def test_listing_is_go_fileserver_html(client):
         '<!doctype html>\n<meta name="viewport" content="width=device-width">\n<pre>\n'
         '<a href="a%20%3Cb%3E.log">a &lt;b&gt;.log</a>\n<a href="blob">blob</a>\n'
         '<a href="data.json">data.json</a>\n<a href="escape">escape</a>\n'
-        '<a href="pods/">pods/</a>\n<a href="syslog">syslog</a>\n</pre>\n')
+        '<a href="pods/">pods/</a>\n<a href="syslog">syslog</a>\n'
+        '<a href="syslog.gz">syslog.gz</a>\n</pre>\n')
 
 
 async def test_files_with_content_type(client):
@@ -61,8 +63,22 @@ async def test_files_with_content_type(client):
     assert r.headers["Content-Type"] == "application/octet-stream"
     r = await client.get("/logs/data.json")
     assert r.headers["Content-Type"] == "application/json"
+    # a client taking gzip still gets the named file, never its older .gz sibling
+    r = await client.get("/logs/syslog", headers={"Accept-Encoding": "gzip"})
+    assert (await r.read(), r.headers.get("Content-Encoding")) == (b"hello\nworld\n", None)
+    r = await client.get("/logs/syslog.gz", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert r.headers.get("Content-Encoding") is None
+    assert r.headers["Content-Type"] in ("application/gzip", "application/x-gzip")
+    assert await r.read() == b"\x1f\x8b\x08\x00old rotated log"
     r = await client.get("/logs/syslog", headers={"Range": "bytes=0-4"})
-    assert (r.status, await r.text()) == (206, "hello")
+    assert (r.status, await r.text(), r.headers["Content-Range"]) == (206, "hello", "bytes 0-4/12")
+    r = await client.get("/logs/syslog", headers={"Range": "bytes=-6"})
+    assert (r.status, await r.text()) == (206, "world\n")
+    r = await client.get("/logs/syslog", headers={"Range": "bytes=20-"})
+    assert (r.status, r.headers["Content-Range"]) == (416, "bytes */12")
+    r = await client.head("/logs/syslog")
+    assert (r.status, r.headers["Content-Length"], await r.read()) == (200, "12", b"")
+    assert r.headers["Last-Modified"]
 
 
 async def test_redirects_missing_and_traversal(client):
