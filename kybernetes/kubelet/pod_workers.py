@@ -426,9 +426,11 @@ class PodWorker:
             linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(**res),
                                           security_context=security_context.container_security_context(self.pod, c)),
         )
+        observe(self.w, "container_started", kind)
         try:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)
         except CRIError as e:
+            observe(self.w, "container_start_failed", kind, e.code)
             self.waiting[c["name"]] = ("CreateContainerError", str(e))
             self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
@@ -436,6 +438,7 @@ class PodWorker:
         try:
             await self.w.cri.start_container(cid)
         except CRIError as e:
+            observe(self.w, "container_start_failed", kind, e.code)
             self.waiting[c["name"]] = ("RunContainerError", str(e))
             self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kybernetes.cri import pb
+from kybernetes.kubelet.static_pods import CONFIG_SOURCE, is_mirror_pod
 
 log = logging.getLogger("kybernetes.kubelet.metrics")
 
@@ -37,6 +38,8 @@ _PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 _CONTAINER_STATES = {pb.CONTAINER_CREATED: "created", pb.CONTAINER_RUNNING: "running",
                      pb.CONTAINER_EXITED: "exited", pb.CONTAINER_UNKNOWN: "unknown"}
 
+_CONTAINER_TYPES = {"init": "init_container", "app": "container", "ephemeral": "ephemeral_container"}
+
 PROBE_TYPES = {"liveness": "Liveness", "readiness": "Readiness", "startup": "Startup"}
 
 
@@ -45,6 +48,14 @@ def operation_type(method: str) -> str:
     ListContainers -> list_containers."""
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
     return snake.replace("pod_sandbox", "podsandbox")
+
+
+def grpc_code(code) -> str:
+    """A grpc.StatusCode as Go's codes.Code prints it: DEADLINE_EXCEEDED -> DeadlineExceeded."""
+    if code is None:
+        return "Unknown"
+    name = getattr(code, "name", str(code))
+    return "OK" if name == "OK" else "".join(part.capitalize() for part in name.split("_"))
 
 
 class _WithoutCreated:
@@ -90,6 +101,18 @@ class KubeletMetrics:
                                     "Duration in seconds to sync a single pod. Broken down by operation type: "
                                     "create, update, or sync", ["operation_type"], buckets=_DEFAULT_BUCKETS,
                                     registry=r)
+        self.started_containers = Counter(f"{NS}_started_containers", "Cumulative number of containers started",
+                                          ["container_type"], registry=r)
+        self.started_containers_errors = Counter(f"{NS}_started_containers_errors",
+                                                 "Cumulative number of errors when starting containers",
+                                                 ["code", "container_type"], registry=r)
+        self.desired_pods = Gauge(f"{NS}_desired_pods", "The number of pods the kubelet is being instructed to run. "
+                                  "static is true if the pod is not from the apiserver.", ["static"], registry=r)
+        self.active_pods = Gauge(f"{NS}_active_pods", "The number of pods the kubelet considers active and which are "
+                                 "being considered when admitting new pods. static is true if the pod is not from "
+                                 "the apiserver.", ["static"], registry=r)
+        self.mirror_pods = Gauge(f"{NS}_mirror_pods", "The number of mirror pods the kubelet will try to create "
+                                 "(one per admitted static pod)", registry=r)
         self.started_pods = Counter(f"{NS}_started_pods", "Cumulative number of pods started", registry=r)
         self.started_pods_errors = Counter(f"{NS}_started_pods_errors", "Cumulative number of errors when starting pods",
                                            registry=r)
@@ -113,12 +136,13 @@ class KubeletMetrics:
                                         ["probe_type", "container", "pod", "namespace"], buckets=_PROBE_BUCKETS,
                                         registry=p)
         self._cri = None
+        self._kl = None
 
     # ------------------------------------------------------------ hooks
 
     def attach(self, kubelet) -> "KubeletMetrics":
         """Hook into the kubelet's CRI client, pod workers and eviction manager."""
-        self._cri = kubelet.cri
+        self._cri, self._kl = kubelet.cri, kubelet
         kubelet.cri.observer = self.runtime_operation
         kubelet.workers.observer = self
         kubelet.eviction.on_evicted = self.pod_evicted
@@ -137,6 +161,12 @@ class KubeletMetrics:
     def pod_sandbox_started(self, ok: bool) -> None:
         (self.started_pods if ok else self.started_pods_errors).inc()
 
+    def container_started(self, kind: str) -> None:
+        self.started_containers.labels(_CONTAINER_TYPES.get(kind, "container")).inc()
+
+    def container_start_failed(self, kind: str, code) -> None:
+        self.started_containers_errors.labels(grpc_code(code), _CONTAINER_TYPES.get(kind, "container")).inc()
+
     def pod_running(self, seconds: float) -> None:
         self.pod_start.observe(seconds)
 
@@ -154,10 +184,27 @@ class KubeletMetrics:
 
     # ------------------------------------------------------------ scrape
 
+    def count_pods(self) -> None:
+        """Desired, active and mirror pods from the kubelet's pod workers and informer."""
+        desired, active = {"true": 0, "false": 0}, {"true": 0, "false": 0}
+        for w in list(self._kl.workers.workers.values()):
+            if w.done:
+                continue
+            ann = (w.pod.get("metadata") or {}).get("annotations") or {}
+            static = "true" if ann.get(CONFIG_SOURCE, "api") != "api" else "false"
+            desired[static] += 1
+            if (w.last_status or {}).get("phase") not in ("Succeeded", "Failed"):
+                active[static] += 1
+        for static in ("true", "false"):
+            self.desired_pods.labels(static).set(desired[static])
+            self.active_pods.labels(static).set(active[static])
+        self.mirror_pods.set(sum(1 for p in self._kl.informer.list() if is_mirror_pod(p)))
+
     async def refresh(self) -> None:
-        """Count running sandboxes and containers by state from the runtime."""
-        if self._cri is None:
+        """Count pods from the kubelet, running sandboxes and containers from the runtime."""
+        if self._kl is None:
             return
+        self.count_pods()
         sandboxes = await self._cri.list_pod_sandbox(state=pb.SANDBOX_READY)
         containers = await self._cri.list_containers()
         self.running_pods.set(len(sandboxes))

@@ -111,6 +111,9 @@ async def test_metrics_after_a_pod_runs(env, node):
     assert metric(text, 'kubelet_runtime_operations_total{operation_type="create_container"}') >= 1
     assert "# TYPE kubelet_runtime_operations_errors_total counter" in text
     assert metric(text, "kubelet_started_pods_total") >= 1
+    assert metric(text, 'kubelet_started_containers_total{container_type="container"}') >= 1
+    assert metric(text, 'kubelet_desired_pods{static="false"}') >= 1
+    assert metric(text, 'kubelet_active_pods{static="false"}') >= 1
     assert metric(text, "kubelet_pod_start_duration_seconds_count") >= 1
     assert metric(text, 'kubelet_pod_worker_duration_seconds_count{operation_type="create"}') >= 1
     assert metric(text, "process_resident_memory_bytes") > 0

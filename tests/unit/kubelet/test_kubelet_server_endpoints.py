@@ -8,6 +8,7 @@ import os
 from decimal import Decimal
 from types import SimpleNamespace
 
+import grpc
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -142,10 +143,20 @@ def test_operation_type_names():
 
 async def test_metrics_families_and_hooks():
     cri = FakeCRI()
-    workers = SimpleNamespace(observer=None)
+    def worker(phase, annotations=None, done=False):
+        return SimpleNamespace(done=done, last_status={"phase": phase},
+                               pod={"metadata": {"annotations": annotations or {}}})
+    workers = SimpleNamespace(observer=None, workers={
+        "a": worker("Running"), "b": worker("Succeeded"), "c": worker("Running", done=True),
+        "s": worker("Pending", {"kubernetes.io/config.source": "file"})})
+    informer = SimpleNamespace(list=lambda: [{"metadata": {"annotations": {"kubernetes.io/config.mirror": "h"}}},
+                                             {"metadata": {}}])
     eviction = SimpleNamespace(on_evicted=None)
     m = metrics_endpoint.KubeletMetrics("n1", process=False).attach(
-        SimpleNamespace(cri=cri, workers=workers, eviction=eviction))
+        SimpleNamespace(cri=cri, workers=workers, eviction=eviction, informer=informer))
+    m.container_started("init")
+    m.container_started("app")
+    m.container_start_failed("app", grpc.StatusCode.DEADLINE_EXCEEDED)
     assert cri.observer == m.runtime_operation and workers.observer is m
     eviction.on_evicted("memory.available")
     cri.observer("ListContainers", 0.01, None)
@@ -162,6 +173,13 @@ async def test_metrics_families_and_hooks():
     assert sample(text, 'kubelet_runtime_operations_errors_total{operation_type="list_containers"}') == 1
     assert sample(text, 'kubelet_pod_worker_duration_seconds_count{operation_type="create"}') == 1
     assert sample(text, "kubelet_started_pods_total") == 1
+    assert sample(text, 'kubelet_started_containers_total{container_type="init_container"}') == 1
+    assert sample(text, 'kubelet_started_containers_errors_total{code="DeadlineExceeded",'
+                        'container_type="container"}') == 1
+    assert sample(text, 'kubelet_desired_pods{static="false"}') == 2
+    assert sample(text, 'kubelet_desired_pods{static="true"}') == 1
+    assert sample(text, 'kubelet_active_pods{static="false"}') == 1
+    assert sample(text, "kubelet_mirror_pods") == 1
     assert sample(text, "kubelet_pod_start_duration_seconds_count") == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="2.0"}') == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="1.0"}') == 0
