@@ -254,15 +254,28 @@ class KubeletServer:
 
     # ------------------------------------------------------------ handlers
 
+    def _health(self) -> dict[str, Optional[str]]:
+        """Each named check's error, None when it passes (upstream: ping and log always
+        pass; syncloop once the sync loop runs)."""
+        return {"ping": None, "log": None,
+                "syncloop": None if self.kl.started else "sync Loop took longer than expected"}
+
     async def healthz(self, request: web.Request) -> web.Response:
-        return _text(200, "ok")
+        """"ok", or every check with its verdict when asked (?verbose) or when one fails."""
+        checks = self._health()
+        failed = any(err is not None for err in checks.values())
+        if not failed and "verbose" not in request.query:
+            return _text(200, "ok")
+        lines = [f"[+]{name} ok" if err is None else f"[-]{name} failed: reason withheld"
+                 for name, err in checks.items()]
+        lines.append("healthz check failed" if failed else "healthz check passed")
+        return _text(500 if failed else 200, "\n".join(lines) + "\n")
 
     async def healthz_check(self, request: web.Request) -> web.Response:
-        """One named check of /healthz: ping and log always pass; syncloop once the
-        kubelet runs its pods."""
-        check = request.path.rsplit("/", 1)[-1]
-        if check == "syncloop" and not self.kl.started:
-            return _text(500, "internal server error: sync loop not started")
+        """One named check of /healthz."""
+        err = self._health()[request.path.rsplit("/", 1)[-1]]
+        if err is not None:
+            return _text(500, f"internal server error: {err}\n")
         return _text(200, "ok")
 
     async def running_pods(self, request: web.Request) -> web.Response:

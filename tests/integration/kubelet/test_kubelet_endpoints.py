@@ -155,6 +155,8 @@ async def test_runningpods_and_healthz(env, node):
     assert mine[0]["spec"]["containers"][0]["image"]
     for check in ("ping", "log", "syncloop"):
         assert (await raw(env, f"{PROXY}/healthz/{check}")).stdout == "ok"
+    assert (await raw(env, f"{PROXY}/healthz?verbose")).stdout == \
+        "[+]ping ok\n[+]log ok\n[+]syncloop ok\nhealthz check passed\n"
 
 
 async def test_kubelet_authorizes_paths_by_subresource(env, node, tmp_path):

@@ -253,3 +253,26 @@ def test_configz_shape():
 ])
 def test_authorization_subresources(path, subs):
     assert auth.attributes("GET", path) == ("get", subs)
+
+
+# ------------------------------------------------------------------ /healthz
+
+async def test_healthz_checks_before_and_after_start():
+    from aiohttp.test_utils import make_mocked_request
+
+    from kybernetes.kubelet.server.app import KubeletServer
+    kl = SimpleNamespace(client=None, node_name="n1", started=False, cri=FakeCRI(),
+                         workers=SimpleNamespace(observer=None, workers={}), eviction=SimpleNamespace(on_evicted=None))
+    srv = KubeletServer(kl, cert_source=lambda: None, client_ca="/nonexistent")
+
+    async def get(path):
+        r = await (srv.healthz_check if path.count("/") > 1 else srv.healthz)(make_mocked_request("GET", path))
+        return r.status, r.text
+    assert await get("/healthz") == (500, "[+]ping ok\n[+]log ok\n[-]syncloop failed: reason withheld\n"
+                                          "healthz check failed\n")
+    assert await get("/healthz/ping") == (200, "ok")
+    assert await get("/healthz/syncloop") == (500, "internal server error: sync Loop took longer than expected\n")
+    kl.started = True
+    assert await get("/healthz") == (200, "ok")
+    assert await get("/healthz?verbose") == (200, "[+]ping ok\n[+]log ok\n[+]syncloop ok\nhealthz check passed\n")
+    assert await get("/healthz/syncloop") == (200, "ok")
