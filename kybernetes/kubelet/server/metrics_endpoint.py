@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -113,6 +114,14 @@ class KubeletMetrics:
                                  "the apiserver.", ["static"], registry=r)
         self.mirror_pods = Gauge(f"{NS}_mirror_pods", "The number of mirror pods the kubelet will try to create "
                                  "(one per admitted static pod)", registry=r)
+        self.pleg_duration = Histogram(f"{NS}_pleg_relist_duration_seconds",
+                                       "Duration in seconds for relisting pods in PLEG.", buckets=_DEFAULT_BUCKETS,
+                                       registry=r)
+        self.pleg_interval = Histogram(f"{NS}_pleg_relist_interval_seconds",
+                                       "Interval in seconds between relisting in PLEG.", buckets=_DEFAULT_BUCKETS,
+                                       registry=r)
+        self.pleg_last_seen = Gauge(f"{NS}_pleg_last_seen_seconds",
+                                    "Timestamp in seconds when PLEG was last seen active.", registry=r)
         self.started_pods = Counter(f"{NS}_started_pods", "Cumulative number of pods started", registry=r)
         self.started_pods_errors = Counter(f"{NS}_started_pods_errors", "Cumulative number of errors when starting pods",
                                            registry=r)
@@ -146,6 +155,7 @@ class KubeletMetrics:
         kubelet.cri.observer = self.runtime_operation
         kubelet.workers.observer = self
         kubelet.eviction.on_evicted = self.pod_evicted
+        kubelet.pleg.observer = self.pleg_relisted
         return self
 
     def runtime_operation(self, method: str, seconds: float, error: Optional[BaseException]) -> None:
@@ -154,6 +164,12 @@ class KubeletMetrics:
         self.runtime_duration.labels(op).observe(seconds)
         if error is not None:
             self.runtime_errors.labels(op).inc()
+
+    def pleg_relisted(self, seconds: float, interval: Optional[float]) -> None:
+        self.pleg_duration.observe(seconds)
+        if interval is not None:
+            self.pleg_interval.observe(interval)
+        self.pleg_last_seen.set(time.time())
 
     def pod_worker_duration(self, operation: str, seconds: float) -> None:
         self.pod_worker.labels(operation).observe(seconds)
@@ -205,12 +221,18 @@ class KubeletMetrics:
         if self._kl is None:
             return
         self.count_pods()
-        sandboxes = await self._cri.list_pod_sandbox(state=pb.SANDBOX_READY)
-        containers = await self._cri.list_containers()
-        self.running_pods.set(len(sandboxes))
+        pleg = getattr(self._kl, "pleg", None)
+        if pleg is not None and pleg.relists:
+            # the runtime as the PLEG last listed it (upstream reads its runtime cache)
+            sandbox_states = [st for k, (_, st) in pleg.last.items() if k.startswith("s:")]
+            container_states = [st for k, (_, st) in pleg.last.items() if k.startswith("c:")]
+        else:
+            sandbox_states = [s.state for s in await self._cri.list_pod_sandbox()]
+            container_states = [c.state for c in await self._cri.list_containers()]
+        self.running_pods.set(sum(1 for st in sandbox_states if st == pb.SANDBOX_READY))
         counts = dict.fromkeys(_CONTAINER_STATES.values(), 0)
-        for c in containers:
-            counts[_CONTAINER_STATES.get(c.state, "unknown")] += 1
+        for st in container_states:
+            counts[_CONTAINER_STATES.get(st, "unknown")] += 1
         for state, n in counts.items():
             self.running_containers.labels(state).set(n)
 

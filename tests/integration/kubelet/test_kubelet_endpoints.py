@@ -117,6 +117,7 @@ async def test_metrics_after_a_pod_runs(env, node):
     assert metric(text, "kubelet_pod_start_duration_seconds_count") >= 1
     assert metric(text, 'kubelet_pod_worker_duration_seconds_count{operation_type="create"}') >= 1
     assert metric(text, "process_resident_memory_bytes") > 0
+    assert metric(text, "kubelet_pleg_relist_duration_seconds_count") >= 1
     assert "prober_probe_total" not in text
 
 

@@ -107,7 +107,8 @@ def test_resolve_never_leaves_root(logroot):
 class FakeCRI:
     def __init__(self):
         self.observer = None
-        self.sandboxes = [SimpleNamespace(metadata=SimpleNamespace(uid="u1", name="p1", namespace="ns"))]
+        self.sandboxes = [SimpleNamespace(metadata=SimpleNamespace(uid="u1", name="p1", namespace="ns"),
+                                          state=pb.SANDBOX_READY)]
         self.containers = [
             SimpleNamespace(state=pb.CONTAINER_RUNNING, created_at=2, metadata=SimpleNamespace(name="b"),
                             image=SimpleNamespace(image="busybox:2"), image_ref="sha256:b",
@@ -152,8 +153,11 @@ async def test_metrics_families_and_hooks():
     informer = SimpleNamespace(list=lambda: [{"metadata": {"annotations": {"kubernetes.io/config.mirror": "h"}}},
                                              {"metadata": {}}])
     eviction = SimpleNamespace(on_evicted=None)
+    pleg = SimpleNamespace(observer=None, relists=0, last={})  # not relisted yet: the runtime is asked
     m = metrics_endpoint.KubeletMetrics("n1", process=False).attach(
-        SimpleNamespace(cri=cri, workers=workers, eviction=eviction, informer=informer))
+        SimpleNamespace(cri=cri, workers=workers, eviction=eviction, informer=informer, pleg=pleg))
+    pleg.observer(0.02, None)
+    pleg.observer(0.03, 1.0)
     m.container_started("init")
     m.container_started("app")
     m.container_start_failed("app", grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -180,6 +184,17 @@ async def test_metrics_families_and_hooks():
     assert sample(text, 'kubelet_desired_pods{static="true"}') == 1
     assert sample(text, 'kubelet_active_pods{static="false"}') == 1
     assert sample(text, "kubelet_mirror_pods") == 1
+    assert sample(text, "kubelet_pleg_relist_duration_seconds_count") == 2
+    assert sample(text, "kubelet_pleg_relist_interval_seconds_count") == 1
+    assert sample(text, "kubelet_pleg_last_seen_seconds") > 1.7e9
+    # once the PLEG has relisted, its last view is what counts (no runtime calls)
+    pleg.relists, pleg.last = 1, {"s:1": ("u", pb.SANDBOX_READY), "s:2": ("v", pb.SANDBOX_NOTREADY),
+                                  "c:1": ("u", pb.CONTAINER_RUNNING), "c:2": ("v", pb.CONTAINER_CREATED)}
+    cri.sandboxes = cri.containers = None
+    text = (await m.render()).decode()
+    assert sample(text, "kubelet_running_pods") == 1
+    assert sample(text, 'kubelet_running_containers{container_state="created"}') == 1
+    assert sample(text, 'kubelet_running_containers{container_state="exited"}') == 0
     assert sample(text, "kubelet_pod_start_duration_seconds_count") == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="2.0"}') == 1
     assert sample(text, 'kubelet_pod_start_duration_seconds_bucket{le="1.0"}') == 0
@@ -262,7 +277,8 @@ async def test_healthz_checks_before_and_after_start():
 
     from kybernetes.kubelet.server.app import KubeletServer
     kl = SimpleNamespace(client=None, node_name="n1", started=False, cri=FakeCRI(),
-                         workers=SimpleNamespace(observer=None, workers={}), eviction=SimpleNamespace(on_evicted=None))
+                         workers=SimpleNamespace(observer=None, workers={}), eviction=SimpleNamespace(on_evicted=None),
+                         pleg=SimpleNamespace(observer=None))
     srv = KubeletServer(kl, cert_source=lambda: None, client_ca="/nonexistent")
 
     async def get(path):
