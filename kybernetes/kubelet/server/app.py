@@ -1,7 +1,7 @@
 """The kubelet's HTTPS API (port 10250 by default): /healthz (and /healthz/ping, /log,
 /syncloop), /pods, /runningpods/, /containerLogs, /exec, /attach, /portForward,
-/stats/summary, /metrics, /metrics/probes, /metrics/resource, /configz and the node's
-log directory under /logs/.  Callers present a client certificate from the cluster CA
+/stats/summary, /metrics, /metrics/probes, /metrics/resource, /configz, /spec/ and the
+node's log directory under /logs/.  Callers present a client certificate from the cluster CA
 (or a bearer token, checked by TokenReview) and each request is authorized with a
 SubjectAccessReview, as upstream's webhook mode does.
 
@@ -31,8 +31,8 @@ from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import stats
 from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
 from kybernetes.kubelet.prober.netns import sandbox_netns
-from kybernetes.kubelet.server import auth, configz, logs, logs_endpoint, metrics_endpoint, runningpods, streams, \
-    wschannel
+from kybernetes.kubelet.server import auth, configz, logs, logs_endpoint, metrics_endpoint, runningpods, spec, \
+    streams, wschannel
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
@@ -185,6 +185,8 @@ class KubeletServer:
         r.add_get("/configz", self.configz)
         r.add_get("/metrics", self.metrics_kubelet)
         r.add_get("/metrics/probes", self.metrics_probes)
+        r.add_get("/spec", self.spec)
+        r.add_get("/spec/", self.spec)
         r.add_get("/logs", self.logs)
         r.add_get("/logs/{tail:.*}", self.logs)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
@@ -287,6 +289,11 @@ class KubeletServer:
 
     async def configz(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(configz.kubelet_config(self.kl, self)), content_type="application/json")
+
+    async def spec(self, request: web.Request) -> web.Response:
+        """The machine description (cAdvisor MachineInfo)."""
+        return web.Response(body=orjson.dumps(await asyncio.to_thread(spec.machine_info)),
+                            content_type="application/json")
 
     async def metrics_kubelet(self, request: web.Request) -> web.Response:
         return web.Response(body=await self.metrics.render(),

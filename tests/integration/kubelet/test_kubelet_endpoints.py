@@ -144,6 +144,12 @@ async def test_configz(env, node):
     assert cfg["authorization"]["mode"] == "Webhook"
 
 
+async def test_spec(env, node):
+    info = json.loads((await raw(env, f"{PROXY}/spec/")).stdout)
+    assert info["num_cores"] == os.cpu_count() and info["memory_capacity"] > 0
+    assert info["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()
+
+
 async def test_runningpods_and_healthz(env, node):
     cl, _, pods, _ = node
     uid = (await pods.get(POD, "default"))["metadata"]["uid"]
@@ -186,7 +192,7 @@ async def test_kubelet_authorizes_paths_by_subresource(env, node, tmp_path):
             (tmp_path / f"{user}.key").write_bytes(key)
             ctx = ssl.create_default_context(cafile=str(srv.data_dir / "tls" / "ca.crt"))
             ctx.load_cert_chain(str(tmp_path / f"{user}.crt"), str(tmp_path / f"{user}.key"))
-            for path in ("/logs/", "/metrics", "/metrics/probes", "/configz", "/runningpods/"):
+            for path in ("/logs/", "/metrics", "/metrics/probes", "/configz", "/runningpods/", "/spec/"):
                 results[(user, path)] = await asyncio.to_thread(_get, base + path, ctx)
         for path in ("/logs/", "/metrics", "/metrics/probes"):
             assert results[("ep-proxy", path)][0] == 403
@@ -195,6 +201,8 @@ async def test_kubelet_authorizes_paths_by_subresource(env, node, tmp_path):
         for path, s in sub.items():
             assert results[("ep-proxy", path)][1] == \
                 f"Forbidden (user=ep-proxy, verb=get, resource=nodes, subresource={s})"
+        # /spec/ is nodes/spec, which neither has
+        assert results[("ep-proxy", "/spec/")][0] == results[("ep-logs", "/spec/")][0] == 403
         for path in ("/configz", "/runningpods/"):
             assert results[("ep-proxy", path)][0] == 200
             assert results[("ep-logs", path)][0] == 403

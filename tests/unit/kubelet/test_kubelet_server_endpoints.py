@@ -292,3 +292,16 @@ async def test_healthz_checks_before_and_after_start():
     assert await get("/healthz") == (200, "ok")
     assert await get("/healthz?verbose") == (200, "[+]ping ok\n[+]log ok\n[+]syncloop ok\nhealthz check passed\n")
     assert await get("/healthz/syncloop") == (200, "ok")
+
+
+# ------------------------------------------------------------------ /spec/
+
+def test_machine_info_from_proc_text():
+    from kybernetes.kubelet.server import spec
+    cpuinfo = "".join(f"processor\t: {i}\nvendor_id\t: GenuineIntel\nphysical id\t: {i // 4}\ncore id\t\t: {i % 2}\n"
+                      f"cpu MHz\t\t: 2400.{i}\n\n" for i in range(8))
+    assert spec._cpuinfo(cpuinfo) == (4, 2, 2400700, "GenuineIntel")
+    assert spec._meminfo("MemTotal:       16384 kB\nSwapTotal:          0 kB\nHugePages_Total:       2\n") == \
+        {"MemTotal": 16384 * 1024, "SwapTotal": 0, "HugePages_Total": 2}
+    info = spec.machine_info()
+    assert info["num_cores"] == os.cpu_count() and info["memory_capacity"] > 0 and info["boot_id"]
