@@ -74,6 +74,10 @@ async def test_logs_listing_and_file(env, node):
     assert '<a href="sub/">sub/</a>\n' in out and out.startswith("<!doctype html>")
     assert (await raw(env, f"{PROXY}/logs/kyb-test.log")).stdout == "line one\nline two\n"
     assert (await raw(env, f"{PROXY}/logs/sub/inner.log")).stdout == "inner\n"
+    assert '<a href="inner.log">inner.log</a>' in (await raw(env, f"{PROXY}/logs/sub/")).stdout
+    # upstream strips "/logs/" before its file server: a bare /logs is not found
+    r = await raw(env, f"{PROXY}/logs", check=False)
+    assert r.returncode == 1 and "(NotFound)" in r.stderr, r.stderr
     r = await raw(env, f"{PROXY}/logs/missing.log", check=False)
     assert r.returncode == 1 and "(NotFound)" in r.stderr, r.stderr
 
