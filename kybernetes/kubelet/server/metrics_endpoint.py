@@ -77,7 +77,7 @@ def _evictions_text(counts: dict[str, int]) -> bytes:
     """kubelet_evictions{eviction_signal} in text exposition: a counter named without the
     _total suffix, as upstream names it (prometheus-client insists on one for counters)."""
     name = f"{NS}_evictions"
-    lines = [f"# HELP {name} Cumulative number of pod evictions by eviction signal", f"# TYPE {name} counter"]
+    lines = [f"# HELP {name} [ALPHA] Cumulative number of pod evictions by eviction signal", f"# TYPE {name} counter"]
     lines += [f'{name}{{eviction_signal="{sig}"}} {float(n)}' for sig, n in sorted(counts.items())]
     return ("\n".join(lines) + "\n").encode()
 
@@ -89,59 +89,59 @@ class KubeletMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.probe_registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.node_name = Gauge(f"{NS}_node_name", "The node's name. The count is always 1.", ["node"], registry=r)
+        self.node_name = Gauge(f"{NS}_node_name", "[ALPHA] The node's name. The count is always 1.", ["node"], registry=r)
         self.node_name.labels(node_name).set(1)
-        self.running_pods = Gauge(f"{NS}_running_pods", "Number of pods that have a running pod sandbox",
+        self.running_pods = Gauge(f"{NS}_running_pods", "[ALPHA] Number of pods that have a running pod sandbox",
                                   registry=r)
-        self.running_containers = Gauge(f"{NS}_running_containers", "Number of containers currently running",
+        self.running_containers = Gauge(f"{NS}_running_containers", "[ALPHA] Number of containers currently running",
                                         ["container_state"], registry=r)
         self.pod_start = Histogram(f"{NS}_pod_start_duration_seconds",
-                                   "Duration in seconds from kubelet seeing a pod for the first time to the pod "
+                                   "[ALPHA] Duration in seconds from kubelet seeing a pod for the first time to the pod "
                                    "starting to run", buckets=_POD_START_BUCKETS, registry=r)
         self.pod_worker = Histogram(f"{NS}_pod_worker_duration_seconds",
-                                    "Duration in seconds to sync a single pod. Broken down by operation type: "
+                                    "[ALPHA] Duration in seconds to sync a single pod. Broken down by operation type: "
                                     "create, update, or sync", ["operation_type"], buckets=_DEFAULT_BUCKETS,
                                     registry=r)
-        self.started_containers = Counter(f"{NS}_started_containers", "Cumulative number of containers started",
+        self.started_containers = Counter(f"{NS}_started_containers", "[ALPHA] Cumulative number of containers started",
                                           ["container_type"], registry=r)
         self.started_containers_errors = Counter(f"{NS}_started_containers_errors",
-                                                 "Cumulative number of errors when starting containers",
+                                                 "[ALPHA] Cumulative number of errors when starting containers",
                                                  ["code", "container_type"], registry=r)
-        self.desired_pods = Gauge(f"{NS}_desired_pods", "The number of pods the kubelet is being instructed to run. "
+        self.desired_pods = Gauge(f"{NS}_desired_pods", "[ALPHA] The number of pods the kubelet is being instructed to run. "
                                   "static is true if the pod is not from the apiserver.", ["static"], registry=r)
-        self.active_pods = Gauge(f"{NS}_active_pods", "The number of pods the kubelet considers active and which are "
+        self.active_pods = Gauge(f"{NS}_active_pods", "[ALPHA] The number of pods the kubelet considers active and which are "
                                  "being considered when admitting new pods. static is true if the pod is not from "
                                  "the apiserver.", ["static"], registry=r)
-        self.mirror_pods = Gauge(f"{NS}_mirror_pods", "The number of mirror pods the kubelet will try to create "
+        self.mirror_pods = Gauge(f"{NS}_mirror_pods", "[ALPHA] The number of mirror pods the kubelet will try to create "
                                  "(one per admitted static pod)", registry=r)
         self.pleg_duration = Histogram(f"{NS}_pleg_relist_duration_seconds",
-                                       "Duration in seconds for relisting pods in PLEG.", buckets=_DEFAULT_BUCKETS,
+                                       "[ALPHA] Duration in seconds for relisting pods in PLEG.", buckets=_DEFAULT_BUCKETS,
                                        registry=r)
         self.pleg_interval = Histogram(f"{NS}_pleg_relist_interval_seconds",
-                                       "Interval in seconds between relisting in PLEG.", buckets=_DEFAULT_BUCKETS,
+                                       "[ALPHA] Interval in seconds between relisting in PLEG.", buckets=_DEFAULT_BUCKETS,
                                        registry=r)
         self.pleg_last_seen = Gauge(f"{NS}_pleg_last_seen_seconds",
-                                    "Timestamp in seconds when PLEG was last seen active.", registry=r)
-        self.started_pods = Counter(f"{NS}_started_pods", "Cumulative number of pods started", registry=r)
-        self.started_pods_errors = Counter(f"{NS}_started_pods_errors", "Cumulative number of errors when starting pods",
+                                    "[ALPHA] Timestamp in seconds when PLEG was last seen active.", registry=r)
+        self.started_pods = Counter(f"{NS}_started_pods", "[ALPHA] Cumulative number of pods started", registry=r)
+        self.started_pods_errors = Counter(f"{NS}_started_pods_errors", "[ALPHA] Cumulative number of errors when starting pods",
                                            registry=r)
-        self.runtime_ops = Counter(f"{NS}_runtime_operations", "Cumulative number of runtime operations by operation type.",
+        self.runtime_ops = Counter(f"{NS}_runtime_operations", "[ALPHA] Cumulative number of runtime operations by operation type.",
                                    ["operation_type"], registry=r)
         self.runtime_errors = Counter(f"{NS}_runtime_operations_errors",
-                                      "Cumulative number of runtime operation errors by operation type.",
+                                      "[ALPHA] Cumulative number of runtime operation errors by operation type.",
                                       ["operation_type"], registry=r)
         self.runtime_duration = Histogram(f"{NS}_runtime_operations_duration_seconds",
-                                          "Duration in seconds of runtime operations. Broken down by operation type.",
+                                          "[ALPHA] Duration in seconds of runtime operations. Broken down by operation type.",
                                           ["operation_type"], buckets=_DEFAULT_BUCKETS, registry=r)
         self.evictions: dict[str, int] = {}  # signal -> pods evicted (exposed by _evictions_text)
         if process:
             ProcessCollector(registry=r)
         p = self.probe_registry
         labels = ["probe_type", "result", "container", "pod", "namespace", "pod_uid"]
-        self.probe_total = Counter("prober_probe", "Cumulative number of a liveness, readiness or startup probe "
+        self.probe_total = Counter("prober_probe", "[ALPHA] Cumulative number of a liveness, readiness or startup probe "
                                    "for a container by result.", labels, registry=p)
         self.probe_duration = Histogram("prober_probe_duration_seconds",
-                                        "Duration in seconds for a probe response.",
+                                        "[ALPHA] Duration in seconds for a probe response.",
                                         ["probe_type", "container", "pod", "namespace"], buckets=_PROBE_BUCKETS,
                                         registry=p)
         self._cri = None

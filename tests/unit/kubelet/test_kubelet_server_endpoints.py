@@ -170,6 +170,7 @@ async def test_metrics_families_and_hooks():
     m.pod_running(1.5)
     text = (await m.render()).decode()
     assert 'kubelet_node_name{node="n1"} 1.0' in text
+    assert "# HELP kubelet_running_pods [ALPHA] Number of pods that have a running pod sandbox\n" in text
     assert sample(text, "kubelet_running_pods") == 1
     assert sample(text, 'kubelet_running_containers{container_state="running"}') == 2
     assert sample(text, 'kubelet_running_containers{container_state="exited"}') == 1
