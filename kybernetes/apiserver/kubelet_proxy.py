@@ -333,6 +333,8 @@ async def node_proxy(api, request: web.Request, info) -> web.StreamResponse:
         name = name.split(":", 1)[0]
     base = await kubelet_base(api, name)
     rest = "/".join(quote(p, safe="") for p in info.parts[3:])
+    if rest and request.path.endswith("/"):
+        rest += "/"  # /proxy/logs/ is the kubelet's /logs/ (a directory listing), not /logs
     url = f"{base}/{rest}"
     if _is_websocket(request):
         offered = wschannel.offered(request.headers.getall("Sec-WebSocket-Protocol", []))

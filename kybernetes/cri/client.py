@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import grpc
 import grpc.aio
@@ -54,6 +54,8 @@ class CRIClient:
         self._channel: Optional[grpc.aio.Channel] = None
         self._runtime: Any = None
         self._images: Any = None
+        # called after every RPC with (method, seconds, error or None): the kubelet's metrics
+        self.observer: Optional[Callable[[str, float, Optional[BaseException]], None]] = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -94,12 +96,18 @@ class CRIClient:
     async def _invoke(self, stub: Any, method: str, request: Any, timeout: Optional[float]) -> Any:
         if timeout is not None and timeout < 0:
             timeout = self.timeout
+        start, err = time.monotonic(), None
         try:
             return await getattr(stub, method)(request, timeout=timeout)
         except grpc.aio.AioRpcError as e:
-            raise error_for(method, e.code(), e.details() or "", self.endpoint) from None
+            err = error_for(method, e.code(), e.details() or "", self.endpoint)
+            raise err from None
         except grpc.aio.UsageError as e:  # channel closed under us
-            raise CRIError(method, None, str(e), self.endpoint) from None
+            err = CRIError(method, None, str(e), self.endpoint)
+            raise err from None
+        finally:
+            if self.observer is not None:
+                self.observer(method, time.monotonic() - start, err)
 
     async def wait_ready(self, timeout: float = 30.0, *, interval: float = 0.05) -> "pb.StatusResponse":
         """Poll Status until the runtime answers (not necessarily NetworkReady)."""

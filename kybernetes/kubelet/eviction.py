@@ -246,6 +246,7 @@ class EvictionManager:
         self.volume_usage, self.max_pod_grace_period = volume_usage, max_pod_grace_period
         self.pod_cleaned_up, self.node_event = pod_cleaned_up, node_event
         self.period, self.transition_period, self.clock = period, transition_period, clock
+        self.on_evicted: Optional[Callable[[str], Any]] = None  # (signal): the kubelet_evictions metric
         self._first_met: dict[Threshold, float] = {}   # threshold -> when it was first seen met
         self._last_met: dict[str, float] = {}          # condition -> when a threshold of it was last met
         self.thresholds_met: list[Threshold] = []      # met past their grace period, not yet reclaimed
@@ -375,6 +376,8 @@ class EvictionManager:
                      grace, msg)
             if await self.evict(pod, msg, annotations, grace=grace, disruption_condition=True):
                 self.last_evicted = [pod]
+                if self.on_evicted is not None:
+                    self.on_evicted(threshold.signal)
                 return pod
         log.info("unable to evict any pods from the node")
         return None

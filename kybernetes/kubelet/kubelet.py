@@ -57,7 +57,8 @@ class Kubelet:
                  eviction_pressure_transition_period: float = DEFAULT_PRESSURE_TRANSITION_PERIOD,
                  eviction_monitoring_period: float = DEFAULT_MONITORING_PERIOD,
                  eviction_max_pod_grace_period: int = 0, local_storage_capacity_isolation: bool = True,
-                 image_pull_backoff: float = 10.0, allowed_unsafe_sysctls: Sequence[str] = ()):
+                 image_pull_backoff: float = 10.0, allowed_unsafe_sysctls: Sequence[str] = (),
+                 log_dir: Path = Path("/var/log")):
         """`on_pod_cidr`, when given, is awaited at start with the node's podCIDRs (None if
         node IPAM set none within `pod_cidr_timeout`) before any pod runs: it writes the
         CNI config for that range.  Image GC follows `image_gc_policy` and spares the
@@ -72,7 +73,8 @@ class Kubelet:
         every `eviction_monitoring_period` seconds, with local storage limits enforced unless
         `local_storage_capacity_isolation` is False.  A failed image pull backs off from
         `image_pull_backoff` seconds, doubling to 300 s.  Pods may use the safe sysctls and
-        those matching `allowed_unsafe_sysctls` (names or `prefix*` patterns)."""
+        those matching `allowed_unsafe_sysctls` (names or `prefix*` patterns).  The server shows
+        `log_dir` under /logs/."""
         self.client = client
         self.on_pod_cidr = on_pod_cidr
         self.pod_cidr_timeout = pod_cidr_timeout
@@ -127,7 +129,7 @@ class Kubelet:
             from kybernetes.kubelet.server.app import KubeletServer
 
             self.server = KubeletServer(self, cert_source=cert_source, client_ca=client_ca, address=server_address,
-                                        port=server_port, runtime_netns=runtime_netns)
+                                        port=server_port, runtime_netns=runtime_netns, log_dir=log_dir)
         self.started = False
 
     # ------------------------------------------------------------ eviction

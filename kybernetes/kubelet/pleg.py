@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+import time
+from typing import Callable, Optional
 
 log = logging.getLogger("kybernetes.kubelet.pleg")
 
@@ -21,6 +22,9 @@ class PLEG:
         self.last: dict[str, tuple[str, int]] = {}  # id -> (pod uid, state)
         self.relists = 0
         self._task: asyncio.Task | None = None
+        # called after each relist with (seconds it took, seconds since the previous one
+        # began or None): the kubelet's PLEG metrics
+        self.observer: Optional[Callable[[float, Optional[float]], None]] = None
 
     async def relist(self) -> set[str]:
         cur: dict[str, tuple[str, int]] = {}
@@ -38,13 +42,19 @@ class PLEG:
         return changed
 
     async def _run(self) -> None:
+        began: Optional[float] = None
         while True:
+            start = time.monotonic()
             try:
                 await self.relist()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("relist failed: %s", e)
+            else:
+                if self.observer is not None:
+                    self.observer(time.monotonic() - start, None if began is None else start - began)
+            began = start
             await asyncio.sleep(self.period)
 
     def start(self) -> None:

@@ -53,6 +53,17 @@ def pull_policy(c: Obj) -> str:
     return "Always" if ":" not in tag and "@" not in img or tag.endswith(":latest") else "IfNotPresent"
 
 
+def observe(workers: Any, event: str, *args: Any) -> None:
+    """Report `event` to the pod workers' metrics observer, if any (kubelet.server.
+    metrics_endpoint); a failing observer never fails a sync."""
+    observer = getattr(workers, "observer", None)
+    if observer is not None:
+        try:
+            getattr(observer, event)(*args)
+        except Exception:
+            log.exception("kubelet metrics: %s", event)
+
+
 class PodWorker:
     def __init__(self, workers: "PodWorkers", uid: str, pod: Obj):
         self.w = workers
@@ -68,7 +79,12 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}       # container -> (reason, message)
         self.start_time: Optional[str] = None
         self.volumes: dict[str, MountedVolume] = {}
-        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed)
+        self.probes = PodProbes(workers.cri, self.wake.set, on_failure=self.probe_failed,
+                                on_result=lambda kind, name, result, secs:
+                                observe(workers, "probe_result", self.pod, kind, name, result, secs))
+        self.first_seen = time.monotonic()  # for the pod start latency metric
+        self.seen_running = False
+        self.syncs = 0
         self.netns: Optional[str] = None
         self.netns_sid = ""
         self.initialized = False   # init containers done (sidecars started) in sandbox initialized_sid
@@ -112,8 +128,13 @@ class PodWorker:
             except asyncio.TimeoutError:
                 pass
             self.wake.clear()
+            start = time.monotonic()
+            # upstream's sync types: the first sync creates, a deleted pod is killed
+            op = "kill" if self.pod["metadata"].get("deletionTimestamp") else "create" if self.syncs == 0 else "sync"
             try:
                 await self.sync()
+                observe(self.w, "pod_worker_duration", op, time.monotonic() - start)
+                self.syncs += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -395,7 +416,12 @@ class PodWorker:
         await asyncio.to_thread(qos_cgroups.ensure_pod_cgroup, cfg.linux.cgroup_parent,
                                 qos_cgroups.pod_resources(self.pod))
         handler = await runtime_handler(self.w.client, self.pod)
-        sid = await self.w.cri.run_pod_sandbox(cfg, handler)
+        try:
+            sid = await self.w.cri.run_pod_sandbox(cfg, handler)
+        except CRIError:
+            observe(self.w, "pod_sandbox_started", False)
+            raise
+        observe(self.w, "pod_sandbox_started", True)
         if self.start_time is None:
             self.start_time = ps.now()
         return sid, cfg
@@ -473,9 +499,11 @@ class PodWorker:
         )
         if target_id:  # an ephemeral container sharing its target's process namespace
             cfg.linux.security_context.namespace_options.CopyFrom(ephemeral.target_namespaces(target_id))
+        observe(self.w, "container_started", kind)
         try:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)
         except CRIError as e:
+            observe(self.w, "container_start_failed", kind, e.code)
             self.waiting[c["name"]] = ("CreateContainerError", str(e))
             self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
@@ -483,6 +511,7 @@ class PodWorker:
         try:
             await self.w.cri.start_container(cid)
         except CRIError as e:
+            observe(self.w, "container_start_failed", kind, e.code)
             self.waiting[c["name"]] = ("RunContainerError", str(e))
             self.event(WARNING, "Failed", f"Error: {e}", c["name"])
             return
@@ -688,6 +717,9 @@ class PodWorker:
         except NotFound:
             return
         self.last_status = status
+        if phase == "Running" and not self.seen_running:
+            self.seen_running = True
+            observe(self.w, "pod_running", time.monotonic() - self.first_seen)
         self.stored_status = (resp.get("status") if isinstance(resp, dict) else None) or status
         self.written_over_rv = meta.get("resourceVersion")
         if phase in ("Succeeded", "Failed") and not final:
@@ -773,6 +805,8 @@ class PodWorkers:
         self.admit: Optional[Callable[[Obj], Optional[tuple[str, str]]]] = None
         # the Services behind the containers' service environment variables (kubelet sets the informer)
         self.service_env = ServiceEnv(None)
+        # the kubelet's metrics (kubelet.server.metrics_endpoint.KubeletMetrics), when served
+        self.observer: Any = None
 
     async def load_host_dns(self) -> None:
         """The node's resolver settings (for dnsPolicy Default and the host search list)."""

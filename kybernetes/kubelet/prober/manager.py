@@ -22,6 +22,8 @@ from kybernetes.kubelet.prober.probes import ProbeResult, run_probe
 log = logging.getLogger("kybernetes.kubelet.prober")
 Obj = dict[str, Any]
 KINDS = ("startup", "readiness", "liveness")
+# a probe's result as the prober_probe_total metric labels it
+_RESULT_LABELS = {ProbeResult.SUCCESS: "successful", ProbeResult.WARNING: "successful", ProbeResult.FAILURE: "failed"}
 PROBE_FIELD = {"startup": "startupProbe", "readiness": "readinessProbe", "liveness": "livenessProbe"}
 
 
@@ -50,11 +52,13 @@ class _Worker:
 
 class PodProbes:
     def __init__(self, cri, notify: Callable[[], None], *, clock: Callable[[], float] = time.time,
-                 on_failure: Optional[Callable[[str, str, str], None]] = None):
+                 on_failure: Optional[Callable[[str, str, str], None]] = None,
+                 on_result: Optional[Callable[[str, str, str, float], None]] = None):
         self.cri = cri
         self.notify = notify
         self.clock = clock
         self.on_failure = on_failure    # (kind, container, message) for events/logs
+        self.on_result = on_result      # (kind, container, successful|failed|unknown, seconds): metrics
         self.workers: dict[tuple[str, str], _Worker] = {}
         self.running: dict[str, Running] = {}
         self.pod_ip = ""
@@ -138,8 +142,11 @@ class PodProbes:
             return
         if self.clock() - cur.started_at < int(w.probe.get("initialDelaySeconds") or 0):
             return
+        began = time.monotonic()
         result, out = await run_probe(w.probe, cur.spec, cri=self.cri, cid=cur.cid, pod_ip=self.pod_ip,
                                       netns=self.netns)
+        if self.on_result is not None:
+            self.on_result(w.kind, w.name, _RESULT_LABELS.get(result, "unknown"), time.monotonic() - began)
         w.attempts += 1
         if self.running.get(w.name) is None or self.running[w.name].cid != cur.cid:
             return  # the container changed while probing

@@ -1,5 +1,7 @@
-"""The kubelet's HTTPS API (port 10250 by default): /healthz, /pods, /containerLogs,
-/exec, /attach, /portForward, /stats/summary, /metrics/resource.  Callers present a client certificate from the cluster CA
+"""The kubelet's HTTPS API (port 10250 by default): /healthz (and /healthz/ping, /log,
+/syncloop), /pods, /runningpods/, /containerLogs, /exec, /attach, /portForward,
+/stats/summary, /metrics, /metrics/probes, /metrics/resource, /configz, /spec/ and the
+node's log directory under /logs/.  Callers present a client certificate from the cluster CA
 (or a bearer token, checked by TokenReview) and each request is authorized with a
 SubjectAccessReview, as upstream's webhook mode does.
 
@@ -29,11 +31,13 @@ from kybernetes.cri import CRIError, pb
 from kybernetes.kubelet import stats
 from kybernetes.kubelet.pod_workers import L_CONTAINER, L_UID
 from kybernetes.kubelet.prober.netns import sandbox_netns
-from kybernetes.kubelet.server import auth, logs, streams, wschannel
+from kybernetes.kubelet.server import auth, configz, logs, logs_endpoint, metrics_endpoint, runningpods, spec, \
+    streams, wschannel
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
 CertSource = Callable[[], tuple[Path, Path]]
+HEALTH_CHECKS = ("ping", "log", "syncloop")  # the named checks upstream's /healthz runs
 DEFAULT_PORT = 10250
 
 
@@ -112,8 +116,12 @@ def _flag(q, name: str) -> bool:
 
 class KubeletServer:
     def __init__(self, kubelet, *, cert_source: CertSource, client_ca: Path, address: str = "0.0.0.0",
-                 port: int = DEFAULT_PORT, runtime_netns: Optional[str] = None, cert_check_interval: float = 10.0):
+                 port: int = DEFAULT_PORT, runtime_netns: Optional[str] = None, cert_check_interval: float = 10.0,
+                 log_dir: Path = Path("/var/log")):
+        """`log_dir` is the node's log directory served under /logs/."""
         self.kl = kubelet
+        self.log_dir = Path(log_dir)
+        self.metrics = metrics_endpoint.KubeletMetrics(kubelet.node_name).attach(kubelet)
         self.cert_source, self.client_ca = cert_source, Path(client_ca)
         self.address, self.port = address, port
         self.runtime_netns = runtime_netns
@@ -169,7 +177,18 @@ class KubeletServer:
         app = web.Application(middlewares=[self._auth])
         r = app.router
         r.add_get("/healthz", self.healthz)
+        for check in HEALTH_CHECKS:
+            r.add_get(f"/healthz/{check}", self.healthz_check)
         r.add_get("/pods", self.pods)
+        r.add_get("/runningpods", self.running_pods)
+        r.add_get("/runningpods/", self.running_pods)
+        r.add_get("/configz", self.configz)
+        r.add_get("/metrics", self.metrics_kubelet)
+        r.add_get("/metrics/probes", self.metrics_probes)
+        r.add_get("/spec", self.spec)
+        r.add_get("/spec/", self.spec)
+        r.add_get("/logs", self.logs)
+        r.add_get("/logs/{tail:.*}", self.logs)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
         for verb in ("exec", "attach"):
             r.add_route("*", "/%s/{ns}/{pod}/{container}" % verb, self.remotecommand)
@@ -237,8 +256,58 @@ class KubeletServer:
 
     # ------------------------------------------------------------ handlers
 
+    def _health(self) -> dict[str, Optional[str]]:
+        """Each named check's error, None when it passes (upstream: ping and log always
+        pass; syncloop once the sync loop runs)."""
+        return {"ping": None, "log": None,
+                "syncloop": None if self.kl.started else "sync Loop took longer than expected"}
+
     async def healthz(self, request: web.Request) -> web.Response:
+        """"ok", or every check with its verdict when asked (?verbose) or when one fails."""
+        checks = self._health()
+        failed = any(err is not None for err in checks.values())
+        if not failed and "verbose" not in request.query:
+            return _text(200, "ok")
+        lines = [f"[+]{name} ok" if err is None else f"[-]{name} failed: reason withheld"
+                 for name, err in checks.items()]
+        lines.append("healthz check failed" if failed else "healthz check passed")
+        return _text(500 if failed else 200, "\n".join(lines) + "\n")
+
+    async def healthz_check(self, request: web.Request) -> web.Response:
+        """One named check of /healthz."""
+        err = self._health()[request.path.rsplit("/", 1)[-1]]
+        if err is not None:
+            return _text(500, f"internal server error: {err}\n")
         return _text(200, "ok")
+
+    async def running_pods(self, request: web.Request) -> web.Response:
+        try:
+            body = await runningpods.running_pods(self.kl.cri)
+        except CRIError as e:
+            return _text(500, f"Internal Error: {e}")
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def configz(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(configz.kubelet_config(self.kl, self)), content_type="application/json")
+
+    async def spec(self, request: web.Request) -> web.Response:
+        """The machine description (cAdvisor MachineInfo)."""
+        return web.Response(body=orjson.dumps(await asyncio.to_thread(spec.machine_info)),
+                            content_type="application/json")
+
+    async def metrics_kubelet(self, request: web.Request) -> web.Response:
+        return web.Response(body=await self.metrics.render(),
+                            headers={"Content-Type": metrics_endpoint.CONTENT_TYPE})
+
+    async def metrics_probes(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render_probes(), headers={"Content-Type": metrics_endpoint.CONTENT_TYPE})
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        """The node's log directory (Go's http.FileServer behaviour).  Upstream strips the
+        prefix "/logs/", so a bare /logs is not found."""
+        if request.path == "/logs":
+            return _text(404, logs_endpoint.NOT_FOUND)
+        return await logs_endpoint.serve(request, self.log_dir, request.match_info.get("tail", ""))
 
     async def pods(self, request: web.Request) -> web.Response:
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.kl.informer.list()}
