@@ -136,14 +136,19 @@ async def test_logs(env, node):
     srv = env["srv"]
     _, _, pods, names = node
     names.append("talker")
-    await pods.create(pod("talker", c("main", "seq 1 5; echo err >&2; while true; do if [ -f /tmp/go ]; then "
+    # containerd copies stdout and stderr separately, so their order in the log is only fixed
+    # when the stderr line waits until the stdout lines are in it (the test says when)
+    await pods.create(pod("talker", c("main", "seq 1 5; until [ -f /tmp/err ]; do sleep 0.1; done; echo err >&2; "
+                                              "while true; do if [ -f /tmp/go ]; then "
                                               "echo \"got $(cat /tmp/go)\"; rm /tmp/go; fi; sleep 0.1; done")))
     await running(pods, "talker")
 
-    async def five():
+    async def lines(n):
         out = await kubectl(srv, "logs", "talker")
-        return out.stdout if out.stdout.count("\n") >= 6 else None
-    assert await wait_for(five, 30) == "1\n2\n3\n4\n5\nerr\n"
+        return out.stdout if out.stdout.count("\n") >= n else None
+    assert await wait_for(lambda: lines(5), 30) == "1\n2\n3\n4\n5\n"
+    await kubectl(srv, "exec", "talker", "--", "touch", "/tmp/err")
+    assert await wait_for(lambda: lines(6), 30) == "1\n2\n3\n4\n5\nerr\n"
     assert (await kubectl(srv, "logs", "talker", "--tail=2")).stdout == "5\nerr\n"
     assert (await kubectl(srv, "logs", "talker", "--limit-bytes=3")).stdout == "1\n2"
     stamped = (await kubectl(srv, "logs", "talker", "--timestamps", "--tail=1")).stdout
