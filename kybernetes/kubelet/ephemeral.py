@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kybernetes.cri import pb
+from kybernetes.kubelet import security_context
 
 if TYPE_CHECKING:
     from kybernetes.kubelet.pod_workers import PodWorker
@@ -24,9 +25,11 @@ def specs(pod: Obj) -> list[Obj]:
     return [c for c in (pod.get("spec") or {}).get("ephemeralContainers") or [] if isinstance(c, dict)]
 
 
-def target_namespaces(target_id: str) -> "pb.NamespaceOption":
-    """Network and IPC of the pod, the process namespace of the target container."""
-    return pb.NamespaceOption(network=pb.POD, pid=pb.TARGET, ipc=pb.POD, target_id=target_id)
+def target_namespaces(pod: Obj, target_id: str) -> "pb.NamespaceOption":
+    """The pod's network and IPC namespaces, the process namespace of the target container."""
+    ns = security_context.namespace_options(pod)
+    ns.pid, ns.target_id = pb.TARGET, target_id
+    return ns
 
 
 async def start_new(w: "PodWorker", sid: str, sconfig: Any, containers: list, latest: dict, pod_ip: str) -> None:

@@ -396,10 +396,7 @@ class PodWorker:
                 cgroup_parent=self.w.cgroup_parent(self.uid, self.pod),
                 sysctls=sysctls.sandbox_sysctls(self.pod),
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(
-                        network=pb.NODE if self.host_network else pb.POD,
-                        pid=pb.NODE if self.pod["spec"].get("hostPID") else pb.CONTAINER,
-                        ipc=pb.NODE if self.pod["spec"].get("hostIPC") else pb.POD),
+                    namespace_options=security_context.namespace_options(self.pod),
                     **security_context.sandbox_identity(self.pod))),
         )
 
@@ -498,7 +495,7 @@ class PodWorker:
                                           security_context=security_context.container_security_context(self.pod, c)),
         )
         if target_id:  # an ephemeral container sharing its target's process namespace
-            cfg.linux.security_context.namespace_options.CopyFrom(ephemeral.target_namespaces(target_id))
+            cfg.linux.security_context.namespace_options.CopyFrom(ephemeral.target_namespaces(self.pod, target_id))
         observe(self.w, "container_started", kind)
         try:
             cid = await self.w.cri.create_container(sid, cfg, sconfig)

@@ -40,6 +40,21 @@ def _int64(v: Optional[Any]) -> Optional["pb.Int64Value"]:
     return None if v is None else pb.Int64Value(value=int(v))
 
 
+def namespace_options(pod: Obj) -> "pb.NamespaceOption":
+    """The pod's Linux namespaces as upstream's kubelet asks for them, for the sandbox and each
+    container alike: the node's where hostNetwork/hostPID/hostIPC say so; otherwise network and
+    IPC of the pod, and a process namespace per container unless shareProcessNamespace."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostPID"):
+        pid = pb.NODE
+    elif spec.get("shareProcessNamespace"):
+        pid = pb.POD
+    else:
+        pid = pb.CONTAINER
+    return pb.NamespaceOption(network=pb.NODE if spec.get("hostNetwork") else pb.POD, pid=pid,
+                              ipc=pb.NODE if spec.get("hostIPC") else pb.POD)
+
+
 def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSecurityContext":
     """The CRI security context of one container: user, group, supplemental groups,
     capabilities, read-only root filesystem, no_new_privs and privileged."""
@@ -54,6 +69,7 @@ def container_security_context(pod: Obj, container: Obj) -> "pb.LinuxContainerSe
         # allowPrivilegeEscalation false sets no_new_privs (true or unset leave it off)
         no_new_privs=csc.get("allowPrivilegeEscalation") is False,
         privileged=bool(csc.get("privileged")),
+        namespace_options=namespace_options(pod),
     )
     if caps.get("add") or caps.get("drop"):
         out.capabilities.CopyFrom(pb.Capability(add_capabilities=list(caps.get("add") or []),

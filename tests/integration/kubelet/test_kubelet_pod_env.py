@@ -15,6 +15,7 @@ import pytest_asyncio
 from fixtures.images import BUSYBOX_REF
 from kl_helpers import pod_events, wait_for
 from kybernetes.client import Client, NotFound
+from kybernetes.cri import CRIClient
 from kybernetes.kubelet.kubelet import Kubelet
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"),
@@ -41,6 +42,7 @@ def service(name, ns, *ports):
 async def node(env):
     srv, rt = env["srv"], env["rt"]
     async with Client.from_kubeconfig(srv.kubeconfig) as c:
+        c.cri_endpoint = rt.endpoint  # for tests that look inside containers through CRI
         nss = c.resource("", "v1", "namespaces")
         sas = c.resource("", "v1", "serviceaccounts", namespaced=True)
         svcs = c.resource("", "v1", "services", namespaced=True)
@@ -229,3 +231,33 @@ async def test_host_network_pod_gets_the_nodes_hosts_file(node):
     want = ("# Kubernetes-managed hosts file (host network).\n" + node_hosts +
             "\n# Entries added by HostAliases.\n10.9.8.7\talias-x\talias-y\n" + socket.gethostname() + "\n")
     assert output(p) == want
+
+
+async def test_process_namespace_per_container_unless_shared(node):
+    """Each container has its own PID namespace (its command is PID 1) unless the pod sets
+    shareProcessNamespace, when all see each other and the sandbox's pause process."""
+    c, pods = node
+    for name, share in (("pid-own", False), ("pid-shared", True)):
+        spec = pod(name, "exec sleep 3600", policy="Always", shareProcessNamespace=share)
+        spec["spec"]["containers"].append({"name": "peer", "image": BUSYBOX_REF, "imagePullPolicy": "Never",
+                                           "command": ["sleep", "3601"]})
+        await pods.create(spec)
+    seen = {}
+    async with CRIClient(c.cri_endpoint) as cri:
+        for name in ("pid-own", "pid-shared"):
+            async def both_running(name=name):
+                st = (await pods.get(name, NS)).get("status") or {}
+                cs = {x["name"]: x for x in st.get("containerStatuses") or []}
+                ok = len(cs) == 2 and all("running" in x["state"] for x in cs.values())
+                return cs["main"]["containerID"].split("://", 1)[1] if ok else None
+            cid = await wait_for(both_running, 60)
+            r = await cri.exec_sync(cid, ["ps"], timeout=10)
+            assert r.exit_code == 0, r.stderr
+            # busybox ps: PID USER COMMAND
+            seen[name] = [line.split(None, 2) for line in r.stdout.decode().splitlines()[1:]]
+    own = {row[2]: row[0] for row in seen["pid-own"] if len(row) == 3}
+    assert own.get("sleep 3600") == "1" and "sleep 3601" not in own, seen["pid-own"]
+    shared = {row[2]: row[0] for row in seen["pid-shared"] if len(row) == 3}
+    assert {"sleep 3600", "sleep 3601"} <= set(shared) and shared["sleep 3600"] != "1", seen["pid-shared"]
+    for name in ("pid-own", "pid-shared"):
+        await pods.delete(name, NS, grace_period_seconds=0)

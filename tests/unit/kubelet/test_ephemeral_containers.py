@@ -71,7 +71,7 @@ async def test_status_is_never_ready_nor_started():
 
 
 def test_target_namespaces():
-    ns = ephemeral.target_namespaces("abc")
+    ns = ephemeral.target_namespaces({"spec": {}}, "abc")
     assert (ns.pid, ns.target_id, ns.network, ns.ipc) == (pb.TARGET, "abc", pb.POD, pb.POD)
 
 

@@ -41,3 +41,17 @@ def test_privileged_container_makes_its_sandbox_privileged():
     assert pb.LinuxSandboxSecurityContext(**sandbox_identity(pod)).privileged
     pod["spec"]["initContainers"][0]["securityContext"]["privileged"] = False
     assert "privileged" not in sandbox_identity(pod)
+
+
+def test_namespace_options_per_container_unless_shared():
+    from kybernetes.cri import pb
+    from kybernetes.kubelet.security_context import container_security_context, namespace_options
+
+    ns = namespace_options({"spec": {}})
+    assert (ns.network, ns.pid, ns.ipc) == (pb.POD, pb.CONTAINER, pb.POD)
+    assert namespace_options({"spec": {"shareProcessNamespace": True}}).pid == pb.POD
+    host = namespace_options({"spec": {"hostNetwork": True, "hostPID": True, "hostIPC": True}})
+    assert (host.network, host.pid, host.ipc) == (pb.NODE, pb.NODE, pb.NODE)
+    # each container carries them (CRI's zero value would put every container in the pod's PID namespace)
+    sc = container_security_context({"spec": {}}, {"name": "c"})
+    assert sc.namespace_options.pid == pb.CONTAINER
