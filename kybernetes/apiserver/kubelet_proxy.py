@@ -16,7 +16,6 @@ subresource, not just `get` (upstream's AuthorizePodWebsocketUpgradeCreatePermis
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from kybernetes.apiserver import errors, spdy_upgrade
 from kybernetes.apiserver.objects import object_key
 from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
+from kybernetes.streaming.tasks import until_first_done
 
 Obj = dict[str, Any]
 
@@ -231,14 +231,11 @@ async def _relay_websocket(request: web.Request, url: str, params, protocols: li
                     break
             await dst.close()
 
-        tasks = [asyncio.create_task(pump(ws, upstream)), asyncio.create_task(pump(upstream, ws))]
         try:
             # either side ending the session (the kubelet after the exit status, the
             # caller by going away) ends the other one
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_done(pump(ws, upstream), pump(upstream, ws))
         finally:
-            for t in tasks:
-                t.cancel()
             await upstream.close()
             await ws.close()
         return ws
@@ -314,13 +311,9 @@ async def _stream_websocket(request: web.Request, protocol: str, content) -> web
         async for _ in ws:
             pass
 
-    tasks = [asyncio.create_task(copy()), asyncio.create_task(ignore())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first_done(copy(), ignore())
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await ws.close()
     return ws
 

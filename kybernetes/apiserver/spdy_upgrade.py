@@ -23,6 +23,7 @@ from kybernetes.apiserver import errors
 from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
 from kybernetes.streaming.spdy import Session, Stream
+from kybernetes.streaming.tasks import until_first_done
 
 VERSION_HEADER = "X-Stream-Protocol-Version"
 # remote-command protocols over SPDY, newest first: v5 is v4 here (its close signal is a
@@ -113,12 +114,7 @@ async def tunnel_portforward(request: web.Request, upstream) -> web.StreamRespon
                 break
             await resp.write(msg.data)
 
-    tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
+    await until_first_done(up(), down())
     return resp
 
 

@@ -28,6 +28,7 @@ from kybernetes.kubelet.prober.netns import connect
 from kybernetes.kubelet.server import wschannel
 from kybernetes.streaming import channels as ch
 from kybernetes.streaming.spdy import Session, Stream
+from kybernetes.streaming.tasks import until_first_done
 
 log = logging.getLogger("kybernetes.kubelet.server")
 
@@ -293,13 +294,9 @@ async def serve_portforward_channels(ws: web.WebSocketResponse, netns: Optional[
                 await send_message(ws, codec.encode(2 * i, data))
 
         # as the runtime's forwarder: whichever direction ends first ends this port
-        tasks = [asyncio.create_task(to_pod()), asyncio.create_task(from_pod())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_done(to_pod(), from_pod())
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             writer.close()
 
     feeder = asyncio.create_task(inbound())

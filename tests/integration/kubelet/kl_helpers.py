@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pty
+import select
+import subprocess
 import time
 
 
@@ -57,9 +61,43 @@ async def serving_kubelet(env, tmp_path, node_name):
                 except Exception:
                     pass
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl)
+
+
+async def drain_and_stop(kl, namespace="default", timeout=60.0, stop=True):
+    """Wait until the kubelet has removed every pod sandbox of `namespace` (after the test
+    deleted its pods), then stop it (`stop`), also when the wait fails."""
+    async def none_left():
+        return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": namespace})
+    try:
+        await wait_for(none_left, timeout)
+    finally:
+        if stop:
+            await kl.stop()
+
+
+def on_pty(argv, send: bytes, until: bytes, after: bytes = b"/dev/pts/", timeout: float = 30) -> bytes:
+    """Run `argv` on a pseudo-terminal (kubectl -t needs a real tty), type `send` once
+    `after` shows up, and read what it prints until `until` does or the deadline passes."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        sent = False
+        while until not in out and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+            if not sent and after in out:
+                os.write(master, send)
+                sent = True
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)

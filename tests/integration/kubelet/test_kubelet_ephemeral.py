@@ -8,16 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
-import subprocess
-import time
 
 import pytest
 
 from fixtures.images import BUSYBOX_REF
 from fixtures.server import KUBECTL
-from kl_helpers import pod_events, serving_kubelet, wait_for
+from kl_helpers import on_pty, pod_events, serving_kubelet, wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containerd, runc, network namespaces)")]
@@ -56,33 +52,6 @@ async def eph_status(pods, pod, name, state):
                 return s
         return None
     return await wait_for(check, 60)
-
-
-def on_pty(argv, after: bytes, send: bytes, until: bytes, timeout: float = 60) -> bytes:
-    """Run `argv` on a pseudo-terminal (kubectl -t needs a real tty), type `send` once
-    `after` shows up, and read what it prints until `until` does or the deadline passes."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    try:
-        sent = False
-        while until not in out and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    out += os.read(master, 4096)
-                except OSError:
-                    break
-            if not sent and after in out:
-                os.write(master, send)
-                sent = True
-        return out
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
 
 
 async def runtime_info(kl, cid):
@@ -141,7 +110,7 @@ async def test_kubectl_debug_target_logs_status(env, node):
                                             "-c", "term", f"--image={BUSYBOX_REF}", "--image-pull-policy=Never",
                                             "--", "sh", "-c", "until read -t 1 x; do echo waiting; done; "
                                                               "echo got-$x-on-$(tty)"],
-                                   b"waiting", b"abc\r", b"got-abc-on-/dev/pts/")
+                                   b"abc\r", b"got-abc-on-/dev/pts/", after=b"waiting", timeout=60)
     assert b"got-abc-on-/dev/pts/" in seen
     await eph_status(pods, "app", "term", "terminated")
     # ephemeral containers go with the pod

@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.images import BUSYBOX_REF, LocalRegistry, busybox_image, write_busybox_archive
 from fixtures.server import start_server
-from kl_helpers import pod_events, wait_for
+from kl_helpers import drain_and_stop, pod_events, wait_for
 from kybernetes.auth import pki
 from kybernetes.client import Client
 from kybernetes.client.kubeconfig import KubeConfig, ssl_context
@@ -89,12 +89,7 @@ async def node_kubelet(penv):
             for p in (await pods.list("default"))["items"]:
                 await pods.delete(p["metadata"]["name"], "default", grace_period_seconds=0)
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl)
 
 
 def pod(name, image, secrets=()):

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import drain_and_stop, wait_for
 from kybernetes.client import Client
 from kybernetes.kubelet import runtime_cleanup as cleanup
 from kybernetes.kubelet.kubelet import Kubelet
@@ -105,9 +105,4 @@ async def test_lifecycle(env, tmp_path):
                 except Exception:
                     pass
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl)

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import pod_events, wait_for
+from kl_helpers import drain_and_stop, pod_events, wait_for
 from kybernetes.client import Client, NotFound
 from kybernetes.cri import CRIClient
 from kybernetes.kubelet.kubelet import Kubelet
@@ -74,12 +74,7 @@ async def node(env):
                     except NotFound:
                         pass
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": NS})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl, NS)
 
 
 async def finished(pods, name, ns=NS, timeout=60):

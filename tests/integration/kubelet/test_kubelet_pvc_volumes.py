@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import pod_events, wait_for
+from kl_helpers import drain_and_stop, pod_events, wait_for
 from kybernetes.auth import pki
 from kybernetes.client import Client
 from kybernetes.client.kubeconfig import KubeConfig, ssl_context
@@ -151,12 +151,7 @@ async def cluster(env):
                 except Exception:
                     pass
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl)
 
 
 def local_source(path):

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import wait_for
+from kl_helpers import drain_and_stop, wait_for
 from kybernetes.client import Client
 from kybernetes.cri import pb
 from kybernetes.kubelet import qos_cgroups
@@ -89,9 +89,7 @@ async def delete_all(pods, kl, names):
         except Exception:
             pass
 
-    async def none_left():
-        return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-    await wait_for(none_left, 60)
+    await drain_and_stop(kl, stop=False)
 
 
 async def test_new_kubelet_adopts_running_pods_and_kills_deleted_ones(env, tmp_path):

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fixtures.images import BUSYBOX_REF
-from kl_helpers import pod_events, wait_for
+from kl_helpers import drain_and_stop, pod_events, wait_for
 from kybernetes.client import Client
 from kybernetes.kubelet.kubelet import Kubelet
 
@@ -112,9 +112,4 @@ async def test_states_and_dns(env, tmp_path):
                 except Exception:
                     pass
 
-            async def none_left():
-                return not await kl.cri.list_pod_sandbox(labels={"io.kubernetes.pod.namespace": "default"})
-            try:
-                await wait_for(none_left, 60)
-            finally:
-                await kl.stop()
+            await drain_and_stop(kl)

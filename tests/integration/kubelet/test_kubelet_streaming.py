@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
-import select
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -20,7 +17,7 @@ import pytest
 
 from fixtures.images import BUSYBOX_REF
 from fixtures.server import KUBECTL
-from kl_helpers import serving_kubelet, wait_for
+from kl_helpers import on_pty, serving_kubelet, wait_for
 from kybernetes.auth import pki
 
 pytestmark = [pytest.mark.slow,
@@ -48,33 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def run_on_pty(argv, send: bytes, until: bytes, timeout: float = 30) -> bytes:
-    """Run `argv` on a pseudo-terminal (so kubectl -t has a real tty), type `send` and
-    read what it prints until `until` shows up or the deadline passes."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    try:
-        sent = False
-        while until not in out and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    out += os.read(master, 4096)
-                except OSError:
-                    break
-            if not sent and b"/dev/pts/" in out:
-                os.write(master, send)
-                sent = True
-        return out
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
 
 
 async def kubectl(srv, *args, **kw):
@@ -218,8 +188,8 @@ async def test_exec(env, node):
     r = await kubectl(srv, "exec", "-i", "shell", "--", "wc", "-c", input="x" * 200000)
     assert r.stdout.strip() == "200000"
     # a tty: the process sees a terminal and output comes back through it
-    seen = await asyncio.to_thread(run_on_pty, [KUBECTL, "--kubeconfig", str(srv.kubeconfig), "exec", "-i", "-t",
-                                                "shell", "--", "sh", "-c", "tty; read x; echo got-$x"],
+    seen = await asyncio.to_thread(on_pty, [KUBECTL, "--kubeconfig", str(srv.kubeconfig), "exec", "-i", "-t",
+                                            "shell", "--", "sh", "-c", "tty; read x; echo got-$x"],
                                    b"abc\r", b"got-abc")
     assert b"/dev/pts/" in seen
 
