@@ -66,7 +66,10 @@ def delete_host_path(volume_name: str, source: Optional[Obj]) -> Optional[str]:
         return (f'failed to create deleter for volume "{volume_name}": '
                 "spec.PersistentVolumeSource.HostPath is nil")
     path = source.get("path") or ""
-    if not _HOST_PATH_DELETABLE.search(path):
+    # stricter than upstream's unanchored match: only what really lies below /tmp (no
+    # "/data/tmp/x", no "/tmp/../etc", no symlinked way out) may be removed
+    real = os.path.realpath(path)
+    if not _HOST_PATH_DELETABLE.match(path) or not real.startswith("/tmp/") or real == "/tmp/":
         return f"host_path deleter only supports /tmp/.+ but received provided {path}"
     try:
         if os.path.isdir(path) and not os.path.islink(path):

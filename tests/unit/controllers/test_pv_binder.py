@@ -305,6 +305,25 @@ async def test_host_path_deleter_removes_tmp_directories(c, tmp_path):
     assert delete_host_path("v", {"path": str(d)}) is None  # already gone is fine
 
 
+def test_host_path_deleter_stays_below_tmp():
+    """Only paths really below /tmp are removed: not a /tmp/ inside another path (upstream's
+    unanchored match would take /var/tmp/...), not a way out through .., not a symlink."""
+    import os
+    import shutil
+    import tempfile
+    keep = tempfile.mkdtemp(dir="/var/tmp", prefix="kyb-keep-")
+    try:
+        for path in (keep, "/tmp/../etc", "/tmp/"):
+            assert delete_host_path("v", {"path": path}).startswith("host_path deleter only supports /tmp/.+"), path
+        with tempfile.TemporaryDirectory(dir="/tmp") as t:
+            link = os.path.join(t, "out")
+            os.symlink(keep, link)
+            assert delete_host_path("v", {"path": link}).startswith("host_path deleter only supports")
+        assert os.path.isdir(keep)
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+
+
 async def test_volume_of_a_claim_bound_elsewhere_is_unbound(c):
     claim = c.add("persistentvolumeclaims", pvc("c", volume="winner", annotations=BOUND, phase="Bound"))
     await c.ctl.sync_volume(c.add("persistentvolumes", pv("loser", phase="Bound", ref=ref(claim),
