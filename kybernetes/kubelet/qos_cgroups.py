@@ -92,15 +92,20 @@ def pod_resources(pod: Obj) -> PodResources:
     quota and memory limit only when every container has that limit."""
     if qos_class(pod) == BESTEFFORT:
         return PodResources(MIN_SHARES)
+    # the RuntimeClass overhead (spec.overhead) counts towards the pod's requests, and
+    # towards its limits where the containers set them (upstream's PodRequests/PodLimits)
+    overhead = {k: parse_quantity(v) for k, v in ((pod.get("spec") or {}).get("overhead") or {}).items()}
     cpu_req, _ = _effective(pod, "cpu", "requests")
+    cpu_req += overhead.get("cpu", 0)
     shares = max(MIN_SHARES, min(MAX_SHARES, int(cpu_req * 1000) * 1024 // 1000))
     out = PodResources(shares)
     cpu_lim, all_cpu = _effective(pod, "cpu", "limits")
     if all_cpu:
+        cpu_lim += overhead.get("cpu", 0)
         out.cpu_quota = max(1000, int(cpu_lim * 1000) * CPU_PERIOD // 1000)
     mem_lim, all_mem = _effective(pod, "memory", "limits")
     if all_mem:
-        out.memory_limit = int(mem_lim)
+        out.memory_limit = int(mem_lim + overhead.get("memory", 0))
     return out
 
 

@@ -82,3 +82,38 @@ async def test_runtime_handler_and_privileged(env, tmp_path):
         finally:
             for name in created:
                 await rcs.delete(name)
+
+
+async def test_overhead_in_the_pod_cgroup(env, tmp_path):
+    """A RuntimeClass's overhead (copied into spec.overhead by admission) raises the pod
+    cgroup's memory limit and CPU quota above the containers' sum, as upstream."""
+    from kybernetes.kubelet.qos_cgroups import pod_cgroup
+
+    async with serving_kubelet(env, tmp_path, NODE) as (cl, kl, pods, names):
+        rcs = cl.resource("node.k8s.io", "v1", "runtimeclasses", namespaced=False)
+        await rcs.create({**runtime_class("kl-overhead", "runc"),
+                          "overhead": {"podFixed": {"cpu": "100m", "memory": "16Mi"}}})
+        try:
+            names.append("rc-overhead")
+            limits = {"cpu": "200m", "memory": "64Mi"}
+            p = await pods.create({"apiVersion": "v1", "kind": "Pod",
+                                   "metadata": {"name": "rc-overhead", "namespace": "default"},
+                                   "spec": {"nodeName": NODE, "runtimeClassName": "kl-overhead",
+                                            "terminationGracePeriodSeconds": 1,
+                                            "containers": [{"name": "c", "image": BUSYBOX_REF,
+                                                            "imagePullPolicy": "Never",
+                                                            "command": ["sleep", "3600"],
+                                                            "resources": {"limits": limits}}]}})
+            assert p["spec"]["overhead"] == {"cpu": "100m", "memory": "16Mi"}
+
+            async def running():
+                got = await pods.get("rc-overhead", "default")
+                return got if (got.get("status") or {}).get("phase") == "Running" else None
+            got = await wait_for(running, 60)
+            cg = pod_cgroup(env["name"], got["metadata"]["uid"], got["status"]["qosClass"]).lstrip("/")
+            with open(f"/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes") as f:
+                assert int(f.read()) == (64 + 16) << 20
+            with open(f"/sys/fs/cgroup/cpu/{cg}/cpu.cfs_quota_us") as f:
+                assert int(f.read()) == 30000  # (200m + 100m) of a 100 ms period
+        finally:
+            await rcs.delete("kl-overhead")

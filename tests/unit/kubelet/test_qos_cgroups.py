@@ -42,6 +42,16 @@ def test_pod_resources():
     assert r == q.PodResources(2048, 200000, 1 << 30)
 
 
+def test_pod_resources_count_runtime_class_overhead():
+    p = pod(ctr(lim={"cpu": "250m", "memory": "64Mi"}))
+    p["spec"]["overhead"] = {"cpu": "250m", "memory": "16Mi"}
+    assert q.pod_resources(p) == q.PodResources(512, 50000, 80 << 20)
+    # limits unset: the overhead raises the requests (shares) only
+    p = pod(ctr(req={"cpu": "100m"}))
+    p["spec"]["overhead"] = {"cpu": "100m", "memory": "16Mi"}
+    assert q.pod_resources(p) == q.PodResources(204, None, None)
+
+
 def test_ensure_pod_cgroup_v1(tmp_path):
     for h in ("cpu", "memory", "pids"):
         (tmp_path / h).mkdir()
