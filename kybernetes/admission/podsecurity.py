@@ -235,6 +235,16 @@ class PodSecurity:
         if values:
             r.http.setdefault("audit_annotations", {}).update({AUDIT_PREFIX + k: v for k, v in values.items()})
 
+    def _exempt(self, r: Any, namespace: str) -> bool:
+        """Whether the request's namespace or user is exempt (recorded as the audit annotation)."""
+        if namespace in self.config.exempt_namespaces:
+            self._annotate(r, {"exempt": "namespace"})
+            return True
+        if self._user_exempt(r):
+            self._annotate(r, {"exempt": "user"})
+            return True
+        return False
+
     def _user_exempt(self, r: Any) -> bool:
         user = r.http.get("user")
         return user is not None and user.name in self.config.exempt_usernames
@@ -250,11 +260,7 @@ class PodSecurity:
         if lookup.subresource(r) not in _POD_SUBRESOURCES:
             return
         namespace = r.info.namespace
-        if namespace in self.config.exempt_namespaces:
-            self._annotate(r, {"exempt": "namespace"})
-            return
-        if self._user_exempt(r):
-            self._annotate(r, {"exempt": "user"})
+        if self._exempt(r, namespace):
             return
         found = await self._namespace_policy(namespace)
         if found is None:
@@ -276,11 +282,7 @@ class PodSecurity:
         if lookup.subresource(r):
             return
         namespace = r.info.namespace
-        if namespace in self.config.exempt_namespaces:
-            self._annotate(r, {"exempt": "namespace"})
-            return
-        if self._user_exempt(r):
-            self._annotate(r, {"exempt": "user"})
+        if self._exempt(r, namespace):
             return
         found = await self._namespace_policy(namespace)
         if found is None:
