@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
+from kybernetes.kubelet.background import BackgroundLoop
 from kybernetes.kubelet.eviction_localstorage import local_storage_violation
 from kybernetes.kubelet.eviction_thresholds import (
     DEFAULT_EVICTION_HARD, DISK_PRESSURE, IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE, MEMORY_AVAILABLE,
@@ -223,7 +224,7 @@ def soft_grace(pod: Obj, max_pod_grace_period: int) -> int:
     return max(0, min(max_pod_grace_period, own))
 
 
-class EvictionManager:
+class EvictionManager(BackgroundLoop):
     """Watches the signals, keeps the node's pressure conditions and evicts pods.
     `volume_usage(pod)` (bytes per disk-backed emptyDir) turns on local storage isolation;
     `pod_cleaned_up(pod)` says when an evicted pod's containers are gone;
@@ -252,7 +253,6 @@ class EvictionManager:
         self.thresholds_met: list[Threshold] = []      # met past their grace period, not yet reclaimed
         self.last_evicted: list[Obj] = []              # the pods the last pass evicted
         self.pressure: set[str] = set()
-        self._task: Optional[asyncio.Task] = None
 
     @property
     def local_storage_isolation(self) -> bool:
@@ -392,7 +392,7 @@ class EvictionManager:
         while not all(self.pod_cleaned_up(p) for p in pods) and time.monotonic() < deadline:
             await asyncio.sleep(POD_CLEANUP_POLL)
 
-    async def _loop(self) -> None:
+    async def _run(self) -> None:
         while True:
             evicted = None
             try:
@@ -407,11 +407,5 @@ class EvictionManager:
                 await asyncio.sleep(self.period)
 
     def start(self) -> None:
-        if self._task is None and (self.thresholds or self.local_storage_isolation):
-            self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self.thresholds or self.local_storage_isolation:
+            super().start()

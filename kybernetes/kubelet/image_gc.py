@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from kybernetes.cri import CRIError
+from kybernetes.kubelet.background import BackgroundLoop
 
 log = logging.getLogger("kybernetes.kubelet.imagegc")
 
@@ -68,7 +69,7 @@ def _names(img) -> set[str]:
     return {img.id, *img.repo_tags, *img.repo_digests}
 
 
-class ImageGCManager:
+class ImageGCManager(BackgroundLoop):
     def __init__(self, cri, *, policy: Optional[ImageGCPolicy] = None, sandbox_image: str = "",
                  protected: Callable[[], Iterable[str]] = lambda: (), fs_stats=None,
                  clock: Callable[[], float] = time.monotonic, on_failure: Optional[Callable[[str], None]] = None,
@@ -87,7 +88,6 @@ class ImageGCManager:
         self.gc_period = gc_period
         self.detect_period = detect_period
         self.records: dict[str, ImageRecord] = {}  # image id -> record
-        self._task: Optional[asyncio.Task] = None
         self._lock = asyncio.Lock()
 
     async def _runtime_fs_stats(self) -> FsStats:
@@ -201,13 +201,3 @@ class ImageGCManager:
             except Exception as e:  # noqa: BLE001 - next period tries again
                 log.warning("image garbage collection: %s", e)
             await asyncio.sleep(self.detect_period)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None

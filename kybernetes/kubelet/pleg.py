@@ -9,19 +9,20 @@ import logging
 import time
 from typing import Callable, Optional
 
+from kybernetes.kubelet.background import BackgroundLoop
+
 log = logging.getLogger("kybernetes.kubelet.pleg")
 
 L_UID = "io.kubernetes.pod.uid"
 
 
-class PLEG:
+class PLEG(BackgroundLoop):
     def __init__(self, cri, notify: Callable[[str], None], *, period: float = 1.0):
         self.cri = cri
         self.notify = notify
         self.period = period
         self.last: dict[str, tuple[str, int]] = {}  # id -> (pod uid, state)
         self.relists = 0
-        self._task: asyncio.Task | None = None
         # called after each relist with (seconds it took, seconds since the previous one
         # began or None): the kubelet's PLEG metrics
         self.observer: Optional[Callable[[float, Optional[float]], None]] = None
@@ -56,12 +57,3 @@ class PLEG:
                     self.observer(time.monotonic() - start, None if began is None else start - began)
             began = start
             await asyncio.sleep(self.period)
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None

@@ -21,12 +21,13 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import yaml
 
 from kybernetes.client import Conflict, NotFound
 from kybernetes.client.errors import AlreadyExists
+from kybernetes.kubelet.background import BackgroundLoop
 
 log = logging.getLogger("kybernetes.kubelet.static")
 Obj = dict[str, Any]
@@ -106,7 +107,7 @@ def mirror_pod(static: Obj, node_name: str, node_uid: str) -> Obj:
     return m
 
 
-class StaticPods:
+class StaticPods(BackgroundLoop):
     """Keeps the pod workers in step with the manifest directory and the API's mirror pods
     in step with the static pods."""
 
@@ -121,7 +122,6 @@ class StaticPods:
         self.period = period
         self.pods: dict[str, Obj] = {}
         self._kick = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
         self._errors: set[str] = set()
 
     def kick(self) -> None:
@@ -197,13 +197,3 @@ class StaticPods:
             except asyncio.TimeoutError:
                 pass
             self._kick.clear()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
