@@ -61,29 +61,32 @@ class PodResources:
     memory_limit: Optional[int] = None
 
 
+def _container_value(c: Obj, name: str, kind: str) -> Optional[Decimal]:
+    """A container's `kind` (requests or limits) of resource `name`; a request defaults to the limit."""
+    res = c.get("resources") or {}
+    v = (res.get(kind) or {}).get(name)
+    if v is None and kind == "requests":
+        v = (res.get("limits") or {}).get(name)
+    return None if v is None else parse_quantity(v)
+
+
 def _effective(pod: Obj, name: str, kind: str) -> tuple[Decimal, bool]:
     """(pod total of `kind` for resource `name`, whether every container sets it):
     the sum over app containers, or the largest init container if that is more."""
     spec = pod.get("spec") or {}
     total, all_set = Decimal(0), True
     for c in spec.get("containers") or []:
-        res = c.get("resources") or {}
-        v = (res.get(kind) or {}).get(name)
-        if v is None and kind == "requests":
-            v = (res.get("limits") or {}).get(name)
+        v = _container_value(c, name, kind)
         if v is None:
             all_set = False
         else:
-            total += parse_quantity(v)
+            total += v
     for c in spec.get("initContainers") or []:
-        res = c.get("resources") or {}
-        v = (res.get(kind) or {}).get(name)
-        if v is None and kind == "requests":
-            v = (res.get("limits") or {}).get(name)
+        v = _container_value(c, name, kind)
         if v is None:
             all_set = False
         else:
-            total = max(total, parse_quantity(v))
+            total = max(total, v)
     return total, all_set
 
 
