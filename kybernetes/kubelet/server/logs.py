@@ -156,6 +156,7 @@ async def stream_log(path: str, opts: LogOptions, write: Callable[[bytes], Await
     try:
         f.seek(start)
         pending = b""
+        stopped = False  # the container has stopped: read to the end once more, then finish
         while True:
             block = await asyncio.to_thread(f.read, CHUNK)
             if block:
@@ -166,7 +167,7 @@ async def stream_log(path: str, opts: LogOptions, write: Callable[[bytes], Await
                     if entry is not None and not await out.emit(entry):
                         return
                 continue
-            if not opts.follow:
+            if not opts.follow or stopped:
                 return
             # at the end of the file: rotated (the path names a new file) or just quiet
             try:
@@ -179,16 +180,7 @@ async def stream_log(path: str, opts: LogOptions, write: Callable[[bytes], Await
                 pending = b""
                 continue
             if not await running():
-                # one last read: lines written just before the container stopped
-                block = await asyncio.to_thread(f.read, CHUNK)
-                if not block:
-                    return
-                pending += block
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    entry = parse_line(line)
-                    if entry is not None and not await out.emit(entry):
-                        return
+                stopped = True  # lines written just before the container stopped are still to read
                 continue
             await asyncio.sleep(POLL)
     finally:
